@@ -1,0 +1,84 @@
+"""The ``s2gate`` command line.
+
+Each subcommand lives in its own module ``harness/cli/<name>.py`` exposing
+``add_parser(subparsers) -> argparse.ArgumentParser`` and ``run(args) -> int``. Modules are
+imported only when their subcommand runs (except for ``--help`` listings), so that
+``s2gate --help`` stays fast (torch, brevitas and tonic are imported lazily).
+
+Errors of the project's own family (:class:`s2common.errors.S2GateError`) are printed as
+one line on stderr with exit code 2; ``--debug`` shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+#: subcommand -> (module, one-line help)
+SUBCOMMANDS = {
+    "run": ("harness.cli.run", "simulate a NIR graph on the reference or the emulator and print per-node spike counts"),
+    "map": ("harness.cli.map", "map a NIR graph onto SpiNNaker2 PEs and print the memory table"),
+    "quantize": ("harness.cli.quantize", "post-training quantization of a NIR graph to int8 (writes a quantized NIR file)"),
+    "train": ("harness.cli.train", "train the bundled P-SNN / Q-SNN and export them to NIR"),
+    "gate": ("harness.cli.gate", "run the deployment gate (equivalence, accuracy, memory, design rules)"),
+    "sweep": ("harness.cli.sweep", "accuracy against PTQ percentile, with a plot"),
+    "compare": ("harness.cli.compare", "compare two recordings and print the first divergence"),
+    "vectors": ("harness.cli.vectors", "write test vectors (inputs + expected emulator recording) for a board run"),
+}
+
+
+def _load(name: str):
+    module, _ = SUBCOMMANDS[name]
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            return None
+        raise
+
+
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """The top-level parser; with ``only`` set, only that subcommand's module is imported."""
+    parser = argparse.ArgumentParser(prog="s2gate", description="Deployment gate for SNNs going onto SpiNNaker2.")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in SUBCOMMANDS.items():
+        mod = _load(name) if (only is None or only == name) else None
+        if mod is not None and hasattr(mod, "add_parser"):
+            p = mod.add_parser(sub)
+        else:
+            p = sub.add_parser(name, help=help_text)
+        p.set_defaults(_module=name)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``s2gate`` console script. Returns the exit code."""
+    from s2common.errors import S2GateError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only=command if command in SUBCOMMANDS else "__none__")
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    mod = _load(args.command)
+    if mod is None or not hasattr(mod, "run"):
+        print(f"s2gate: '{args.command}' is not available in this build", file=sys.stderr)
+        return 2
+    try:
+        return int(mod.run(args) or 0)
+    except S2GateError as err:
+        if args.debug:
+            raise
+        print(f"s2gate {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"s2gate {args.command}: interrupted; files already written are intact", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

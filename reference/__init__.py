@@ -1,0 +1,1 @@
+"""Float reference simulator of NIR graphs (being written)."""

@@ -1,0 +1,45 @@
+"""Atomic file writes: write to a temporary file beside the target, then rename.
+
+An interrupted run never leaves a half-written file where a good one was.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(path: "str | os.PathLike[str]", suffix: str = "") -> Iterator[str]:
+    """Yield a temporary path in the target's folder; on success rename it onto ``path``.
+
+    On any exception (including KeyboardInterrupt) the temporary file is removed and
+    ``path`` keeps its previous content.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", suffix=suffix, dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def write_text_atomic(path: "str | os.PathLike[str]", text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
+def write_bytes_atomic(path: "str | os.PathLike[str]", data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)

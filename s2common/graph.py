@@ -1,0 +1,574 @@
+"""Loading, validating and walking NIR graphs (shared by ``reference`` and ``s2emu``).
+
+The conventions fixed here are NIR's own, written down once:
+
+* Shapes exclude batch and time. A node's input shape is what one sample sees at one tick.
+* Several edges into one node are summed.
+* Nested ``NIRGraph`` nodes are inlined; their nodes get dotted names ``parent.child``
+  (a NIR node name may itself contain dots, e.g. ``lif1.lif`` in the Braille graph).
+  A subgraph's own Input/Output nodes are removed and the edges through them rewired.
+* Recurrence: the graph is walked depth first from its Input nodes, successors in sorted
+  name order. An edge that points back to a node on the current walk (an ancestor) is a
+  *back-edge*; the value it carries arrives **one tick later** (the target at tick ``t``
+  sees the source's output from tick ``t-1``; zero at ``t = 0``). Every other edge is
+  instantaneous. Every cycle must contain a stateful node (a neuron, I, or Delay), else
+  the graph is rejected: a loop of stateless nodes has no meaning in continuous time.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+import numpy as np
+
+from .errors import InvalidGraphError, UnsupportedError
+
+#: Node types that carry state from tick to tick.
+NEURON_TYPES = ("I", "IF", "LI", "LIF", "CubaLI", "CubaLIF")
+STATEFUL_TYPES = NEURON_TYPES + ("Delay",)
+#: Every NIR 1.0.x node type s2gate knows.
+KNOWN_TYPES = (
+    "Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "SumPool2d",
+    "AvgPool2d", "Flatten", "Threshold", "Delay",
+) + NEURON_TYPES
+
+#: Parameters that each node type must carry (checked before simulation).
+REQUIRED_PARAMS: Dict[str, Tuple[str, ...]] = {
+    "Affine": ("weight", "bias"),
+    "Linear": ("weight",),
+    "Scale": ("scale",),
+    "Conv1d": ("weight", "bias", "stride", "padding", "dilation", "groups"),
+    "Conv2d": ("weight", "bias", "stride", "padding", "dilation", "groups"),
+    "SumPool2d": ("kernel_size", "stride", "padding"),
+    "AvgPool2d": ("kernel_size", "stride", "padding"),
+    "Threshold": ("threshold",),
+    "Delay": ("delay",),
+    "I": ("r",),
+    "IF": ("r", "v_threshold", "v_reset"),
+    "LI": ("tau", "r", "v_leak"),
+    "LIF": ("tau", "r", "v_leak", "v_threshold", "v_reset"),
+    "CubaLI": ("tau_syn", "tau_mem", "r", "v_leak", "w_in"),
+    "CubaLIF": ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in"),
+}
+
+#: Parameters that must be strictly positive.
+POSITIVE_PARAMS = ("tau", "tau_syn", "tau_mem")
+
+Shape = Tuple[int, ...]
+Edge = Tuple[str, str]
+
+
+def node_type(node: object) -> str:
+    """The NIR type name of ``node`` (``"LIF"``, ``"Conv2d"``, ...)."""
+    return type(node).__name__
+
+
+def pair(value: object, name: str, node: str) -> Tuple[int, int]:
+    """Read an int or a 2-sequence as a pair of ints (NIR stores both forms)."""
+    arr = np.atleast_1d(np.asarray(value))
+    if arr.size == 1:
+        return int(arr[0]), int(arr[0])
+    if arr.size == 2:
+        return int(arr[0]), int(arr[1])
+    raise InvalidGraphError(f"parameter '{name}' must be an int or a pair, got {arr.tolist()}", node=node)
+
+
+@dataclass
+class FlatGraph:
+    """A validated NIR graph with nested subgraphs inlined.
+
+    Attributes:
+        nodes: dotted name -> NIR node (no ``NIRGraph`` nodes left).
+        edges: (source, target) pairs, deduplicated, in a deterministic order.
+        inputs: names of the Input nodes (sorted).
+        outputs: names of the Output nodes (sorted).
+        order: a topological order of all nodes when back-edges are ignored.
+        back_edges: edges that close a cycle; they carry one tick of delay.
+        in_shape: node -> shape of what one sample feeds it per tick (no batch, no time).
+        out_shape: node -> shape of what it emits per tick.
+        file: the file it was read from, if any (for messages).
+    """
+
+    nodes: Dict[str, object]
+    edges: List[Edge]
+    inputs: List[str]
+    outputs: List[str]
+    order: List[str]
+    back_edges: Set[Edge]
+    in_shape: Dict[str, Shape]
+    out_shape: Dict[str, Shape]
+    file: Optional[str] = None
+    graph: object = field(default=None, repr=False)
+
+    def predecessors(self, name: str) -> List[str]:
+        """Sources of all edges into ``name`` (in edge order)."""
+        return [s for s, t in self.edges if t == name]
+
+    def successors(self, name: str) -> List[str]:
+        """Targets of all edges out of ``name`` (in edge order)."""
+        return [t for s, t in self.edges if s == name]
+
+    def type_of(self, name: str) -> str:
+        return node_type(self.nodes[name])
+
+    @property
+    def input_shape(self) -> Shape:
+        """Shape of the (single) Input node, per sample per tick."""
+        return self.out_shape[self.inputs[0]]
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.in_shape[self.outputs[0]]
+
+
+def load_graph(path: "str | os.PathLike[str]") -> object:
+    """Read a NIR file with ``nir.read``; every failure becomes one :class:`InvalidGraphError`.
+
+    The error names the file and, where it can, the node, with a hint.
+    """
+    import h5py
+    import nir
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InvalidGraphError("file not found", file=path, rule="file-not-found",
+                                hint="check the path; NIR files are HDF5 files written by nir.write")
+    if os.path.isdir(path):
+        raise InvalidGraphError("is a directory, not a NIR file", file=path, rule="not-hdf5")
+    try:
+        is_h5 = h5py.is_hdf5(path)
+    except OSError as exc:  # unreadable
+        raise InvalidGraphError(f"cannot read the file ({exc.strerror or exc})", file=path, rule="unreadable") from exc
+    if not is_h5:
+        raise InvalidGraphError("is not an HDF5 file, so it cannot be a NIR graph", file=path, rule="not-hdf5",
+                                hint="export the model with nir.write(path, graph)")
+    try:
+        with h5py.File(path, "r") as f:
+            if "node" not in f:
+                raise InvalidGraphError("HDF5 file has no 'node' group, so it is not a NIR graph", file=path,
+                                        rule="not-nir", hint="export the model with nir.write(path, graph)")
+            unknown = _unknown_types(f["node"], "")
+        if unknown:
+            name, typ = unknown[0]
+            raise UnsupportedError(f"unknown NIR node type '{typ}'", file=path, node=name, rule="unknown-node-type",
+                                   hint=f"nir {nir.__version__} knows: {', '.join(KNOWN_TYPES + ('NIRGraph',))}")
+        graph = nir.read(path)
+    except (InvalidGraphError, UnsupportedError):
+        raise
+    except KeyError as exc:
+        raise InvalidGraphError(f"a required parameter is missing: {exc}", file=path, rule="missing-parameter",
+                                hint="re-export the graph with a current nir version") from exc
+    except Exception as exc:  # h5py/nir raise many kinds; the user needs one line
+        raise InvalidGraphError(f"nir.read failed: {type(exc).__name__}: {exc}".strip(), file=path,
+                                rule="unreadable-nir", hint="the file may be truncated or written by an incompatible tool") from exc
+    return graph
+
+
+def _unknown_types(group: object, prefix: str) -> List[Tuple[str, str]]:
+    """Walk an HDF5 NIR node group and list (name, type) of node types nir does not know."""
+    found: List[Tuple[str, str]] = []
+    nodes = group.get("nodes") if hasattr(group, "get") else None
+    if nodes is None:
+        return found
+    for name in sorted(nodes.keys()):
+        sub = nodes[name]
+        typ = sub.get("type") if hasattr(sub, "get") else None
+        if typ is None:
+            continue
+        t = typ[()]
+        t = t.decode() if isinstance(t, bytes) else str(t)
+        full = f"{prefix}{name}"
+        if t == "NIRGraph":
+            found.extend(_unknown_types(sub, full + "."))
+        elif t not in KNOWN_TYPES:
+            found.append((full, t))
+    return found
+
+
+def flatten_graph(graph: object, file: Optional[str] = None) -> FlatGraph:
+    """Validate ``graph`` and return it inlined, ordered and shape-checked.
+
+    Raises:
+        InvalidGraphError: no Input, missing/NaN/inf parameters, shapes that do not chain,
+            edges to unknown nodes, a cycle with no stateful node.
+        UnsupportedError: a node type s2gate does not know.
+    """
+    try:
+        nodes, edges = _inline(graph, "")
+        nodes, edges = _drop_dangling_io(nodes, edges)
+        for name, node in nodes.items():
+            _check_params(name, node)
+        inputs = sorted(n for n, v in nodes.items() if node_type(v) == "Input")
+        outputs = sorted(n for n, v in nodes.items() if node_type(v) == "Output")
+        if not nodes:
+            raise InvalidGraphError("the graph has no nodes", rule="empty-graph",
+                                    hint="export a graph that has an Input, some layers and an Output")
+        if not inputs:
+            raise InvalidGraphError("the graph has no Input node", rule="no-input",
+                                    hint="add a nir.Input node whose input_type is the shape of one sample")
+        if len(inputs) > 1:
+            raise UnsupportedError(f"the graph has {len(inputs)} Input nodes ({', '.join(inputs)}); s2gate runs graphs with one",
+                                   node=inputs[1], rule="several-inputs", hint="merge the inputs into one Input node")
+        if not outputs:
+            raise InvalidGraphError("the graph has no Output node", rule="no-output", hint="add a nir.Output node")
+        back = _back_edges(nodes, edges, inputs)
+        order = _topo_order(nodes, edges, back)
+        _check_cycles_have_state(nodes, edges, back)
+        in_shape, out_shape = _infer_shapes(nodes, edges, back, order)
+    except (InvalidGraphError, UnsupportedError) as err:
+        if file is not None:
+            err.with_file(file)
+        raise
+    return FlatGraph(nodes=nodes, edges=edges, inputs=inputs, outputs=outputs, order=order, back_edges=back,
+                     in_shape=in_shape, out_shape=out_shape, file=file, graph=graph)
+
+
+def read_flat(path: "str | os.PathLike[str]") -> FlatGraph:
+    """``load_graph`` then ``flatten_graph``: the one call both simulators use for files."""
+    return flatten_graph(load_graph(path), file=os.fspath(path))
+
+
+def _inline(graph: object, prefix: str) -> Tuple[Dict[str, object], List[Edge]]:
+    """Inline nested NIRGraphs. Returns nodes (dotted names) and edges."""
+    nodes: Dict[str, object] = {}
+    edges: List[Edge] = []
+    sub_io: Dict[str, Tuple[List[str], List[str]]] = {}
+    graph_nodes = getattr(graph, "nodes", None)
+    if not isinstance(graph_nodes, dict):
+        raise InvalidGraphError("not a NIR graph (no 'nodes' dict)", rule="not-nir")
+    for name, node in graph_nodes.items():
+        full = f"{prefix}{name}"
+        if node_type(node) == "NIRGraph":
+            sub_nodes, sub_edges = _inline(node, full + ".")
+            ins = [n for n, v in sub_nodes.items() if node_type(v) == "Input"]
+            outs = [n for n, v in sub_nodes.items() if node_type(v) == "Output"]
+            sub_io[full] = (ins, outs)
+            nodes.update(sub_nodes)
+            edges.extend(sub_edges)
+        else:
+            if node_type(node) not in KNOWN_TYPES:
+                raise UnsupportedError(f"unknown node type '{node_type(node)}'", node=full, rule="unknown-node-type")
+            nodes[full] = node
+    for edge in getattr(graph, "edges", []):
+        try:
+            src, dst = edge
+        except (TypeError, ValueError):
+            raise InvalidGraphError(f"malformed edge {edge!r}", rule="bad-edge") from None
+        src, dst = f"{prefix}{src}", f"{prefix}{dst}"
+        if src in sub_io:
+            srcs = sub_io[src][1]
+        else:
+            srcs = [src]
+        if dst in sub_io:
+            dsts = sub_io[dst][0]
+        else:
+            dsts = [dst]
+        for s in srcs:
+            for d in dsts:
+                edges.append((s, d))
+    # remove the subgraphs' own Input/Output nodes: connect their neighbours directly
+    for sub, (ins, outs) in sub_io.items():
+        for io in ins + outs:
+            preds = [s for s, t in edges if t == io]
+            succs = [t for s, t in edges if s == io]
+            edges = [e for e in edges if io not in e]
+            edges.extend((p, s) for p in preds for s in succs)
+            nodes.pop(io, None)
+    for s, t in edges:
+        for end in (s, t):
+            if end not in nodes:
+                raise InvalidGraphError(f"edge {s} -> {t} names a node that does not exist: '{end}'",
+                                        node=f"{s} -> {t}", rule="edge-to-unknown-node")
+    seen: Set[Edge] = set()
+    unique = []
+    for e in edges:
+        if e not in seen:
+            seen.add(e)
+            unique.append(e)
+    return nodes, unique
+
+
+def _drop_dangling_io(nodes: Dict[str, object], edges: List[Edge]) -> Tuple[Dict[str, object], List[Edge]]:
+    return nodes, edges
+
+
+def _check_params(name: str, node: object) -> None:
+    typ = node_type(node)
+    for param in REQUIRED_PARAMS.get(typ, ()):
+        if getattr(node, param, None) is None:
+            raise InvalidGraphError(f"{typ} is missing parameter '{param}'", node=name, rule="missing-parameter",
+                                    hint="re-export the graph with all parameters set")
+    for param, value in vars(node).items():
+        if param in ("metadata", "input_type", "output_type") or isinstance(value, (str, bytes)) or value is None:
+            continue
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            continue
+        if not np.all(np.isfinite(arr)):
+            bad = "NaN" if np.isnan(arr).any() else "inf"
+            raise InvalidGraphError(f"{typ} parameter '{param}' contains {bad}", node=name, rule="non-finite-parameter",
+                                    hint="fix the exported model; NaN/inf often come from a diverged training run")
+        if param in POSITIVE_PARAMS and np.any(arr <= 0):
+            raise InvalidGraphError(f"{typ} parameter '{param}' must be > 0 (got min {arr.min():g})", node=name,
+                                    rule="non-positive-time-constant")
+    if typ in NEURON_TYPES + ("Threshold", "Delay", "Scale"):
+        shapes = {p: np.shape(getattr(node, p)) for p in REQUIRED_PARAMS[typ]}
+        if len(set(shapes.values())) > 1:
+            raise InvalidGraphError(f"{typ} parameters have different shapes: {shapes}", node=name, rule="param-shape-mismatch")
+    if typ == "Delay":
+        d = np.asarray(node.delay, dtype=np.float64)
+        if np.any(d < 0):
+            raise InvalidGraphError("Delay must be >= 0", node=name, rule="negative-delay")
+
+
+def _back_edges(nodes: Dict[str, object], edges: List[Edge], inputs: List[str]) -> Set[Edge]:
+    succ: Dict[str, List[str]] = {n: [] for n in nodes}
+    for s, t in edges:
+        succ[s].append(t)
+    for n in succ:
+        succ[n] = sorted(set(succ[n]))
+    state: Dict[str, int] = {}  # 1 on stack, 2 done
+    back: Set[Edge] = set()
+    roots = list(inputs) + sorted(n for n in nodes if n not in inputs)
+    for root in roots:
+        if root in state:
+            continue
+        stack: List[Tuple[str, Iterable[str]]] = [(root, iter(succ[root]))]
+        state[root] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[node] = 2
+                stack.pop()
+                continue
+            st = state.get(nxt)
+            if st == 1:
+                back.add((node, nxt))
+            elif st is None:
+                state[nxt] = 1
+                stack.append((nxt, iter(succ[nxt])))
+    return back
+
+
+def _topo_order(nodes: Dict[str, object], edges: List[Edge], back: Set[Edge]) -> List[str]:
+    indeg = {n: 0 for n in nodes}
+    succ: Dict[str, List[str]] = {n: [] for n in nodes}
+    for s, t in edges:
+        if (s, t) in back:
+            continue
+        indeg[t] += 1
+        succ[s].append(t)
+    ready = sorted(n for n, d in indeg.items() if d == 0)
+    order: List[str] = []
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for t in sorted(succ[n]):
+            indeg[t] -= 1
+            if indeg[t] == 0:
+                ready.append(t)
+        ready.sort()
+    if len(order) != len(nodes):  # cannot happen after DFS back-edge removal, kept as a guard
+        raise InvalidGraphError("could not order the graph", rule="unorderable-graph")
+    return order
+
+
+def _check_cycles_have_state(nodes: Dict[str, object], edges: List[Edge], back: Set[Edge]) -> None:
+    """Every cycle must pass through a stateful node: stateless nodes alone must form a DAG."""
+    stateless = {n for n, v in nodes.items() if node_type(v) not in STATEFUL_TYPES}
+    sub_edges = [(s, t) for s, t in edges if s in stateless and t in stateless]
+    sub_back = _back_edges({n: nodes[n] for n in stateless}, sub_edges, [])
+    if sub_back:
+        s, t = sorted(sub_back)[0]
+        raise InvalidGraphError(f"cycle through {s} -> {t} has no neuron or Delay on it", node=f"{s} -> {t}",
+                                rule="stateless-cycle", hint="a recurrent loop must pass through a neuron population")
+
+
+def _as_shape(value: object) -> Optional[Shape]:
+    if value is None:
+        return None
+    arr = np.atleast_1d(np.asarray(value))
+    if arr.dtype == object or arr.size == 0:
+        return None
+    return tuple(int(x) for x in arr.ravel())
+
+
+def _declared_in(node: object) -> Optional[Shape]:
+    it = getattr(node, "input_type", None)
+    if isinstance(it, dict) and it:
+        return _as_shape(next(iter(it.values())))
+    return None
+
+
+def _declared_out(node: object) -> Optional[Shape]:
+    ot = getattr(node, "output_type", None)
+    if isinstance(ot, dict) and ot:
+        return _as_shape(next(iter(ot.values())))
+    return None
+
+
+def _conv_out(size: int, kernel: int, stride: int, pad: int, dilation: int) -> int:
+    return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def conv_padding(node: object, name: str, spatial: Sequence[int]) -> Tuple[int, ...]:
+    """Explicit padding per spatial dim for a Conv1d/Conv2d (resolving ``'same'``/``'valid'``).
+
+    ``'same'`` follows PyTorch: total padding ``dilation*(k-1)``; it must be even per dim
+    (symmetric) here, else :class:`UnsupportedError`.
+    """
+    ndim = len(spatial)
+    weight = np.asarray(node.weight)
+    kernel = weight.shape[2:]
+    dil = pair(node.dilation, "dilation", name) if ndim == 2 else (int(np.atleast_1d(node.dilation)[0]),)
+    pad = node.padding
+    if isinstance(pad, bytes):
+        pad = pad.decode()
+    if isinstance(pad, np.ndarray) and pad.dtype.kind in "SUO":
+        pad = str(pad.ravel()[0] if pad.size else pad)
+    if isinstance(pad, str):
+        if pad == "valid":
+            return (0,) * ndim
+        if pad == "same":
+            out = []
+            for k, d in zip(kernel, dil):
+                total = d * (k - 1)
+                if total % 2:
+                    raise UnsupportedError("'same' padding with an even kernel needs asymmetric padding", node=name,
+                                           rule="asymmetric-same-padding", hint="use an odd kernel or explicit padding")
+                out.append(total // 2)
+            return tuple(out)
+        raise InvalidGraphError(f"padding '{pad}' is not 'same', 'valid' or an int", node=name, rule="bad-padding")
+    if ndim == 2:
+        return pair(pad, "padding", name)
+    return (int(np.atleast_1d(pad)[0]),)
+
+
+def _compute_out(name: str, node: object, shape: Shape) -> Shape:
+    typ = node_type(node)
+    if typ in ("Input",):
+        return shape
+    if typ == "Output":
+        return shape
+    if typ in ("Affine", "Linear"):
+        w = np.asarray(node.weight)
+        if w.ndim != 2:
+            raise UnsupportedError(f"{typ} weight must be 2-D (out, in), got shape {w.shape}", node=name, rule="weight-ndim")
+        if int(np.prod(shape)) != w.shape[1] or len(shape) != 1:
+            raise InvalidGraphError(f"{typ} expects input shape ({w.shape[1]},) but receives {shape}", node=name,
+                                    rule="shape-mismatch", hint="insert a Flatten or fix the weight's shape")
+        if typ == "Affine" and np.shape(node.bias) != (w.shape[0],):
+            raise InvalidGraphError(f"Affine bias shape {np.shape(node.bias)} does not match weight rows {w.shape[0]}",
+                                    node=name, rule="shape-mismatch")
+        return (w.shape[0],)
+    if typ in ("Conv1d", "Conv2d"):
+        nd = 1 if typ == "Conv1d" else 2
+        w = np.asarray(node.weight)
+        groups = int(np.asarray(node.groups).ravel()[0])
+        if w.ndim != nd + 2:
+            raise InvalidGraphError(f"{typ} weight must be {nd + 2}-D, got {w.shape}", node=name, rule="weight-ndim")
+        if len(shape) != nd + 1 or shape[0] != w.shape[1] * groups:
+            raise InvalidGraphError(f"{typ} expects {w.shape[1] * groups} input channels and {nd} spatial dims, receives {shape}",
+                                    node=name, rule="shape-mismatch")
+        if w.shape[0] % groups:
+            raise InvalidGraphError(f"{typ} out channels {w.shape[0]} not divisible by groups {groups}", node=name, rule="bad-groups")
+        if np.shape(node.bias) not in ((w.shape[0],), ()):
+            raise InvalidGraphError(f"{typ} bias shape {np.shape(node.bias)} does not match {w.shape[0]} out channels",
+                                    node=name, rule="shape-mismatch")
+        pad = conv_padding(node, name, shape[1:])
+        if nd == 2:
+            stride = pair(node.stride, "stride", name)
+            dil = pair(node.dilation, "dilation", name)
+        else:
+            stride = (int(np.atleast_1d(node.stride)[0]),)
+            dil = (int(np.atleast_1d(node.dilation)[0]),)
+        out = [_conv_out(s, k, st, p, d) for s, k, st, p, d in zip(shape[1:], w.shape[2:], stride, pad, dil)]
+        if min(out) <= 0:
+            raise InvalidGraphError(f"{typ} output would be empty for input {shape}", node=name, rule="shape-mismatch")
+        return (w.shape[0], *out)
+    if typ in ("SumPool2d", "AvgPool2d"):
+        if len(shape) != 3:
+            raise InvalidGraphError(f"{typ} expects (channels, height, width), receives {shape}", node=name, rule="shape-mismatch")
+        k = pair(node.kernel_size, "kernel_size", name)
+        st = pair(node.stride, "stride", name)
+        p = pair(node.padding, "padding", name)
+        out = [_conv_out(s, kk, ss, pp, 1) for s, kk, ss, pp in zip(shape[1:], k, st, p)]
+        if min(out) <= 0:
+            raise InvalidGraphError(f"{typ} output would be empty for input {shape}", node=name, rule="shape-mismatch")
+        return (shape[0], *out)
+    if typ == "Flatten":
+        nd = len(shape)
+        start = int(np.asarray(node.start_dim).ravel()[0])
+        end = int(np.asarray(node.end_dim).ravel()[0])
+        start = start + nd if start < 0 else start
+        end = end + nd if end < 0 else end
+        if not (0 <= start <= end < nd):
+            raise InvalidGraphError(f"Flatten start_dim/end_dim ({node.start_dim}, {node.end_dim}) do not fit input {shape}"
+                                    " (NIR counts dims without batch and time)", node=name, rule="shape-mismatch")
+        return (*shape[:start], int(np.prod(shape[start:end + 1])), *shape[end + 1:])
+    # elementwise nodes: parameters fix the shape
+    param = {"Scale": "scale", "Threshold": "threshold", "Delay": "delay"}.get(typ)
+    if param is None:
+        param = "r" if typ in NEURON_TYPES else None
+    if param is not None:
+        pshape = tuple(np.shape(getattr(node, param)))
+        if pshape != tuple(shape):
+            if int(np.prod(pshape)) == int(np.prod(shape)) and len(pshape) >= 1:
+                raise InvalidGraphError(f"{typ} has shape {pshape} but receives {shape} (same size, different layout)",
+                                        node=name, rule="shape-mismatch", hint="insert a Flatten to match the layout")
+            raise InvalidGraphError(f"{typ} has shape {pshape} but receives {shape}", node=name, rule="shape-mismatch")
+        return shape
+    raise UnsupportedError(f"no shape rule for node type {typ}", node=name, rule="unknown-node-type")
+
+
+def _infer_shapes(nodes: Dict[str, object], edges: List[Edge], back: Set[Edge], order: List[str]) -> Tuple[Dict[str, Shape], Dict[str, Shape]]:
+    in_shape: Dict[str, Shape] = {}
+    out_shape: Dict[str, Shape] = {}
+    preds: Dict[str, List[str]] = {n: [] for n in nodes}
+    for s, t in edges:
+        preds[t].append(s)
+    for name in order:
+        node = nodes[name]
+        typ = node_type(node)
+        if typ == "Input":
+            shape = _declared_in(node) or _declared_out(node)
+            if shape is None:
+                raise InvalidGraphError("Input has no input_type shape", node=name, rule="missing-parameter")
+            in_shape[name] = out_shape[name] = shape
+            continue
+        incoming = []
+        for p in preds[name]:
+            if p in out_shape:
+                incoming.append((p, out_shape[p]))
+        if not incoming:
+            # only back-edges feed it (cannot happen for a node reachable from Input) or nothing at all
+            raise InvalidGraphError(f"{typ} receives no input (not reachable from the Input)", node=name, rule="unconnected-node",
+                                    hint="connect it or remove it")
+        shapes = {s for _, s in incoming}
+        if len(shapes) > 1:
+            desc = ", ".join(f"{p}: {s}" for p, s in incoming)
+            raise InvalidGraphError(f"edges into {typ} carry different shapes ({desc}); summed inputs must agree",
+                                    node=name, rule="shape-mismatch")
+        shape = incoming[0][1]
+        declared = _declared_in(node)
+        if declared is not None and int(np.prod(declared)) != int(np.prod(shape)):
+            p = incoming[0][0]
+            raise InvalidGraphError(f"{p} emits {shape} but {name} declares input {declared}", node=f"{p} -> {name}",
+                                    rule="shape-mismatch", hint="the layers' shapes do not chain")
+        in_shape[name] = shape
+        out_shape[name] = _compute_out(name, node, shape)
+    # back-edges must also agree
+    for s, t in back:
+        if out_shape.get(s) != in_shape.get(t):
+            raise InvalidGraphError(f"recurrent edge carries {out_shape.get(s)} but {t} receives {in_shape.get(t)}",
+                                    node=f"{s} -> {t}", rule="shape-mismatch")
+    return in_shape, out_shape
+
+
+def param(node: object, name: str, shape: Shape, dtype: "np.dtype | type" = np.float64) -> np.ndarray:
+    """A node parameter as an array broadcast to ``shape`` in ``dtype``."""
+    return np.broadcast_to(np.asarray(getattr(node, name), dtype=dtype), shape).copy()

@@ -1,0 +1,148 @@
+"""One recording format for every backend (reference, emulator, board).
+
+A :class:`Recording` holds, per NIR node (dotted name), observables of shape
+``(batch, time, *node_shape)``:
+
+* ``"spikes"``: bool, the node's spike output per tick (neurons, Threshold, Input).
+* ``"v"``: membrane voltage per tick, **after reset** (float64/float32 for the reference,
+  float32 for the emulator, in the units of the graph it ran: a quantized graph's
+  voltages are in its scaled units).
+* ``"i"``: synaptic input per tick: the emulator's exact integer sum (int32), or the
+  reference's synaptic current (CubaLIF/CubaLI ``I``).
+* ``"output"``: the value a non-neuron node emits per tick (float), on request.
+
+On disk it is NIR's own data format (``nir.write_data`` of a ``NIRGraphData`` whose
+``NIRNodeData`` observables are ``TimeGriddedData`` of shape ``(batch, time, neurons)``,
+neurons flattened in C order). s2gate adds HDF5 attributes that NIR's format has no place
+for: ``s2gate_shape`` on each observable group (the node shape) and ``s2gate_meta_json`` on
+the root (backend, preset, seed, dt...). Files are written atomically.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from .atomic import atomic_path
+from .errors import InvalidGraphError
+
+OBSERVABLES = ("spikes", "v", "i", "output")
+
+
+@dataclass
+class Recording:
+    """Per-node observables of one run.
+
+    Attributes:
+        dt: the tick in seconds.
+        data: ``{node: {observable: array (batch, time, *shape)}}``.
+        meta: JSON-serialisable facts about the run (backend, preset, options, seed...).
+    """
+
+    dt: float
+    data: Dict[str, Dict[str, np.ndarray]] = field(default_factory=dict)
+    meta: Dict[str, Any] = field(default_factory=dict)
+
+    def add(self, node: str, observable: str, array: np.ndarray) -> None:
+        """Store ``array`` (batch, time, *shape) as ``observable`` of ``node``."""
+        if observable not in OBSERVABLES:
+            raise ValueError(f"unknown observable {observable!r}; one of {OBSERVABLES}")
+        self.data.setdefault(node, {})[observable] = array
+
+    def get(self, node: str, observable: str) -> Optional[np.ndarray]:
+        return self.data.get(node, {}).get(observable)
+
+    def spikes(self, node: str) -> np.ndarray:
+        """Spikes of ``node``, (batch, time, *shape) bool; KeyError if not recorded."""
+        return self.data[node]["spikes"]
+
+    @property
+    def nodes(self) -> list:
+        return list(self.data)
+
+    @property
+    def batch(self) -> int:
+        for obs in self.data.values():
+            for arr in obs.values():
+                return int(arr.shape[0])
+        return 0
+
+    @property
+    def ticks(self) -> int:
+        for obs in self.data.values():
+            for arr in obs.values():
+                return int(arr.shape[1])
+        return 0
+
+    def save(self, path: "str | os.PathLike[str]") -> None:
+        """Write to ``path`` (HDF5, NIR data format + s2gate attributes), atomically."""
+        import h5py
+        import nir
+
+        nodes = {}
+        for node, obs in self.data.items():
+            observables = {}
+            for name, arr in obs.items():
+                arr = np.asarray(arr)
+                flat = arr.reshape(arr.shape[0], arr.shape[1], -1)
+                observables[name] = nir.TimeGriddedData(np.ascontiguousarray(flat), float(self.dt))
+            nodes[_h5_name(node)] = nir.NIRNodeData(observables)
+        graph_data = nir.NIRGraphData(nodes)
+        with atomic_path(path, suffix=".h5") as tmp:
+            nir.write_data(tmp, graph_data)
+            with h5py.File(tmp, "a") as f:
+                f.attrs["s2gate_meta_json"] = json.dumps(self.meta, sort_keys=True, default=_json_default)
+                f.attrs["s2gate_dt"] = float(self.dt)
+                for node, obs in self.data.items():
+                    for name, arr in obs.items():
+                        grp = f["nodes"][_h5_name(node)]["observables"][name]
+                        grp.attrs["s2gate_shape"] = np.asarray(np.shape(arr)[2:], dtype=np.int64)
+                        grp.attrs["s2gate_node"] = node
+
+    @classmethod
+    def load(cls, path: "str | os.PathLike[str]") -> "Recording":
+        """Read a recording written by :meth:`save`, or any NIR data file of TimeGriddedData."""
+        import h5py
+
+        path = os.fspath(path)
+        if not os.path.exists(path):
+            raise InvalidGraphError("recording file not found", file=path, rule="file-not-found")
+        if not h5py.is_hdf5(path):
+            raise InvalidGraphError("recording is not an HDF5 file", file=path, rule="not-hdf5",
+                                    hint="recordings are written by `s2gate run --out` or nir.write_data")
+        try:
+            with h5py.File(path, "r") as f:
+                meta = json.loads(f.attrs.get("s2gate_meta_json", "{}"))
+                dt = float(f.attrs.get("s2gate_dt", 0.0))
+                rec = cls(dt=dt, meta=meta)
+                for key, grp in f["nodes"].items():
+                    for name, obs in grp["observables"].items():
+                        if obs.attrs.get("__type__") != "TimeGriddedData":
+                            continue
+                        arr = obs["data"][()]
+                        if not dt:
+                            rec.dt = dt = float(obs.attrs.get("dt", 0.0))
+                        shape = tuple(int(x) for x in obs.attrs.get("s2gate_shape", (arr.shape[2],)))
+                        node = obs.attrs.get("s2gate_node", key)
+                        node = node.decode() if isinstance(node, bytes) else str(node)
+                        rec.add(node, name, arr.reshape(arr.shape[0], arr.shape[1], *shape))
+        except (KeyError, OSError, ValueError) as exc:
+            raise InvalidGraphError(f"not a readable recording ({type(exc).__name__}: {exc})", file=path,
+                                    rule="bad-recording") from exc
+        return rec
+
+
+def _h5_name(node: str) -> str:
+    """HDF5 group names cannot contain '/'; NIR names may contain dots, which are fine."""
+    return node.replace("/", "\u2215")
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return str(obj)

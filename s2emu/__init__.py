@@ -1,0 +1,1 @@
+"""Bit-exact SpiNNaker2 int8 emulator (being written)."""

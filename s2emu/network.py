@@ -1,0 +1,143 @@
+"""The lowered SpiNNaker2 network: what the chip would be programmed with.
+
+A quantized (or float) NIR graph is lowered (``s2emu.lowering``) into populations with
+an S2 neuron model and float32 parameters, and projections with int8 weights. The two
+engines (golden and fast), the design rules and the chip model all read this structure.
+
+Shapes: a population's ``shape`` is its NIR node shape (no batch, no time), e.g.
+``(C, H, W)`` after a Conv2d or ``(N,)`` after an Affine; ``size`` is its product.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+#: S2 neuron models, as py-spinnaker2 names them.
+S2_MODELS = ("spike_list", "lif_no_delay", "lif", "lif_conv2d", "lif_curr_exp_no_delay")
+
+
+@dataclass(frozen=True)
+class ConversionOptions:
+    """How a NIR graph is lowered; defaults are py-spinnaker2's ``s2_nir.from_nir`` defaults.
+
+    Attributes:
+        dt: tick in seconds.
+        integrator: ``"euler"`` (forward Euler, alpha = 1 - dt/tau) or ``"exp"`` (alpha = exp(-dt/tau)).
+        reset: ``"subtract"`` (reset by subtraction) or ``"to_v_reset"`` (reset to v_reset = 0).
+        conn_delay: extra synaptic delay in ticks on every projection (0 -> ``lif_no_delay``;
+            > 0 -> ``lif`` with 4-bit weights).
+        scale_weights: derive a weight scale per population (``127 / percentile_p(|W|)``); off for
+            graphs whose weights are already integers (after s2gate's quantizer or QAT).
+        percentile: the percentile ``p`` used when ``scale_weights`` is on.
+        max_atoms_per_core: neurons per PE, per S2 model.
+        fused_multiply_add: float32 order switch for ``alpha * v + I`` (see ``s2emu`` docs):
+            False: ``fl32(fl32(alpha*v) + I) + i_offset`` (separate multiply and adds, default);
+            True: ``fl32(alpha*v + I)`` rounded once, then ``+ i_offset``.
+    """
+
+    dt: float = 1e-4
+    integrator: str = "euler"
+    reset: str = "subtract"
+    conn_delay: int = 0
+    scale_weights: bool = True
+    percentile: float = 100.0
+    max_atoms_per_core: Tuple[Tuple[str, int], ...] = (
+        ("spike_list", 500),
+        ("lif_no_delay", 250),
+        ("lif", 250),
+        ("lif_conv2d", 256),
+        ("lif_curr_exp_no_delay", 250),
+    )
+    fused_multiply_add: bool = False
+
+    def atoms_per_core(self, model: str) -> int:
+        return dict(self.max_atoms_per_core)[model]
+
+
+@dataclass
+class Population:
+    """One NIR neuron node (or the Input) on the chip.
+
+    Attributes:
+        name: the NIR node's (dotted) name.
+        model: one of :data:`S2_MODELS`.
+        shape: NIR shape of the node (no batch/time); ``size`` = prod(shape).
+        threshold, alpha_decay, i_offset, v_reset: float32 arrays of shape (size,); None for spike_list.
+        exc_decay, inh_decay: float32 (size,) for ``lif_curr_exp_no_delay``, else None.
+        reset: ``"subtract"`` or ``"to_v_reset"``.
+        w_scale: the weight scale applied to all incoming weights (1.0 if scaling was off).
+        nir_type: the NIR node type it came from ("LIF", "IF", "CubaLIF", "Input").
+    """
+
+    name: str
+    model: str
+    shape: Tuple[int, ...]
+    threshold: Optional[np.ndarray] = None
+    alpha_decay: Optional[np.ndarray] = None
+    i_offset: Optional[np.ndarray] = None
+    v_reset: Optional[np.ndarray] = None
+    exc_decay: Optional[np.ndarray] = None
+    inh_decay: Optional[np.ndarray] = None
+    reset: str = "subtract"
+    w_scale: float = 1.0
+    nir_type: str = ""
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+
+@dataclass
+class Projection:
+    """Synapses from one population to another, with int8 weights and one tick of latency.
+
+    ``kind``:
+      * ``"dense"``: ``weight`` int8 (post.size, n_in) where n_in is the size of the pre
+        population after ``pool`` (sum pooling, kernel = stride) and flattening in C order.
+      * ``"conv2d"``: ``weight`` int8 (C_out, C_in/groups, kh, kw); the pre spike map
+        (C, H, W) is sum-pooled by ``pool`` first (if set), then convolved with ``stride``,
+        ``padding``, ``dilation``, ``groups``.
+      * ``"pool"``: no weights; the pre map is sum-pooled by ``pool`` and the counts are the input.
+
+    Attributes:
+        delay: extra ticks beyond the one-tick latency (``conn_delay``).
+        nir_nodes: the NIR nodes this projection was made from (for messages).
+        recurrent: True if it came from a back-edge of the NIR graph.
+    """
+
+    name: str
+    pre: str
+    post: str
+    kind: str
+    weight: Optional[np.ndarray] = None
+    pool: Optional[Tuple[int, int]] = None
+    stride: Tuple[int, int] = (1, 1)
+    padding: Tuple[int, int] = (0, 0)
+    dilation: Tuple[int, int] = (1, 1)
+    groups: int = 1
+    delay: int = 0
+    nir_nodes: List[str] = field(default_factory=list)
+    recurrent: bool = False
+
+
+@dataclass
+class S2Network:
+    """A lowered network: populations in topological order and projections between them.
+
+    Attributes:
+        populations: name -> Population, the Input's spike_list first.
+        projections: all projections (feed-forward and recurrent).
+        input_name: the spike_list population.
+        output_names: populations whose spikes feed the graph's Output node(s).
+        options: the conversion options used.
+        source: file the graph came from, if any (for messages).
+    """
+
+    populations: Dict[str, Population]
+    projections: List[Projection]
+    input_name: str
+    output_names: List[str]
+    options: ConversionOptions
+    source: Optional[str] = None
