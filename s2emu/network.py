@@ -141,3 +141,26 @@ class S2Network:
     output_names: List[str]
     options: ConversionOptions
     source: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class RuleViolation:
+    """One failed design rule.
+
+    Attributes:
+        rule: the rule's name (e.g. ``"weight-int8-range"``), from ``s2emu.rules.RULES``.
+        node: the NIR node or edge (``"a -> b"``) it concerns.
+        message: what is wrong, one sentence.
+        hint: what to do about it, one line.
+        severity: ``"error"`` (cannot run / would differ on chip) or ``"warning"``.
+    """
+
+    rule: str
+    node: str
+    message: str
+    hint: str = ""
+    severity: str = "error"
+
+    def one_line(self) -> str:
+        text = f"[{self.rule}] node '{self.node}': {self.message}"
+        return text + (f" (hint: {self.hint})" if self.hint else "")
