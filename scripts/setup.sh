@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install s2gate and everything its gate and tests need into ./.venv (idempotent).
+#
+# Order matters: torch==2.13.0 (the CPU build) first, then everything else under a
+# constraint that keeps it; norse last with --no-deps (its torchvision dependency has no
+# working build beside this torch, and norse runs without it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "s2gate setup: creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+PIP=".venv/bin/python -m pip --disable-pip-version-check -q"
+if ! .venv/bin/python -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null; then
+  echo "s2gate setup: installing torch==2.13.0 (CPU)"
+  $PIP install torch==2.13.0
+fi
+echo "s2gate setup: installing s2gate[all]"
+$PIP install -c constraints.txt -e ".[all]"
+if ! .venv/bin/python -c "import norse" 2>/dev/null; then
+  $PIP install -c constraints.txt --no-deps norse==1.1.0
+fi
+echo "s2gate setup: ready ($(.venv/bin/python -c 'import torch, nir; print(f"torch {torch.__version__}, nir {nir.__version__}")'))"
