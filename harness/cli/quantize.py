@@ -1,0 +1,48 @@
+"""``s2gate quantize MODEL.nir --percentile P [--per-channel] [--rounding nearest|truncate] -o OUT.nir``.
+
+Post-training quantization of a NIR graph to int8 codes (see :mod:`harness.quantize.ptq`).
+Prints the per-layer table (lambda_s, clipped %, max rounding error, bytes before/after)
+and the total memory reduction; writes OUT.nir atomically (an existing OUT.nir is left
+untouched if anything fails).
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
+    p = subparsers.add_parser("quantize", help="post-training quantization of a NIR graph to int8 (writes a quantized NIR file)",
+                              description=__doc__.split("\n\n")[1])
+    p.add_argument("model", metavar="MODEL.nir", help="float NIR graph")
+    p.add_argument("--percentile", "-p", type=float, default=100.0,
+                   help="lambda_s = 127 / percentile_p(|incoming weights|) per population; p in (0, 100] (default 100)")
+    p.add_argument("--per-channel", action="store_true", help="one scale per output channel instead of per population")
+    p.add_argument("--rounding", choices=("nearest", "truncate"), default="nearest",
+                   help="nearest: round and clip to [-127, 127]; truncate: the vendor's wrapping int8 cast (default nearest)")
+    p.add_argument("-o", "--out", required=True, metavar="OUT.nir", help="where to write the quantized graph")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from s2common.graph import load_graph
+
+    from harness.quantize import memory_account, quantize_ptq
+
+    graph = load_graph(args.model)
+    qg = quantize_ptq(graph, percentile=args.percentile, per_channel=args.per_channel, rounding=args.rounding,
+                      source=args.model)
+    mode = "per channel" if args.per_channel else "per population"
+    print(f"PTQ of {args.model}: percentile {qg.percentile:g}, {mode}, rounding {qg.rounding}")
+    print(qg.table())
+    for w in qg.warnings:
+        print(f"warning: {w}")
+    if qg.rounding == "truncate" and any(r.clipped_fraction > 0 for r in qg.layers):
+        print("warning: truncate mode wrapped some weights around (the vendor cast has no clipping); "
+              "'clipped %' counts wrapped weights")
+    acct = memory_account(qg.graph)
+    print(acct.summary_line())
+    if acct.note:
+        print(f"note: {acct.note}")
+    qg.write(args.out)
+    print(f"wrote {args.out} (source sha256 {qg.source_digest[:16]}...)")
+    return 0
