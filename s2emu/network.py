@@ -35,6 +35,10 @@ class ConversionOptions:
         fused_multiply_add: float32 order switch for ``alpha * v + I`` (see ``s2emu`` docs):
             False: ``fl32(fl32(alpha*v) + I) + i_offset`` (separate multiply and adds, default);
             True: ``fl32(alpha*v + I)`` rounded once, then ``+ i_offset``.
+        vendor_cast: with ``scale_weights`` off, cast non-integer float weights to int8 the way
+            py-spinnaker2 does (truncation toward zero) instead of rejecting them; this is what
+            the NIR paper's ``lif_spinnaker2.py`` relied on (weight 102.02 -> 102). Off by default:
+            a quantized graph must carry integer weights.
     """
 
     dt: float = 1e-4
@@ -51,6 +55,7 @@ class ConversionOptions:
         ("lif_curr_exp_no_delay", 250),
     )
     fused_multiply_add: bool = False
+    vendor_cast: bool = False
 
     def atoms_per_core(self, model: str) -> int:
         return dict(self.max_atoms_per_core)[model]
