@@ -55,6 +55,22 @@ REQUIRED_PARAMS: Dict[str, Tuple[str, ...]] = {
 
 #: Parameters that must be strictly positive.
 POSITIVE_PARAMS = ("tau", "tau_syn", "tau_mem")
+#: Parameters that must hold whole numbers (floats like 2.0 are accepted).
+INT_PARAMS = ("stride", "padding", "dilation", "groups", "kernel_size", "start_dim", "end_dim", "shape", "input_shape")
+#: Whole-number parameters that must be >= 1 / >= 0.
+POSITIVE_INT_PARAMS = ("stride", "dilation", "groups", "kernel_size")
+NON_NEGATIVE_INT_PARAMS = ("padding", "shape", "input_shape")
+#: What ``nir.write`` stores for a node besides ``type`` and ``metadata`` (checked before nir builds the node,
+#: because nir's constructors fail on bad values with messages that name no node).
+_STORED_PARAMS: Dict[str, Tuple[str, ...]] = {
+    "Input": ("shape",), "Output": ("shape",), "Flatten": ("start_dim", "end_dim", "input_type"),
+    "Conv1d": REQUIRED_PARAMS["Conv1d"] + ("input_shape",), "Conv2d": REQUIRED_PARAMS["Conv2d"] + ("input_shape",),
+}
+#: Parameters nir fills in when a file lacks them.
+_OPTIONAL_STORED = ("v_reset", "input_shape", "input_type", "start_dim", "end_dim")
+#: Largest number of values one node may emit per sample per tick (beyond any SpiNNaker2 system, and
+#: beyond int32 indexing); checked on declared shapes before anything is allocated.
+MAX_NODE_ELEMENTS = 2 ** 31 - 1
 
 Shape = Tuple[int, ...]
 Edge = Tuple[str, str]
@@ -149,21 +165,112 @@ def load_graph(path: "str | os.PathLike[str]") -> object:
             if "node" not in f:
                 raise InvalidGraphError("HDF5 file has no 'node' group, so it is not a NIR graph", file=path,
                                         rule="not-nir", hint="export the model with nir.write(path, graph)")
-            unknown = _unknown_types(f["node"], "")
-        if unknown:
-            name, typ = unknown[0]
-            raise UnsupportedError(f"unknown NIR node type '{typ}'", file=path, node=name, rule="unknown-node-type",
-                                   hint=f"nir {nir.__version__} knows: {', '.join(KNOWN_TYPES + ('NIRGraph',))}")
-        graph = nir.read(path)
-    except (InvalidGraphError, UnsupportedError):
+            raw = hdf2dict(f["node"])
+    except InvalidGraphError:
         raise
-    except KeyError as exc:
-        raise InvalidGraphError(f"a required parameter is missing: {exc}", file=path, rule="missing-parameter",
-                                hint="re-export the graph with a current nir version") from exc
-    except Exception as exc:  # h5py/nir raise many kinds; the user needs one line
-        raise InvalidGraphError(f"nir.read failed: {type(exc).__name__}: {exc}".strip(), file=path,
-                                rule="unreadable-nir", hint="the file may be truncated or written by an incompatible tool") from exc
+    except Exception as exc:  # h5py raises OSError/KeyError/RuntimeError on damaged files
+        text = str(exc)
+        truncated = "truncated" in text or "eof" in text.lower()
+        raise InvalidGraphError(f"cannot read the HDF5 content ({type(exc).__name__}: {text})".strip(), file=path,
+                                rule="truncated" if truncated else "unreadable-nir",
+                                hint="the file may be truncated (an interrupted copy or export); export it again") from exc
+    try:
+        _check_raw(raw, "")
+        graph = _build_raw(raw, "")
+    except (InvalidGraphError, UnsupportedError) as err:
+        raise err.with_file(path)
     return graph
+
+
+def hdf2dict(group: object) -> Dict[str, object]:
+    """The content of a NIR HDF5 group as nested dicts (``nir.serialization.hdf2dict``)."""
+    from nir.serialization import hdf2dict as _hdf2dict
+
+    return _hdf2dict(group)
+
+
+def _nir_fields(typ: str) -> Set[str]:
+    import dataclasses
+
+    import nir
+
+    return {f.name for f in dataclasses.fields(getattr(nir, typ))}
+
+
+def _check_raw(d: Dict[str, object], prefix: str) -> None:
+    """Check a NIR file's raw content (from :func:`hdf2dict`) node by node, before nir builds anything.
+
+    Every problem is reported with the dotted node name: missing ``type``, unknown types, missing or
+    unknown parameters, non-numeric or non-finite values, parameters of different shapes.
+    """
+    import nir
+
+    where = prefix[:-1] or None
+    for key in ("nodes", "edges"):
+        if key not in d:
+            raise InvalidGraphError(f"graph has no '{key}' entry", node=where, rule="missing-parameter",
+                                    hint="the file was not written by nir.write; export it again")
+    nodes = d["nodes"]
+    if not isinstance(nodes, dict):
+        raise InvalidGraphError("graph 'nodes' is not a group", node=where, rule="not-nir")
+    edges = np.asarray(d["edges"], dtype=object)
+    if edges.size and (edges.ndim != 2 or edges.shape[1] != 2):
+        raise InvalidGraphError(f"edges must be (source, target) pairs, got an array of shape {edges.shape}",
+                                node=where, rule="bad-edge")
+    for name in sorted(nodes):
+        node = nodes[name]
+        full = f"{prefix}{name}"
+        if not isinstance(node, dict):
+            raise InvalidGraphError("node entry is not a group", node=full, rule="not-nir")
+        if "type" not in node:
+            raise InvalidGraphError("node has no 'type' entry", node=full, rule="missing-parameter",
+                                    hint="every NIR node stores its type name; export the graph again")
+        typ = node["type"]
+        if typ == "NIRGraph":
+            _check_raw(node, full + ".")
+            continue
+        if not isinstance(typ, str) or typ not in KNOWN_TYPES:
+            raise UnsupportedError(f"unknown NIR node type '{typ}'", node=full, rule="unknown-node-type",
+                                   hint=f"nir {nir.__version__} knows: {', '.join(KNOWN_TYPES + ('NIRGraph',))}")
+        stored = _STORED_PARAMS.get(typ, REQUIRED_PARAMS.get(typ, ()))
+        for param in stored:
+            if param not in node and param not in _OPTIONAL_STORED:
+                raise InvalidGraphError(f"{typ} is missing parameter '{param}'", node=full, rule="missing-parameter",
+                                        hint="re-export the graph with all parameters set")
+        allowed = _nir_fields(typ) | set(stored) | {"type", "metadata"}
+        extra = sorted(set(node) - allowed)
+        if extra:
+            raise InvalidGraphError(f"{typ} has unknown parameter(s) {', '.join(repr(e) for e in extra)}", node=full,
+                                    rule="unknown-parameter",
+                                    hint=f"a {typ} stores only {', '.join(sorted(stored))}; nir {nir.__version__} cannot read more")
+        _check_values(typ, full, node)
+        _check_param_shapes(typ, full, node)
+
+
+def _build_raw(d: Dict[str, object], prefix: str) -> object:
+    """Build NIR nodes from checked raw content, without nir's type inference (s2gate infers shapes
+    itself and names the node when they do not chain)."""
+    import nir
+
+    nodes = {}
+    for name, node in d["nodes"].items():
+        full = f"{prefix}{name}"
+        if node["type"] == "NIRGraph":
+            nodes[name] = _build_raw(node, full + ".")
+            continue
+        try:
+            nodes[name] = nir.dict2NIRNode(dict(node))
+        except Exception as exc:  # nir's constructors assert and raise many kinds
+            raise InvalidGraphError(f"nir cannot build this {node['type']} ({type(exc).__name__}: {exc})".strip(),
+                                    node=full, rule="invalid-node", hint="check the node's parameters") from exc
+    edges = [(_text(a), _text(b)) for a, b in np.asarray(d["edges"], dtype=object).reshape(-1, 2)]
+    metadata = d.get("metadata", {})
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata if isinstance(metadata, dict) else {},
+                        type_check=False)
+
+
+def _text(value: object) -> str:
+    return value.decode("utf8") if isinstance(value, bytes) else str(value)
 
 
 def _unknown_types(group: object, prefix: str) -> List[Tuple[str, str]]:
@@ -217,12 +324,24 @@ def flatten_graph(graph: object, file: Optional[str] = None) -> FlatGraph:
         order = _topo_order(nodes, edges, back)
         _check_cycles_have_state(nodes, edges, back)
         in_shape, out_shape = _infer_shapes(nodes, edges, back, order)
+        _fill_types(nodes, in_shape, out_shape)
     except (InvalidGraphError, UnsupportedError) as err:
         if file is not None:
             err.with_file(file)
         raise
     return FlatGraph(nodes=nodes, edges=edges, inputs=inputs, outputs=outputs, order=order, back_edges=back,
                      in_shape=in_shape, out_shape=out_shape, file=file, graph=graph)
+
+
+def _fill_types(nodes: Dict[str, object], in_shape: Dict[str, Shape], out_shape: Dict[str, Shape]) -> None:
+    """Fill undefined ``input_type``/``output_type`` of nodes with the inferred shapes (what
+    ``nir.NIRGraph.infer_types`` would have set; files are read without nir's type check so that
+    shape errors name their node)."""
+    for name, node in nodes.items():
+        for attr, key, shapes in (("input_type", "input", in_shape), ("output_type", "output", out_shape)):
+            types = getattr(node, attr, None)
+            if isinstance(types, dict) and (not types or any(v is None for v in types.values())):
+                setattr(node, attr, {key: np.array(shapes[name])})
 
 
 def read_flat(path: "str | os.PathLike[str]") -> FlatGraph:
@@ -300,13 +419,39 @@ def _check_params(name: str, node: object) -> None:
         if getattr(node, param, None) is None:
             raise InvalidGraphError(f"{typ} is missing parameter '{param}'", node=name, rule="missing-parameter",
                                     hint="re-export the graph with all parameters set")
-    for param, value in vars(node).items():
-        if param in ("metadata", "input_type", "output_type") or isinstance(value, (str, bytes)) or value is None:
+    _check_values(typ, name, vars(node))
+    _check_param_shapes(typ, name, vars(node))
+    if typ == "Delay":
+        d = np.asarray(node.delay, dtype=np.float64)
+        if np.any(d < 0):
+            raise InvalidGraphError("Delay must be >= 0", node=name, rule="negative-delay")
+
+
+def _is_text(value: object) -> bool:
+    if isinstance(value, (str, bytes)):
+        return True
+    return isinstance(value, np.ndarray) and value.dtype.kind in "SU" and value.size <= 1
+
+
+def _check_values(typ: str, name: str, params: Dict[str, object]) -> None:
+    """Every parameter is numeric, finite, positive where it must be, whole where it must be."""
+    for param, value in params.items():
+        if param in ("metadata", "input_type", "output_type", "type", "type_check") or value is None:
             continue
+        if param == "padding" and typ in ("Conv1d", "Conv2d") and _is_text(value):
+            continue  # 'same' / 'valid', checked by conv_padding
+        if isinstance(value, dict):
+            raise InvalidGraphError(f"{typ} parameter '{param}' is a group, expected numbers", node=name,
+                                    rule="wrong-dtype")
         try:
-            arr = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            continue
+            arr = np.asarray(value)
+        except Exception:  # ragged sequences
+            arr = np.asarray(value, dtype=object)
+        if arr.dtype.kind not in "biuf":
+            shown = repr(value) if isinstance(value, (str, bytes)) else f"dtype {arr.dtype}"
+            raise InvalidGraphError(f"{typ} parameter '{param}' is not numeric ({shown[:60]})", node=name,
+                                    rule="wrong-dtype", hint="NIR parameters are arrays of numbers; fix the exporter")
+        arr = arr.astype(np.float64)
         if not np.all(np.isfinite(arr)):
             bad = "NaN" if np.isnan(arr).any() else "inf"
             raise InvalidGraphError(f"{typ} parameter '{param}' contains {bad}", node=name, rule="non-finite-parameter",
@@ -314,14 +459,24 @@ def _check_params(name: str, node: object) -> None:
         if param in POSITIVE_PARAMS and np.any(arr <= 0):
             raise InvalidGraphError(f"{typ} parameter '{param}' must be > 0 (got min {arr.min():g})", node=name,
                                     rule="non-positive-time-constant")
+        if param in INT_PARAMS:
+            if np.any(arr != np.round(arr)):
+                raise InvalidGraphError(f"{typ} parameter '{param}' must hold whole numbers, got {arr.tolist()}",
+                                        node=name, rule="non-integer-parameter")
+            if param in POSITIVE_INT_PARAMS and np.any(arr < 1):
+                raise InvalidGraphError(f"{typ} parameter '{param}' must be >= 1, got {arr.tolist()}", node=name,
+                                        rule="non-positive-parameter")
+            if param in NON_NEGATIVE_INT_PARAMS and np.any(arr < 0):
+                raise InvalidGraphError(f"{typ} parameter '{param}' must be >= 0, got {arr.tolist()}", node=name,
+                                        rule="negative-parameter")
+
+
+def _check_param_shapes(typ: str, name: str, params: Dict[str, object]) -> None:
+    """Neuron, Threshold, Delay and Scale parameters are elementwise: they must all have one shape."""
     if typ in NEURON_TYPES + ("Threshold", "Delay", "Scale"):
-        shapes = {p: np.shape(getattr(node, p)) for p in REQUIRED_PARAMS[typ]}
+        shapes = {p: np.shape(params[p]) for p in REQUIRED_PARAMS[typ] if params.get(p) is not None}
         if len(set(shapes.values())) > 1:
             raise InvalidGraphError(f"{typ} parameters have different shapes: {shapes}", node=name, rule="param-shape-mismatch")
-    if typ == "Delay":
-        d = np.asarray(node.delay, dtype=np.float64)
-        if np.any(d < 0):
-            raise InvalidGraphError("Delay must be >= 0", node=name, rule="negative-delay")
 
 
 def _back_edges(nodes: Dict[str, object], edges: List[Edge], inputs: List[str]) -> Set[Edge]:
@@ -458,7 +613,7 @@ def _compute_out(name: str, node: object, shape: Shape) -> Shape:
         w = np.asarray(node.weight)
         if w.ndim != 2:
             raise UnsupportedError(f"{typ} weight must be 2-D (out, in), got shape {w.shape}", node=name, rule="weight-ndim")
-        if int(np.prod(shape)) != w.shape[1] or len(shape) != 1:
+        if math.prod(shape) != w.shape[1] or len(shape) != 1:
             raise InvalidGraphError(f"{typ} expects input shape ({w.shape[1]},) but receives {shape}", node=name,
                                     rule="shape-mismatch", hint="insert a Flatten or fix the weight's shape")
         if typ == "Affine" and np.shape(node.bias) != (w.shape[0],):
@@ -509,7 +664,7 @@ def _compute_out(name: str, node: object, shape: Shape) -> Shape:
         if not (0 <= start <= end < nd):
             raise InvalidGraphError(f"Flatten start_dim/end_dim ({node.start_dim}, {node.end_dim}) do not fit input {shape}"
                                     " (NIR counts dims without batch and time)", node=name, rule="shape-mismatch")
-        return (*shape[:start], int(np.prod(shape[start:end + 1])), *shape[end + 1:])
+        return (*shape[:start], math.prod(shape[start:end + 1]), *shape[end + 1:])
     # elementwise nodes: parameters fix the shape
     param = {"Scale": "scale", "Threshold": "threshold", "Delay": "delay"}.get(typ)
     if param is None:
@@ -517,12 +672,24 @@ def _compute_out(name: str, node: object, shape: Shape) -> Shape:
     if param is not None:
         pshape = tuple(np.shape(getattr(node, param)))
         if pshape != tuple(shape):
-            if int(np.prod(pshape)) == int(np.prod(shape)) and len(pshape) >= 1:
+            if math.prod(pshape) == math.prod(shape) and len(pshape) >= 1:
                 raise InvalidGraphError(f"{typ} has shape {pshape} but receives {shape} (same size, different layout)",
                                         node=name, rule="shape-mismatch", hint="insert a Flatten to match the layout")
             raise InvalidGraphError(f"{typ} has shape {pshape} but receives {shape}", node=name, rule="shape-mismatch")
         return shape
     raise UnsupportedError(f"no shape rule for node type {typ}", node=name, rule="unknown-node-type")
+
+
+def _check_size(name: str, typ: str, shape: Shape) -> None:
+    """A node's per-sample shape must be non-empty and not absurdly large (checked before any allocation)."""
+    if any(d <= 0 for d in shape):
+        raise InvalidGraphError(f"{typ} has an empty shape {shape}", node=name, rule="empty-shape",
+                                hint="every layer needs at least one neuron/value")
+    size = math.prod(shape)
+    if size > MAX_NODE_ELEMENTS:
+        raise UnsupportedError(f"{typ} would hold {size:.3g} values per sample per tick (shape {shape}); "
+                               f"s2gate handles at most {MAX_NODE_ELEMENTS:.3g}", node=name, rule="shape-too-large",
+                               hint="check the exported shapes; this is far beyond any SpiNNaker2 system")
 
 
 def _infer_shapes(nodes: Dict[str, object], edges: List[Edge], back: Set[Edge], order: List[str]) -> Tuple[Dict[str, Shape], Dict[str, Shape]]:
@@ -538,6 +705,7 @@ def _infer_shapes(nodes: Dict[str, object], edges: List[Edge], back: Set[Edge], 
             shape = _declared_in(node) or _declared_out(node)
             if shape is None:
                 raise InvalidGraphError("Input has no input_type shape", node=name, rule="missing-parameter")
+            _check_size(name, typ, shape)
             in_shape[name] = out_shape[name] = shape
             continue
         incoming = []
@@ -555,12 +723,13 @@ def _infer_shapes(nodes: Dict[str, object], edges: List[Edge], back: Set[Edge], 
                                     node=name, rule="shape-mismatch")
         shape = incoming[0][1]
         declared = _declared_in(node)
-        if declared is not None and int(np.prod(declared)) != int(np.prod(shape)):
+        if declared is not None and math.prod(declared) != math.prod(shape):
             p = incoming[0][0]
             raise InvalidGraphError(f"{p} emits {shape} but {name} declares input {declared}", node=f"{p} -> {name}",
                                     rule="shape-mismatch", hint="the layers' shapes do not chain")
         in_shape[name] = shape
         out_shape[name] = _compute_out(name, node, shape)
+        _check_size(name, typ, out_shape[name])
     # back-edges must also agree
     for s, t in back:
         if out_shape.get(s) != in_shape.get(t):
