@@ -28,10 +28,14 @@ class MemoryRow:
 
     Attributes:
         layer: population name (NIR dotted name).
-        neurons: population size (None if unknown).
-        weights: number of incoming weights (synapse weights stored, conv kernels once).
+        neurons: population size.
+        weights: the network's own incoming weight values (conv kernels once, recurrent included).
         weight_bytes_float32, weight_bytes_int8: 4 and 1 byte per weight.
-        param_bytes, state_bytes: per the chip model (same for both); None if not available.
+        param_bytes, state_bytes: float32 neuron parameters and state as the chip model
+            (``s2emu.chip.layer_memory``) counts them, summed over the population's PEs; the
+            same with float32 or int8 weights; None if the chip model was not available.
+        chip_weight_bytes_int8: weight bytes as the chip model stores them (conv kernels once
+            per PE, dense rows expanded by pooling, word padding); None without the chip model.
     """
 
     layer: str
@@ -41,6 +45,7 @@ class MemoryRow:
     weight_bytes_int8: int
     param_bytes: Optional[int] = None
     state_bytes: Optional[int] = None
+    chip_weight_bytes_int8: Optional[int] = None
 
     @property
     def other_bytes(self) -> int:
@@ -115,20 +120,27 @@ def _is_network(obj: Any) -> bool:
 
 
 def _chip_rows(net: Any) -> List[MemoryRow]:
+    """Rows from the emulator's chip model (``s2emu.chip.layer_memory``); weights = the network's own."""
     from s2emu.chip import layer_memory  # written by the emulator's helper
 
     rows = []
     for r in layer_memory(net):
-        get = (lambda k: r.get(k)) if isinstance(r, dict) else (lambda k: getattr(r, k, None))
-        weights = int(get("weights") or 0)
+        get = (lambda k, r=r: r.get(k)) if isinstance(r, dict) else (lambda k, r=r: getattr(r, k, None))
+        unique = get("unique_weights")
+        weights = int(unique if unique is not None else (get("weights") or 0))
+        params, state = get("param_bytes"), get("state_bytes")
+        if weights == 0 and not params and not state:
+            continue  # the Input's spike_list
         rows.append(MemoryRow(layer=str(get("name")), neurons=get("neurons"), weights=weights,
-                              weight_bytes_float32=int(get("weight_bytes_float32") if get("weight_bytes_float32") is not None else 4 * weights),
-                              weight_bytes_int8=int(get("weight_bytes_int8") if get("weight_bytes_int8") is not None else weights),
-                              param_bytes=get("param_bytes"), state_bytes=get("state_bytes")))
+                              weight_bytes_float32=4 * weights, weight_bytes_int8=weights,
+                              param_bytes=None if params is None else int(params),
+                              state_bytes=None if state is None else int(state),
+                              chip_weight_bytes_int8=get("weight_bytes_int8")))
     return rows
 
 
 def _graph_rows(flat: FlatGraph) -> List[MemoryRow]:
+    """Rows counted from the graph itself: each weight node's size, under the population it feeds."""
     topo = analyse(flat)
     counted = set()
     rows = []
@@ -150,13 +162,16 @@ def _graph_rows(flat: FlatGraph) -> List[MemoryRow]:
 def memory_account(graph_or_net: Any, *, use_chip_model: bool = True, options: Any = None) -> MemoryAccount:
     """Float32 vs int8 bytes per layer and in total.
 
+    Weights are the network's own (counted from the graph: 4 B as float32, 1 B as int8);
+    parameters and state come from the emulator's chip model and are the same in both columns.
+
     Args:
         graph_or_net: a ``nir.NIRGraph``, a path to a NIR file, a :class:`FlatGraph`, or a lowered
             ``s2emu`` network (anything with ``populations`` and ``projections``).
-        use_chip_model: count parameters and state with ``s2emu.chip.layer_memory`` (lowering
-            the graph with ``options``, default: ``scale_weights`` off for quantized graphs).
-            If the emulator cannot (not installed yet, or the graph is unsupported on the chip),
-            the account falls back to weights only and says why in ``note``.
+        use_chip_model: add parameter and state bytes from ``s2emu.chip.layer_memory`` (lowering
+            the graph with ``options``; default: ``scale_weights`` off for quantized graphs).
+            If the emulator cannot (not importable, or the graph does not lower), the account
+            covers weights only and says why in ``note``.
         options: ``s2emu.ConversionOptions`` for lowering.
     """
     if _is_network(graph_or_net):
@@ -170,16 +185,27 @@ def memory_account(graph_or_net: Any, *, use_chip_model: bool = True, options: A
     else:
         graph = graph_or_net
         flat = flatten_graph(graph)
+    rows = _graph_rows(flat)
     note = ""
     if use_chip_model:
         try:
-            from s2emu import ConversionOptions, lower
+            from s2emu.lowering import lower
+            from s2emu.network import ConversionOptions
 
-            opts = options or ConversionOptions(scale_weights=not is_quantized(graph if graph is not None else flat))
-            net = lower(flat, opts)
-            return MemoryAccount(rows=_chip_rows(net), source="s2emu.chip")
+            quantized = is_quantized(graph) if graph is not None else False
+            opts = options or ConversionOptions(scale_weights=not quantized)
+            chip = {r.layer: r for r in _chip_rows(lower(flat, opts))}
         except ImportError as exc:
             note = f"chip model not available ({exc}); weights only"
         except S2GateError as exc:
             note = f"chip model cannot lower this graph ({exc}); weights only"
-    return MemoryAccount(rows=_graph_rows(flat), source="graph", note=note)
+        else:
+            for r in rows:
+                c = chip.get(r.layer)
+                if c is not None:
+                    r.param_bytes, r.state_bytes = c.param_bytes, c.state_bytes
+                    r.chip_weight_bytes_int8 = c.chip_weight_bytes_int8
+            if all(r.param_bytes is not None for r in rows):
+                return MemoryAccount(rows=rows, source="s2emu.chip")
+            note = "chip model has no row for some layers; their params/state are left out"
+    return MemoryAccount(rows=rows, source="graph", note=note)
