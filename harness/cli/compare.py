@@ -1,0 +1,49 @@
+"""``s2gate compare A.h5 B.h5``: compare two recordings and print the first divergence.
+
+Exit code 0 if the recordings are identical on every compared (node, observable), 1 if not,
+2 if a file cannot be read or the two cannot be compared (different batch or shapes).
+Either file may come from the reference, the emulator (``s2gate vectors``' expected.h5) or a
+board (``BoardBackend`` recordings); ``--time-shift K`` compares B's tick ``t + K`` with A's
+tick ``t`` (a board that starts one tick late: ``--time-shift 1``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "compare", help="compare two recordings and print the first divergence",
+        description="Compare recording B against recording A (the expected one) exactly: spikes equal, "
+                    "voltages equal to the last bit, integer inputs equal. Exit 0 identical, 1 different, 2 bad files.")
+    p.add_argument("expected", metavar="A.h5", help="the expected recording (e.g. vectors' expected.h5)")
+    p.add_argument("actual", metavar="B.h5", help="the recording to check (e.g. from a board)")
+    p.add_argument("--time-shift", type=int, default=0, metavar="K",
+                   help="compare B's tick t+K with A's tick t (default 0)")
+    p.add_argument("--nodes", nargs="+", default=None, metavar="NODE", help="only these nodes (default: all of A's)")
+    p.add_argument("--observables", nargs="+", default=["spikes", "v", "i"], choices=["spikes", "v", "i", "output"],
+                   help="what to compare (default: spikes v i)")
+    p.add_argument("--json", default=None, metavar="PATH", help="also write the comparison as JSON")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from s2common.atomic import write_text_atomic
+    from s2common.recording import Recording
+
+    from harness.compare import compare_recordings
+
+    expected = Recording.load(args.expected)
+    actual = Recording.load(args.actual)
+    comp = compare_recordings(expected, actual, nodes=args.nodes, observables=tuple(args.observables),
+                              time_shift=args.time_shift)
+    print(comp.table())
+    print()
+    print(comp.describe())
+    if args.json:
+        write_text_atomic(args.json, json.dumps({"expected": args.expected, "actual": args.actual, **comp.to_dict()},
+                                                indent=2, default=str) + "\n")
+    sys.stdout.flush()
+    return 0 if comp.ok else 1

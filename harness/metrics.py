@@ -1,0 +1,350 @@
+"""Figures computed from recordings and graphs: predictions, accuracy and NeuroBench's metrics.
+
+NeuroBench's definitions (github.com/NeuroBench/neurobench, ``docs/metrics/``), followed here
+on NIR graphs and s2gate recordings:
+
+* **Model footprint** (static): bytes needed to represent the model, parameters and buffers,
+  zero weights included. Here: every array parameter of every node (weights, biases, neuron
+  parameters) at its storage width: weights of Affine/Linear/Conv at ``bits``, everything else
+  at ``other_bits`` (32: the chip keeps neuron parameters and biases as float32).
+* **Activation sparsity** (workload): the share of zero activations over all neurons of all
+  spiking layers, all ticks, all samples: ``1 - spikes / (neurons x ticks x samples)``. The
+  Input is data, not an activation, and is left out.
+* **Synaptic operations** (workload): per sample, summed over ticks, averaged over samples.
+  Inputs and weights are binarised (non-zero -> 1) and the layer is re-run: **Effective** ops
+  count (non-zero input, non-zero weight) pairs; **Dense** counts every input and every
+  connection (all ones, zero weights included). Binary (spike) inputs make accumulates (ACs),
+  non-binary ones multiply-accumulates (MACs). Pooling is not counted (it is folded into the
+  next layer's input, as on SpiNNaker2). Connection layers: Affine, Linear, Conv1d, Conv2d.
+
+"float and int8 variants": the footprint with ``bits=32`` vs ``bits=8``; sparsity and
+operations from the float reference's recording vs the emulator's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+
+from s2common.errors import InputDataError, S2GateError
+from s2common.recording import Recording
+
+#: node types whose ``weight`` is a synaptic weight (stored at ``bits``).
+WEIGHT_TYPES = ("Affine", "Linear", "Conv1d", "Conv2d")
+#: node types whose output is a spiking activation.
+SPIKING_TYPES = ("LIF", "IF", "CubaLIF", "Threshold")
+#: hyper-parameters that are not stored per model (shapes, strides...).
+_NOT_PARAMS = ("input_type", "output_type", "metadata", "stride", "padding", "dilation", "groups",
+               "kernel_size", "start_dim", "end_dim", "shape")
+
+
+class MetricError(S2GateError):
+    """A metric cannot be computed from what was given (node not recorded, empty labels...)."""
+
+    rule_default = "metric"
+
+
+# --------------------------------------------------------------------------------------------
+# predictions
+
+
+def predict(recording: Recording, node: str) -> np.ndarray:
+    """Predicted class per sample: argmax over neurons of the spike count over all ticks.
+
+    Ties go to the lowest neuron index (numpy's ``argmax`` returns the first maximum), so a
+    sample with no output spike at all predicts class 0. If ``node`` has no spikes recorded
+    but an ``"output"`` (a non-spiking readout), its sum over ticks is used instead.
+
+    Returns:
+        (batch,) int64.
+    """
+    arr = recording.get(node, "spikes")
+    if arr is None:
+        arr = recording.get(node, "output")
+    if arr is None:
+        raise MetricError(f"node '{node}' has no spikes or output recorded (recorded: {', '.join(recording.nodes)})",
+                          node=node, hint="record the output population")
+    arr = np.asarray(arr)
+    counts = arr.reshape(arr.shape[0], arr.shape[1], -1).sum(axis=1, dtype=np.float64)
+    return np.argmax(counts, axis=1).astype(np.int64)
+
+
+def accuracy(pred: Sequence[int], labels: Sequence[int]) -> float:
+    """Share of ``pred == labels`` (both (batch,) ints), in [0, 1]."""
+    p = np.asarray(pred).reshape(-1)
+    y = np.asarray(labels).reshape(-1)
+    if p.shape != y.shape:
+        raise InputDataError(f"{p.size} predictions but {y.size} labels", rule="label-count")
+    if not p.size:
+        raise InputDataError("no samples to compute an accuracy from", rule="no-samples")
+    return float(np.mean(p == y))
+
+
+# --------------------------------------------------------------------------------------------
+# footprint
+
+
+def memory_footprint_per_node(graph: Any, bits: int = 32, *, other_bits: int = 32) -> Dict[str, int]:
+    """Bytes of parameters per node (see :func:`memory_footprint`); nodes without parameters omitted."""
+    flat = _flat(graph)
+    out: Dict[str, int] = {}
+    for name, node in flat.nodes.items():
+        typ = type(node).__name__
+        total_bits = 0
+        for param, value in vars(node).items():
+            if param in _NOT_PARAMS or value is None or isinstance(value, (str, bytes, dict)):
+                continue
+            arr = np.asarray(value)
+            if arr.dtype.kind not in "biuf":
+                continue
+            width = bits if (param == "weight" and typ in WEIGHT_TYPES) else other_bits
+            total_bits += int(arr.size) * width
+        if total_bits:
+            out[name] = (total_bits + 7) // 8
+    return out
+
+
+def memory_footprint(graph: Any, bits: int = 32, *, other_bits: int = 32) -> int:
+    """Model footprint in bytes: synaptic weights at ``bits``, other parameters at ``other_bits``.
+
+    Zero weights count (NeuroBench: sparsity is a separate metric). ``bits=32`` gives the float
+    model, ``bits=8`` the int8 one (biases and neuron parameters stay float32 on the chip).
+    """
+    return int(sum(memory_footprint_per_node(graph, bits, other_bits=other_bits).values()))
+
+
+# --------------------------------------------------------------------------------------------
+# activation sparsity
+
+
+def spiking_nodes(recording: Recording, graph: Any = None) -> List[str]:
+    """Nodes of ``recording`` with spikes that are activations (not the Input).
+
+    With ``graph``: its spiking neuron nodes (LIF, IF, CubaLIF, Threshold) that are recorded.
+    Without: every node with spikes except the one named in ``recording.meta["input"]`` (if set)
+    and nodes named ``"input"``.
+    """
+    if graph is not None:
+        flat = _flat(graph)
+        return [n for n in recording.nodes if n in flat.nodes and type(flat.nodes[n]).__name__ in SPIKING_TYPES
+                and recording.get(n, "spikes") is not None]
+    skip = {recording.meta.get("input"), "input"}
+    return [n for n in recording.nodes if n not in skip and recording.get(n, "spikes") is not None]
+
+
+def activation_sparsity(recording: Recording, *, graph: Any = None, nodes: Optional[Iterable[str]] = None) -> float:
+    """``1 - spikes / (neurons x ticks x samples)`` over the spiking layers (see :func:`spiking_nodes`).
+
+    1.0 means no neuron ever spiked; 0.0 that every neuron spiked at every tick.
+    """
+    names = list(nodes) if nodes is not None else spiking_nodes(recording, graph)
+    if not names:
+        raise MetricError("no spiking layer recorded, so no activation sparsity",
+                          hint="record the neuron populations' spikes")
+    spikes = 0
+    total = 0
+    for n in names:
+        s = recording.get(n, "spikes")
+        if s is None:
+            raise MetricError(f"node '{n}' has no spikes recorded", node=n)
+        s = np.asarray(s)
+        spikes += int(np.count_nonzero(s))
+        total += int(s.size)
+    return 1.0 - spikes / total if total else 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# synaptic operations
+
+
+@dataclass
+class SynapticOps:
+    """NeuroBench synaptic operations, per sample (summed over ticks, mean over samples).
+
+    Attributes:
+        effective_acs: (non-zero binary input, non-zero weight) pairs.
+        effective_macs: the same for non-binary inputs (0 for spiking networks).
+        dense: every input x every connection, zero or not.
+        per_node: ``{weight node: {"effective_acs", "effective_macs", "dense"}}``.
+        skipped: weight nodes whose input was not recorded.
+    """
+
+    effective_acs: float = 0.0
+    effective_macs: float = 0.0
+    dense: float = 0.0
+    per_node: Dict[str, Dict[str, float]] = field(default_factory=dict)
+    skipped: List[str] = field(default_factory=list)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"effective_acs": self.effective_acs, "effective_macs": self.effective_macs, "dense": self.dense,
+                "per_node": self.per_node, "skipped": self.skipped}
+
+
+def synaptic_operations(graph_or_net: Any, recording: Recording) -> SynapticOps:
+    """Synaptic operations of ``recording`` on ``graph_or_net``.
+
+    ``graph_or_net``: a NIR graph / FlatGraph / path (ops per Affine/Linear/Conv node, its
+    input traced back through Flatten/SumPool2d/AvgPool2d to a recorded spiking node or the
+    Input), or an ``s2emu`` ``S2Network`` (ops per dense/conv2d projection, pre spikes pooled
+    by the projection's ``pool``; weightless pool projections are not counted).
+    """
+    if hasattr(graph_or_net, "projections") and hasattr(graph_or_net, "populations"):
+        return _synops_net(graph_or_net, recording)
+    return _synops_graph(_flat(graph_or_net), recording)
+
+
+def _synops_graph(flat: Any, recording: Recording) -> SynapticOps:
+    res = SynapticOps()
+    batch = max(recording.batch, 1)
+    for name in flat.order:
+        node = flat.nodes[name]
+        typ = type(node).__name__
+        if typ not in WEIGHT_TYPES:
+            continue
+        x = _node_input(flat, name, recording, {})
+        if x is None:
+            res.skipped.append(name)
+            continue
+        w = np.asarray(node.weight)
+        binary = bool(np.all((x == 0) | (x == 1)))
+        if typ in ("Affine", "Linear"):
+            fan_eff = np.count_nonzero(w, axis=0).astype(np.float64)  # per input element
+            fan_dense = np.full(w.shape[1], float(w.shape[0]))
+        else:
+            fan_eff, fan_dense = _conv_fanout(flat, name, node)
+        nz = (x != 0).reshape(x.shape[0], x.shape[1], -1)
+        eff = float(np.einsum("btn,n->", nz.astype(np.float64), fan_eff.reshape(-1))) / batch
+        dense = float(fan_dense.sum()) * x.shape[1] * x.shape[0] / batch
+        row = {"effective_acs": eff if binary else 0.0, "effective_macs": 0.0 if binary else eff, "dense": dense}
+        res.per_node[name] = row
+        res.effective_acs += row["effective_acs"]
+        res.effective_macs += row["effective_macs"]
+        res.dense += dense
+    return res
+
+
+def _node_input(flat: Any, name: str, recording: Recording, cache: Dict[str, Optional[np.ndarray]]) -> Optional[np.ndarray]:
+    """What ``name`` receives per tick, (batch, time, *in_shape), traced from recorded spikes."""
+    parts = []
+    for pred in flat.predecessors(name):
+        out = _node_output(flat, pred, recording, cache)
+        if out is None:
+            return None
+        if (pred, name) in flat.back_edges:  # arrives one tick later
+            out = np.concatenate([np.zeros_like(out[:, :1]), out[:, :-1]], axis=1)
+        parts.append(out)
+    if not parts:
+        return None
+    total = parts[0].astype(np.float64)
+    for p in parts[1:]:
+        total = total + p
+    return total
+
+
+def _node_output(flat: Any, name: str, recording: Recording, cache: Dict[str, Optional[np.ndarray]]) -> Optional[np.ndarray]:
+    if name in cache:
+        return cache[name]
+    cache[name] = None  # guards cycles through stateless nodes (rejected by flatten_graph anyway)
+    node = flat.nodes[name]
+    typ = type(node).__name__
+    rec = recording.get(name, "spikes")
+    if rec is not None:
+        out: Optional[np.ndarray] = np.asarray(rec).astype(np.float64)
+    elif typ == "Flatten":
+        x = _node_input(flat, name, recording, cache)
+        out = None if x is None else x.reshape(x.shape[0], x.shape[1], *flat.out_shape[name])
+    elif typ in ("SumPool2d", "AvgPool2d"):
+        x = _node_input(flat, name, recording, cache)
+        out = None if x is None else _sum_pool(x, node, name)
+    else:
+        out = None
+    cache[name] = out
+    return out
+
+
+def _sum_pool(x: np.ndarray, node: Any, name: str) -> np.ndarray:
+    import torch
+
+    from s2common.graph import pair
+
+    b, t = x.shape[:2]
+    k = pair(node.kernel_size, "kernel_size", name)
+    s = pair(node.stride, "stride", name)
+    p = pair(node.padding, "padding", name)
+    xt = torch.from_numpy(np.ascontiguousarray(x.reshape(b * t, *x.shape[2:])))
+    y = torch.nn.functional.avg_pool2d(xt, k, s, p, count_include_pad=True) * (k[0] * k[1])
+    return y.numpy().reshape(b, t, *y.shape[1:])
+
+
+def _conv_fanout(flat: Any, name: str, node: Any):
+    """Per input element: number of non-zero weights it meets, and of all connections.
+
+    The gradient of ``sum(conv(x, W'))`` with respect to ``x`` is, per input element, the
+    sum of the kernel entries it is multiplied with; with ``W'`` binarised (or all ones) that
+    is its effective (or dense) fan-out, padding and stride accounted for.
+    """
+    import torch
+
+    from s2common.graph import conv_padding, pair
+
+    in_shape = flat.in_shape[name]
+    w = torch.from_numpy(np.asarray(node.weight, dtype=np.float64))
+    groups = int(np.asarray(node.groups).ravel()[0])
+    pad = conv_padding(node, name, in_shape[1:])
+    if type(node).__name__ == "Conv2d":
+        conv = torch.nn.functional.conv2d
+        stride, dil = pair(node.stride, "stride", name), pair(node.dilation, "dilation", name)
+    else:
+        conv = torch.nn.functional.conv1d
+        stride, dil = (int(np.atleast_1d(node.stride)[0]),), (int(np.atleast_1d(node.dilation)[0]),)
+    fans = []
+    for kernel in ((w != 0).to(torch.float64), torch.ones_like(w)):
+        x = torch.ones((1, *in_shape), dtype=torch.float64, requires_grad=True)
+        conv(x, kernel, None, stride, pad, dil, groups).sum().backward()
+        fans.append(x.grad[0].numpy().copy())
+    return fans[0], fans[1]
+
+
+def _synops_net(net: Any, recording: Recording) -> SynapticOps:
+    res = SynapticOps()
+    batch = max(recording.batch, 1)
+    for proj in net.projections:
+        if proj.kind not in ("dense", "conv2d") or proj.weight is None:
+            continue
+        pre = recording.get(proj.pre, "spikes")
+        if pre is None:
+            res.skipped.append(proj.name)
+            continue
+        x = np.asarray(pre).astype(np.float64)
+        if proj.pool:
+            node = type("Pool", (), {"kernel_size": proj.pool, "stride": proj.pool, "padding": (0, 0)})()
+            x = _sum_pool(x, node, proj.name)
+        if proj.recurrent or proj.delay:
+            pass  # the count over the whole run does not depend on when the spikes arrive
+        w = np.asarray(proj.weight)
+        if proj.kind == "dense":
+            fan_eff = np.count_nonzero(w, axis=0).astype(np.float64)
+            fan_dense = np.full(w.shape[1], float(w.shape[0]))
+        else:
+            node = type("Conv", (), {"weight": w.astype(np.float64), "groups": proj.groups, "stride": proj.stride,
+                                     "padding": proj.padding, "dilation": proj.dilation})()
+            fake = type("F", (), {"in_shape": {proj.name: tuple(x.shape[2:])}})()
+            fan_eff, fan_dense = _conv_fanout(fake, proj.name, node)
+        nz = (x != 0).reshape(x.shape[0], x.shape[1], -1).astype(np.float64)
+        eff = float(np.einsum("btn,n->", nz, fan_eff.reshape(-1))) / batch
+        dense = float(fan_dense.sum()) * x.shape[1] * x.shape[0] / batch
+        res.per_node[proj.name] = {"effective_acs": eff, "effective_macs": 0.0, "dense": dense}
+        res.effective_acs += eff
+        res.dense += dense
+    return res
+
+
+def _flat(graph: Any):
+    from s2common.graph import FlatGraph, flatten_graph, read_flat
+
+    if isinstance(graph, FlatGraph):
+        return graph
+    if isinstance(graph, (str, bytes)) or hasattr(graph, "__fspath__"):
+        return read_flat(graph)
+    return flatten_graph(graph)
