@@ -1,0 +1,87 @@
+"""Input spikes for a run: seeded random Bernoulli spikes, or a user's file.
+
+Shapes: every array is ``(batch, time, *input_shape)`` where ``input_shape`` is the NIR
+Input node's shape (no batch, no time).
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from s2common.errors import DataNotFoundError, InputDataError
+
+
+def random_spikes(shape: Sequence[int], *, batch: int, ticks: int, density: float, seed: int) -> np.ndarray:
+    """Bernoulli spikes, bool (batch, ticks, *shape), each entry 1 with probability ``density``.
+
+    Deterministic for a given seed (numpy's PCG64), whatever the machine.
+    """
+    if not 0.0 <= density <= 1.0:
+        raise InputDataError(f"--density must be in [0, 1], got {density}", rule="bad-option")
+    if batch < 1 or ticks < 1:
+        raise InputDataError(f"--batch and --ticks must be >= 1 (got {batch}, {ticks})", rule="bad-option")
+    rng = np.random.default_rng(seed)
+    return rng.random((batch, ticks, *shape)) < density
+
+
+def load_inputs(path: "str | os.PathLike[str]", input_shape: Sequence[int], input_node: str = "input") -> np.ndarray:
+    """Read inputs of shape (batch, time, *input_shape) from ``.npy``, ``.npz`` or a NIR data file.
+
+    ``.npz``: the array ``inputs`` if present, else the only array. NIR data files
+    (``nir.write_data``): the TimeGriddedData of the Input node (first observable), reshaped.
+    Never unpickles.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DataNotFoundError("input file not found", file=path, hint="give a .npy/.npz of shape (batch, time, *input_shape)")
+    shape = tuple(int(s) for s in input_shape)
+    try:
+        if path.endswith(".npy"):
+            arr = np.load(path, allow_pickle=False)
+        elif path.endswith(".npz"):
+            with np.load(path, allow_pickle=False) as z:
+                keys = list(z.keys())
+                key = "inputs" if "inputs" in keys else (keys[0] if len(keys) == 1 else None)
+                if key is None:
+                    raise InputDataError(f".npz holds {keys}; name the input array 'inputs'", file=path, rule="bad-input")
+                arr = z[key]
+        else:
+            arr = _from_nir_data(path, input_node)
+    except InputDataError:
+        raise
+    except Exception as exc:
+        raise InputDataError(f"cannot read inputs ({type(exc).__name__}: {exc})", file=path, rule="bad-input") from exc
+    if arr.ndim == len(shape) + 2 and tuple(arr.shape[2:]) == shape:
+        return arr
+    if arr.ndim == 3 and arr.shape[2] == int(np.prod(shape)):
+        return arr.reshape(arr.shape[0], arr.shape[1], *shape)
+    raise InputDataError(f"inputs have shape {arr.shape}, expected (batch, time, {', '.join(map(str, shape))})",
+                         file=path, rule="bad-input", hint="add a batch dimension for a single sample")
+
+
+def _from_nir_data(path: str, input_node: str) -> np.ndarray:
+    import nir
+
+    data = nir.read_data(path)
+    node = data.nodes.get(input_node) or next(iter(data.nodes.values()))
+    obs = next(iter(node.observables.values()))
+    if not hasattr(obs, "data"):
+        dt = 1.0
+        obs = obs.to_time_gridded(dt)
+    return np.asarray(obs.data)
+
+
+def input_summary(x: np.ndarray) -> Tuple[int, int, float]:
+    """(batch, ticks, mean density) of an input array."""
+    return int(x.shape[0]), int(x.shape[1]), float(np.mean(x != 0)) if x.size else 0.0
+
+
+def parse_record(value: Optional[str]):
+    """``--record`` value: None, "all", or a comma-separated list of node names."""
+    if value is None or value == "":
+        return None
+    if value == "all":
+        return "all"
+    return [v.strip() for v in value.split(",") if v.strip()]
