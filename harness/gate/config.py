@@ -1,0 +1,147 @@
+"""What one gate run checks, against which budgets: :class:`GateConfig`.
+
+The same configuration drives the pytest plugin (``--s2-*`` options), ``s2gate gate`` and
+``s2gate sweep``. :meth:`GateConfig.digest` names the evaluation's result uniquely: it covers
+every field that changes a number, the bytes of the model files and the version of the code
+that computes it, so a cached evaluation is reused only when it would come out the same.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+#: The folder of the models shipped with s2gate.
+BUNDLED = Path(__file__).resolve().parents[1] / "bundled"
+#: Datasets the gate knows.
+DATASETS = ("stand-in", "dvsgesture")
+#: Where the spiking network runs for the hardware-in-the-loop check.
+BACKENDS = ("emulator", "board")
+#: Percentiles of the report's accuracy-against-percentile plot (the configured one is added).
+DEFAULT_SWEEP = (99.0, 99.9, 100.0)
+#: Packages whose source makes up the "code version" in the digest.
+CODE_PACKAGES = ("s2common", "reference", "s2emu", "harness")
+
+
+def bundled_model(name: str) -> str:
+    """Path of a bundled model file (``"psnn"`` or ``"qsnn"``)."""
+    return str(BUNDLED / f"{name}.nir")
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """One gate run.
+
+    Attributes:
+        model: float P-SNN as a NIR file (quantized by PTQ at ``percentile``).
+        qat_model: quantized Q-SNN as a NIR file (int8 weights, chip-unit thresholds), or None to skip QAT.
+        dataset: ``"stand-in"`` (generated DVS-gesture stand-in) or ``"dvsgesture"`` (tonic, local copy).
+        data_root: folder of the local DVS Gesture copy (``dvsgesture`` only).
+        split: ``"test"`` (default) or ``"train"``.
+        samples: how many samples of the split to use (the first ``samples``; None = all).
+        percentile: PTQ weight-scale percentile, in (0, 100].
+        backend: ``"emulator"`` or ``"board"`` (hardware-in-the-loop against the emulator).
+        board_host: the board's Ethernet IP (``board`` only).
+        ptq_budget: largest allowed accuracy drop float -> PTQ on the emulator, percentage points.
+        qat_budget: largest allowed drop Q-SNN float -> Q-SNN on the emulator, percentage points.
+        min_memory_reduction: smallest allowed weight-memory reduction float32 -> int8, a fraction.
+        report: folder to write the report into (None: no report files).
+        seed: seed of everything random (data generation, sample order).
+        batch_size: samples per simulator call; results do not depend on it.
+        sweep: percentiles of the report's accuracy-against-percentile plot (empty: no sweep).
+        sweep_samples: samples used by the sweep (None = ``samples``).
+        progress: show tqdm progress bars on stderr.
+    """
+
+    model: str = field(default_factory=lambda: bundled_model("psnn"))
+    qat_model: Optional[str] = field(default_factory=lambda: bundled_model("qsnn"))
+    dataset: str = "stand-in"
+    data_root: Optional[str] = None
+    split: str = "test"
+    samples: Optional[int] = None
+    percentile: float = 100.0
+    backend: str = "emulator"
+    board_host: Optional[str] = None
+    ptq_budget: float = 1.1
+    qat_budget: float = 0.6
+    min_memory_reduction: float = 0.75
+    report: Optional[str] = None
+    seed: int = 0
+    batch_size: int = 32
+    sweep: Tuple[float, ...] = DEFAULT_SWEEP
+    sweep_samples: Optional[int] = None
+    progress: bool = False
+
+    #: fields that do not change any number of the evaluation (left out of the digest)
+    NOT_IN_DIGEST = ("report", "batch_size", "progress", "ptq_budget", "qat_budget", "min_memory_reduction")
+
+    def replace(self, **changes: Any) -> "GateConfig":
+        """A copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> Dict[str, Any]:
+        """JSON-ready dict of every field."""
+        d = dataclasses.asdict(self)
+        d["sweep"] = list(self.sweep)
+        return d
+
+    def sweep_percentiles(self) -> Tuple[float, ...]:
+        """The sweep's percentiles, sorted, including the configured ``percentile``."""
+        if not self.sweep:
+            return ()
+        return tuple(sorted(set(float(p) for p in self.sweep) | {float(self.percentile)}))
+
+    def digest(self) -> str:
+        """sha256 over the result-relevant fields, the model files' bytes and the code version."""
+        h = hashlib.sha256()
+        fields = {k: v for k, v in self.as_dict().items() if k not in self.NOT_IN_DIGEST}
+        for key in ("model", "qat_model", "data_root"):
+            if fields.get(key):
+                fields[key] = os.path.abspath(fields[key])
+        h.update(json.dumps(fields, sort_keys=True).encode())
+        for path in (self.model, self.qat_model):
+            h.update(b"\0file\0")
+            h.update(_file_digest(path).encode())
+        h.update(b"\0code\0")
+        h.update(code_version().encode())
+        return h.hexdigest()
+
+    def budgets(self) -> Dict[str, float]:
+        return {"ptq_budget": self.ptq_budget, "qat_budget": self.qat_budget,
+                "min_memory_reduction": self.min_memory_reduction}
+
+
+def _file_digest(path: Optional[str]) -> str:
+    if not path:
+        return "none"
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError as exc:
+        return f"unreadable:{type(exc).__name__}"
+
+
+_CODE_VERSION: Optional[str] = None
+
+
+def code_version() -> str:
+    """sha256 of the Python sources (and bundled files) of s2gate's packages, computed once per process."""
+    global _CODE_VERSION
+    if _CODE_VERSION is None:
+        h = hashlib.sha256()
+        root = Path(__file__).resolve().parents[2]
+        for pkg in CODE_PACKAGES:
+            base = root / pkg
+            if not base.is_dir():
+                continue
+            for path in sorted(base.rglob("*")):
+                if path.suffix not in (".py", ".nir", ".npz", ".json") or "__pycache__" in path.parts:
+                    continue
+                h.update(str(path.relative_to(root)).encode())
+                h.update(path.read_bytes())
+        _CODE_VERSION = h.hexdigest()
+    return _CODE_VERSION

@@ -1,0 +1,664 @@
+"""Compute everything the gate judges, once: :func:`evaluate` -> a JSON-ready dict.
+
+For a float model (P-SNN), a quantized model (Q-SNN) and a data split it computes, in batches
+of ``config.batch_size`` samples (results do not depend on the batch size):
+
+* **float accuracy**: the reference simulator on the float graph (its ``s2gate.preset``);
+* **PTQ accuracy**: ``harness.quantize.quantize_ptq`` at ``config.percentile`` (round to nearest,
+  clip, thresholds scaled by the same λ), run on the emulator with ``scale_weights=False``;
+* **QAT accuracies**: the reference on ``dequantize(qsnn)`` (its float accuracy) and the emulator
+  on the Q-SNN itself;
+* **equivalence**: the reference (float64, ``spinnaker2`` preset) against the emulator on the
+  same int8 graph (PTQ and Q-SNN), spike train by spike train with the ambiguity-aware rule of
+  :func:`harness.compare.check_equivalence`: shares of identical / ambiguous / unexplained trains,
+  share of identical predictions, first unexplained divergence (layer, neuron, tick, sample);
+* **memory**: weight bytes float32 vs int8 per layer (``harness.quantize.memory_account`` on the
+  lowered network) and the chip map (``s2emu.chip.map_to_chip``: PEs, chips, fits);
+* **design rules** (``s2emu.rules.check_design_rules``) on both int8 graphs;
+* **NeuroBench figures**: memory footprint, activation sparsity, synaptic operations per sample
+  (``harness.metrics``), float and int8;
+* per-layer spike rates (float vs int8), the PTQ accuracy at each sweep percentile, and a raster
+  around the first divergence (for the report's plots);
+* **hardware in the loop** with ``backend="board"``: the board's recording against the emulator's.
+
+Errors a user can cause (a corrupt model, a missing dataset, a graph the chip cannot run) do not
+escape: each is recorded as ``errors[section] = one-line message`` and the checks that need that
+section fail with it. The result holds no timestamps or timings, so the same inputs give the
+same JSON bytes.
+
+Result layout (all numbers plain Python; accuracies in percent, drops in percentage points)::
+
+    {"schema": 1, "digest": str, "config": {...}, "errors": {section: message},
+     "data": {"dataset", "split", "samples", "ticks", "input_shape", "classes"},
+     "accuracy": {"float", "ptq", "ptq_drop", "qat_float", "qat", "qat_drop"},
+     "equivalence": {"ptq"|"qat": {"spike_trains", "identical", "ambiguous", "diverging",
+                     "identical_share", "consistent_share", "prediction_agreement",
+                     "first_divergence": None | {"layer", "neuron", "flat_neuron", "tick", "sample", "detail"}}},
+     "layers": {"ptq"|"qat": [{"name", "neurons", "rate_float", "rate_int8"}]},
+     "memory": {"float32_bytes", "int8_bytes", "reduction", "layers": [...], "chip": {...}},
+     "design_rules": {"ptq"|"qat": [{"rule", "node", "message", "hint", "severity"}]},
+     "neurobench": {"float"|"int8"|"qat_int8": {...}},
+     "sweep": [{"percentile", "accuracy", "samples"}], "raster": {...} | None,
+     "hil": {"status": "skipped"|"ran", "reason", "comparison"}}
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from s2common.errors import S2GateError
+
+from .config import GateConfig
+
+SCHEMA = 1
+#: Neurons either side of the first divergence shown in the raster.
+RASTER_HALF_WIDTH = 12
+
+Quantizer = Callable[..., Any]
+
+
+class _Sections:
+    """Collects one-line errors per section; ``with s("name"):`` swallows S2GateError."""
+
+    def __init__(self) -> None:
+        self.errors: Dict[str, str] = {}
+
+    def ok(self, *names: str) -> bool:
+        return not any(n in self.errors for n in names)
+
+    @contextlib.contextmanager
+    def section(self, name: str, file: Optional[str] = None) -> Iterator[None]:
+        try:
+            yield
+        except S2GateError as err:
+            if file:
+                err.with_file(file)
+            self.errors.setdefault(name, str(err))
+
+    def fail(self, name: str, message: str) -> None:
+        self.errors.setdefault(name, message)
+
+    def block(self, name: str, because: Sequence[str]) -> None:
+        """Mark ``name`` as not computed because an earlier section failed."""
+        for b in because:
+            if b in self.errors:
+                self.errors.setdefault(name, f"not computed: {b} failed: {self.errors[b]}")
+                return
+
+
+# ----------------------------------------------------------------------------- data
+
+def load_data(config: GateConfig) -> Tuple[np.ndarray, np.ndarray]:
+    """Spikes (N, T, *input_shape) bool and labels (N,) int64 of the configured split.
+
+    ``config.dataset``: ``"stand-in"``, ``"dvsgesture"`` (local copy at ``config.data_root``) or a
+    ``.npz`` path with arrays ``spikes`` and ``labels``. The first ``config.samples`` samples.
+    """
+    from s2common.errors import DataNotFoundError, InputDataError
+
+    n = config.samples
+    if n is not None and n <= 0:
+        raise InputDataError(f"samples must be positive, got {n}", rule="bad-option")
+    if config.dataset == "stand-in":
+        from harness.data import standin_split
+
+        spikes, labels = standin_split(config.split, seed=config.seed, n=n, progress=config.progress)
+    elif config.dataset == "dvsgesture":
+        import harness.data as hd
+
+        loader = getattr(hd, "dvsgesture_split", None)
+        if loader is None:
+            raise DataNotFoundError("the DVS Gesture loader is not available in this build", rule="no-loader")
+        spikes, labels = loader(config.split, root=config.data_root, progress=config.progress)
+    else:
+        path = config.dataset
+        if not os.path.exists(path):
+            raise DataNotFoundError(f"dataset '{path}' not found", file=path,
+                                    hint="use --s2-dataset stand-in, dvsgesture, or a .npz with arrays 'spikes' and 'labels'")
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                spikes, labels = np.asarray(f["spikes"]), np.asarray(f["labels"])
+        except KeyError as exc:
+            raise InputDataError(f"the .npz file lacks array {exc}", file=path, rule="bad-dataset",
+                                 hint="save it with np.savez(path, spikes=(N, T, *input_shape) 0/1, labels=(N,) ints)") from exc
+        except Exception as exc:  # noqa: BLE001 - numpy/zipfile raise many kinds
+            raise InputDataError(f"cannot read the .npz file ({type(exc).__name__}: {exc})", file=path,
+                                 rule="bad-dataset") from exc
+    spikes = np.asarray(spikes)
+    labels = np.asarray(labels).reshape(-1)
+    if n is not None:
+        spikes, labels = spikes[:n], labels[:n]
+    if spikes.ndim < 3 or spikes.shape[0] != labels.shape[0] or spikes.shape[0] == 0:
+        raise InputDataError(f"dataset gives spikes {spikes.shape} and labels {labels.shape}; expected "
+                             "(N, T, *input_shape) and (N,) with N > 0", rule="bad-dataset")
+    if labels.dtype.kind not in "iu":
+        raise InputDataError(f"labels must be integers, got {labels.dtype}", rule="bad-dataset")
+    return spikes, labels.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------- graphs
+
+def _neuron_nodes(flat: Any) -> List[str]:
+    from s2common.graph import NEURON_TYPES
+
+    return [n for n in flat.order if flat.type_of(n) in NEURON_TYPES]
+
+
+def output_population(flat: Any) -> str:
+    """The neuron population whose spikes feed the graph's (first) Output node."""
+    from s2common.errors import UnsupportedError
+    from s2common.graph import NEURON_TYPES
+
+    out = flat.outputs[0]
+    stack, seen = list(flat.predecessors(out)), set()
+    while stack:
+        n = stack.pop(0)
+        if n in seen:
+            continue
+        seen.add(n)
+        if flat.type_of(n) in NEURON_TYPES:
+            return n
+        stack.extend(flat.predecessors(n))
+    raise UnsupportedError("no neuron population feeds the Output node, so there is no spike readout",
+                           node=out, rule="no-readout", hint="end the graph with a spiking layer")
+
+
+def _preset(graph: Any) -> str:
+    meta = getattr(graph, "metadata", None) or {}
+    preset = meta.get("s2gate.preset")
+    return str(preset) if preset else "spinnaker2"
+
+
+def _violations(items: Sequence[Any]) -> List[Dict[str, str]]:
+    return [{"rule": v.rule, "node": v.node, "message": v.message, "hint": getattr(v, "hint", ""),
+             "severity": getattr(v, "severity", "error")} for v in items]
+
+
+# ----------------------------------------------------------------------------- accumulators
+
+class _Equivalence:
+    """Sums the ambiguity-aware comparison over batches."""
+
+    def __init__(self) -> None:
+        self.trains = self.identical = self.ambiguous = self.unexplained = 0
+        self.same_pred = 0.0
+        self.samples = 0
+        self.best: Optional[Tuple[Tuple[int, int, int, int], Dict[str, Any]]] = None
+
+    def add(self, comp: Any, offset: int, batch: int, rank: Dict[str, int]) -> None:
+        tr = comp.trains
+        self.trains += tr.trains
+        self.identical += tr.identical
+        self.ambiguous += tr.ambiguous
+        self.unexplained += tr.unexplained
+        if tr.predictions_identical is not None:
+            self.same_pred += tr.predictions_identical * batch
+        self.samples += batch
+        d = tr.first_unexplained
+        if d is not None:
+            key = (int(d.tick), rank.get(d.node, len(rank)), offset + int(d.sample), int(d.neuron))
+            if self.best is None or key < self.best[0]:
+                detail = f"reference {'spiked' if d.expected else 'did not spike'}, emulator " \
+                         f"{'spiked' if d.actual else 'did not'}"
+                self.best = (key, {"layer": d.node, "neuron": [int(i) for i in d.index] or [int(d.neuron)],
+                                   "flat_neuron": int(d.neuron), "tick": int(d.tick), "sample": offset + int(d.sample),
+                                   "detail": detail})
+
+    def result(self) -> Dict[str, Any]:
+        t = max(self.trains, 1)
+        return {"spike_trains": self.trains, "identical": self.identical, "ambiguous": self.ambiguous,
+                "diverging": self.unexplained, "identical_share": self.identical / t if self.trains else 1.0,
+                "consistent_share": (self.identical + self.ambiguous) / t if self.trains else 1.0,
+                "prediction_agreement": self.same_pred / self.samples if self.samples else 1.0,
+                "first_divergence": None if self.best is None else self.best[1]}
+
+
+class _Activity:
+    """Per-layer spike counts, activation sparsity and synaptic operations over batches."""
+
+    def __init__(self, layers: Sequence[str], sizes: Dict[str, int]) -> None:
+        self.layers = list(layers)
+        self.sizes = sizes
+        self.spikes = {n: 0 for n in layers}
+        self.samples = 0
+        self.ticks = 0
+        self.syn = {"effective_acs": 0.0, "effective_macs": 0.0, "dense": 0.0}
+
+    def add(self, rec: Any, graph_or_net: Any, batch: int) -> None:
+        from harness.metrics import synaptic_operations
+
+        for n in self.layers:
+            s = rec.get(n, "spikes")
+            if s is not None:
+                self.spikes[n] += int(np.count_nonzero(s))
+                self.ticks = int(s.shape[1])
+        self.samples += batch
+        ops = synaptic_operations(graph_or_net, rec)
+        # per-sample means per batch -> sums, divided by all samples at the end
+        self.syn["effective_acs"] += ops.effective_acs * batch
+        self.syn["effective_macs"] += ops.effective_macs * batch
+        self.syn["dense"] += ops.dense * batch
+
+    def rates(self) -> Dict[str, float]:
+        denom = {n: self.sizes[n] * self.ticks * self.samples for n in self.layers}
+        return {n: (self.spikes[n] / denom[n] if denom[n] else 0.0) for n in self.layers}
+
+    def sparsity(self) -> float:
+        total = sum(self.sizes[n] for n in self.layers) * self.ticks * self.samples
+        return 1.0 - sum(self.spikes.values()) / total if total else 1.0
+
+    def synops(self) -> Dict[str, float]:
+        n = max(self.samples, 1)
+        return {k: v / n for k, v in self.syn.items()}
+
+
+def _raster(ref: Any, emu: Any, layer: str, sample: int, flat_neuron: Optional[int], title: str,
+            divergence: Optional[Tuple[int, int]]) -> Dict[str, Any]:
+    e = np.asarray(ref.spikes(layer))[sample]
+    a = np.asarray(emu.spikes(layer))[sample]
+    e = e.reshape(e.shape[0], -1)
+    a = a.reshape(a.shape[0], -1)
+    n = e.shape[1]
+    centre = flat_neuron if flat_neuron is not None else int(np.argmax(e.sum(axis=0) + a.sum(axis=0)))
+    lo = max(0, centre - RASTER_HALF_WIDTH)
+    hi = min(n, lo + 2 * RASTER_HALF_WIDTH + 1)
+    lo = max(0, hi - 2 * RASTER_HALF_WIDTH - 1)
+    pts = lambda m: [[int(t), int(k) + lo] for t, k in np.argwhere(m[:, lo:hi])]  # noqa: E731
+    return {"layer": layer, "ticks": [0, int(e.shape[0])], "neurons": [lo, hi], "emulator": pts(a),
+            "reference": pts(e), "divergence": list(divergence) if divergence else None, "title": title}
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+             quantizer: Optional[Quantizer] = None) -> Dict[str, Any]:
+    """Run everything the gate checks (see the module docstring for the result's layout).
+
+    Args:
+        config: models, data, percentile, seed, batch size...
+        data: (spikes (N, T, *input_shape), labels (N,)) to use instead of ``config.dataset``.
+        quantizer: replaces ``harness.quantize.quantize_ptq`` (same signature and result type);
+            the gate's own tests use it to inject a broken quantizer.
+    """
+    from s2common.graph import flatten_graph, load_graph
+
+    s = _Sections()
+    cfg = config
+    ev: Dict[str, Any] = {"schema": SCHEMA, "digest": cfg.digest(), "config": cfg.as_dict(), "errors": s.errors}
+    ev["config"]["report"] = None  # where a report goes does not belong to the result
+
+    # ---- models
+    float_graph = float_flat = None
+    with s.section("model", cfg.model):
+        float_graph = load_graph(cfg.model)
+        float_flat = flatten_graph(float_graph, file=cfg.model)
+        out_pop = output_population(float_flat)
+    qat_graph = qat_flat = None
+    if cfg.qat_model:
+        with s.section("qat_model", cfg.qat_model):
+            from harness.quantize import is_quantized
+            from s2common.errors import QuantizationError
+
+            qat_graph = load_graph(cfg.qat_model)
+            qat_flat = flatten_graph(qat_graph, file=cfg.qat_model)
+            if not is_quantized(qat_graph):
+                raise QuantizationError("is not a quantized NIR graph (no s2gate.quant metadata, or weights that are not "
+                                        "int8 codes)", rule="not-quantized",
+                                        hint="export the Q-SNN with harness.quantize's QAT export, or quantize with s2gate quantize")
+            qat_out = output_population(qat_flat)
+
+    # ---- data
+    spikes = labels = None
+    with s.section("data", cfg.dataset if os.path.exists(str(cfg.dataset)) else None):
+        spikes, labels = data if data is not None else load_data(cfg)
+        spikes = np.asarray(spikes)
+        labels = np.asarray(labels).astype(np.int64).reshape(-1)
+        if spikes.shape[0] != labels.shape[0]:
+            from s2common.errors import InputDataError
+
+            raise InputDataError(f"{spikes.shape[0]} samples but {labels.shape[0]} labels", rule="bad-dataset")
+    if spikes is not None:
+        ev["data"] = {"dataset": cfg.dataset if data is None else "given", "split": cfg.split,
+                      "samples": int(spikes.shape[0]), "ticks": int(spikes.shape[1]),
+                      "input_shape": [int(x) for x in spikes.shape[2:]], "classes": int(labels.max()) + 1}
+        for name, flat, file in (("model", float_flat, cfg.model), ("qat_model", qat_flat, cfg.qat_model)):
+            if flat is not None and tuple(flat.input_shape) != tuple(spikes.shape[2:]):
+                s.fail("data", f"[bad-input] {file}: the model's Input takes {tuple(flat.input_shape)} per tick but the "
+                               f"data has {tuple(spikes.shape[2:])} (hint: use data of shape (N, T, "
+                               f"{', '.join(map(str, flat.input_shape))}))")
+
+    from s2emu import ConversionOptions
+
+    opts = ConversionOptions(scale_weights=False)
+
+    # ---- PTQ graph, rules, lowering, memory
+    q = net_ptq = None
+    if s.ok("model"):
+        with s.section("ptq", cfg.model):
+            from harness.quantize import quantize_ptq
+
+            qfn = quantizer or quantize_ptq
+            q = qfn(float_graph, percentile=cfg.percentile, source=cfg.model)
+        if s.ok("ptq"):
+            net_ptq = _rules_and_lower(s, "ptq", q.graph, opts, cfg.model, ev)
+    else:
+        for sec in ("ptq", "rules_ptq", "ptq_lower"):
+            s.block(sec, ["model"])
+    if net_ptq is not None:
+        _memory(s, ev, net_ptq, float_graph, q.graph)
+    else:
+        s.block("memory", ["model", "ptq", "ptq_lower"])
+        s.block("chip", ["model", "ptq", "ptq_lower"])
+
+    net_qat = deq_graph = None
+    if qat_graph is not None:
+        net_qat = _rules_and_lower(s, "qat", qat_graph, opts, cfg.qat_model, ev)
+        with s.section("qat_float_run", cfg.qat_model):
+            from harness.quantize import dequantize
+
+            deq_graph = dequantize(qat_graph)
+    elif cfg.qat_model:
+        for sec in ("rules_qat", "qat_lower"):
+            s.block(sec, ["qat_model"])
+
+    # ---- sweep networks
+    sweep_nets: Dict[float, Any] = {}
+    if net_ptq is not None and cfg.sweep_percentiles():
+        for p in cfg.sweep_percentiles():
+            if float(p) == float(cfg.percentile):
+                sweep_nets[p] = net_ptq
+                continue
+            with s.section("sweep", cfg.model):
+                from s2emu import lower
+
+                qfn = quantizer or __import__("harness.quantize", fromlist=["quantize_ptq"]).quantize_ptq
+                sweep_nets[p] = lower(qfn(float_graph, percentile=p, source=cfg.model).graph, opts)
+
+    # ---- batched runs
+    if s.ok("data"):
+        _run_batches(s, ev, cfg, spikes, labels, float_graph, float_flat, q, net_ptq, qat_graph, qat_flat, deq_graph,
+                     net_qat, sweep_nets)
+    else:
+        for sec in ("float_run", "ptq_run", "equivalence_ptq", "qat_float_run", "qat_run", "equivalence_qat"):
+            s.block(sec, ["data"])
+
+    # ---- hardware in the loop
+    ev["hil"] = _hil(s, cfg, q, net_ptq, spikes)
+    ev["errors"] = dict(sorted(s.errors.items()))
+    return ev
+
+
+def _rules_and_lower(s: _Sections, flow: str, graph: Any, opts: Any, file: Optional[str], ev: Dict[str, Any]) -> Any:
+    from s2common.graph import flatten_graph
+    from s2emu import lower
+    from s2emu.rules import check_design_rules
+
+    net = None
+    with s.section(f"rules_{flow}", file):
+        flat = flatten_graph(graph, file=file)
+        ev.setdefault("design_rules", {})[flow] = _violations(check_design_rules(flat, options=opts))
+    with s.section(f"{flow}_lower", file):
+        net = lower(graph, opts)
+    if net is not None and f"rules_{flow}" not in s.errors:
+        from s2emu.rules import check_design_rules
+
+        with s.section(f"rules_{flow}", file):  # rules that need the lowered network (fit, accumulators)
+            ev["design_rules"][flow] = _violations(check_design_rules(flatten_graph(graph, file=file), net=net,
+                                                                      options=opts))
+    return net
+
+
+def _memory(s: _Sections, ev: Dict[str, Any], net: Any, float_graph: Any, q_graph: Any) -> None:
+    from harness.quantize import memory_account
+
+    with s.section("memory"):
+        acct = memory_account(net)
+        layers = []
+        for r in acct.rows:
+            if not r.weight_bytes_float32:
+                continue
+            layers.append({"name": r.layer, "neurons": r.neurons, "weights": r.weights,
+                           "float32_bytes": int(r.weight_bytes_float32), "int8_bytes": int(r.weight_bytes_int8),
+                           "reduction": 1.0 - r.weight_bytes_int8 / r.weight_bytes_float32})
+        f32, i8 = int(acct.weight_bytes_float32), int(acct.weight_bytes_int8)
+        ev["memory"] = {"float32_bytes": f32, "int8_bytes": i8, "reduction": (1.0 - i8 / f32) if f32 else 0.0,
+                        "total_float32_bytes": int(acct.total_float32), "total_int8_bytes": int(acct.total_int8),
+                        "layers": layers}
+    with s.section("chip"):
+        from s2emu.chip import map_to_chip
+
+        chip = map_to_chip(net)
+        t = chip.total
+        failing = [{"name": r.name, "reason": f"needs {r.max_bytes_per_pe:,} B on one PE, more than the "
+                                              f"{chip.spec.data_sram_per_pe:,} B of data SRAM"}
+                   for r in chip.rows if not r.fits]
+        detail = None
+        if t.chips > t.max_chips:
+            detail = (f"needs {t.pes} PEs = {t.chips} chips of {chip.spec.usable_pes_per_chip} usable PEs, "
+                      f"more than the {t.max_chips} chip(s) allowed")
+            if not failing:
+                biggest = max(chip.rows, key=lambda r: r.pes)
+                failing = [{"name": biggest.name, "reason": f"takes {biggest.pes} PEs for {biggest.neurons:,} neurons"}]
+        elif failing:
+            detail = f"{len(failing)} layer(s) do not fit one PE's data SRAM"
+        mem = ev.setdefault("memory", {})
+        mem["chip"] = {"fits": bool(t.fits), "pes": int(t.pes), "chips": int(t.chips), "max_chips": int(t.max_chips),
+                       "pes_per_chip": int(chip.spec.usable_pes_per_chip), "total_bytes": int(t.total_bytes),
+                       "max_bytes_per_pe": int(t.max_bytes_per_pe), "failing_layers": failing, "detail": detail,
+                       "layers": [{"name": r.name, "model": r.model, "neurons": int(r.neurons), "pes": int(r.pes),
+                                   "total_bytes": int(r.total_bytes), "fits": bool(r.fits)} for r in chip.rows]}
+    ev.setdefault("neurobench", {})
+    from harness.metrics import memory_footprint
+
+    with s.section("memory"):
+        ev["neurobench"].setdefault("float", {})["memory_footprint_bytes"] = memory_footprint(float_graph, bits=32)
+        ev["neurobench"].setdefault("int8", {})["memory_footprint_bytes"] = memory_footprint(q_graph, bits=8)
+
+
+def _run_batches(s: _Sections, ev: Dict[str, Any], cfg: GateConfig, spikes: np.ndarray, labels: np.ndarray,
+                 float_graph: Any, float_flat: Any, q: Any, net_ptq: Any, qat_graph: Any, qat_flat: Any,
+                 deq_graph: Any, net_qat: Any, sweep_nets: Dict[float, Any]) -> None:
+    from tqdm.auto import tqdm
+
+    from harness.compare import check_equivalence
+    from harness.metrics import accuracy, predict
+    from reference import simulate
+    from s2emu import Engine
+
+    N = int(spikes.shape[0])
+    bs = max(1, int(cfg.batch_size))
+    preds: Dict[str, List[np.ndarray]] = {}
+    have_float = float_graph is not None and s.ok("model")
+    have_ptq = net_ptq is not None
+    have_qat = net_qat is not None and deq_graph is not None
+    preset = _preset(float_graph) if have_float else "spinnaker2"
+    qat_preset = _preset(qat_graph) if qat_graph is not None else "spinnaker2"
+    sweep_n = min(N, cfg.sweep_samples or N)
+    eq = {"ptq": _Equivalence(), "qat": _Equivalence()}
+    act: Dict[str, _Activity] = {}
+    raster: Optional[Dict[str, Any]] = None
+    raster_key = None
+    if have_float:
+        layers = _neuron_nodes(float_flat)
+        sizes = {n: int(np.prod(float_flat.out_shape[n])) for n in layers}
+        act["float"] = _Activity(layers, sizes)
+        if have_ptq:
+            act["int8"] = _Activity(layers, sizes)
+        out_pop = output_population(float_flat)
+    if qat_flat is not None:
+        qlayers = _neuron_nodes(qat_flat)
+        qsizes = {n: int(np.prod(qat_flat.out_shape[n])) for n in qlayers}
+        act["qat_float"] = _Activity(qlayers, qsizes)
+        act["qat_int8"] = _Activity(qlayers, qsizes)
+        qat_out = output_population(qat_flat)
+    bar = tqdm(total=N, desc="s2gate evaluate", unit="sample", disable=not cfg.progress, leave=False)
+    for start in range(0, N, bs):
+        x = spikes[start:start + bs]
+        b = int(x.shape[0])
+        emu_ptq = None
+        if have_float and s.ok("float_run"):
+            with s.section("float_run", cfg.model):
+                rec = simulate(float_graph, x, preset=preset)
+                preds.setdefault("float", []).append(predict(rec, out_pop))
+                act["float"].add(rec, float_flat, b)
+        if have_ptq and s.ok("ptq_run"):
+            with s.section("ptq_run", cfg.model):
+                emu_ptq = Engine(net_ptq).run(x)
+                preds.setdefault("ptq", []).append(predict(emu_ptq, out_pop))
+                act["int8"].add(emu_ptq, net_ptq, b)
+            if emu_ptq is not None and s.ok("equivalence_ptq"):
+                with s.section("equivalence_ptq", cfg.model):
+                    ref_q = simulate(q.graph, x, preset="spinnaker2", record=_neuron_nodes(float_flat))
+                    comp = check_equivalence(ref_q, emu_ptq, q.graph, reset="subtract", output_node=out_pop)
+                    rank = {n: i for i, n in enumerate(float_flat.order)}
+                    eq["ptq"].add(comp, start, b, rank)
+                    d = comp.trains.first_unexplained
+                    if d is not None:
+                        key = (int(d.tick), rank.get(d.node, 0), start + int(d.sample), int(d.neuron))
+                        if raster_key is None or raster_key[0] != 0 or key < raster_key[1]:
+                            raster_key = (0, key)
+                            raster = _raster(ref_q, emu_ptq, d.node, int(d.sample), int(d.neuron),
+                                             f"first divergence (PTQ): layer '{d.node}', neuron {d.neuron}, "
+                                             f"tick {d.tick}, sample {start + int(d.sample)}",
+                                             (int(d.tick), int(d.neuron)))
+                    elif raster is None and start == 0:
+                        raster_key = (1, None)
+                        raster = _raster(ref_q, emu_ptq, out_pop, 0, None,
+                                         f"no divergence (PTQ): output layer '{out_pop}', sample 0, "
+                                         "emulator and reference", None)
+        for p, net in sweep_nets.items():
+            if net is net_ptq or start >= sweep_n or not s.ok("sweep"):
+                continue
+            with s.section("sweep", cfg.model):
+                xs = x[: max(0, min(b, sweep_n - start))]
+                preds.setdefault(f"sweep:{p!r}", []).append(predict(Engine(net).run(xs), out_pop))
+        if have_qat:
+            if s.ok("qat_float_run"):
+                with s.section("qat_float_run", cfg.qat_model):
+                    rec = simulate(deq_graph, x, preset=qat_preset)
+                    preds.setdefault("qat_float", []).append(predict(rec, qat_out))
+                    act["qat_float"].add(rec, qat_flat, b)
+            emu_qat = None
+            if s.ok("qat_run"):
+                with s.section("qat_run", cfg.qat_model):
+                    emu_qat = Engine(net_qat).run(x)
+                    preds.setdefault("qat", []).append(predict(emu_qat, qat_out))
+                    act["qat_int8"].add(emu_qat, net_qat, b)
+            if emu_qat is not None and s.ok("equivalence_qat"):
+                with s.section("equivalence_qat", cfg.qat_model):
+                    ref_q = simulate(qat_graph, x, preset="spinnaker2", record=_neuron_nodes(qat_flat))
+                    comp = check_equivalence(ref_q, emu_qat, qat_graph, reset="subtract", output_node=qat_out)
+                    eq["qat"].add(comp, start, b, {n: i for i, n in enumerate(qat_flat.order)})
+                    d = comp.trains.first_unexplained
+                    if d is not None and (raster_key is None or raster_key[0] == 1):
+                        raster_key = (2, None)
+                        raster = _raster(ref_q, emu_qat, d.node, int(d.sample), int(d.neuron),
+                                         f"first divergence (Q-SNN): layer '{d.node}', neuron {d.neuron}, "
+                                         f"tick {d.tick}, sample {start + int(d.sample)}", (int(d.tick), int(d.neuron)))
+        bar.update(b)
+    bar.close()
+
+    # ---- collect
+    def acc_of(key: str, n: Optional[int] = None) -> Optional[float]:
+        if key not in preds:
+            return None
+        p = np.concatenate(preds[key])
+        return 100.0 * accuracy(p, labels[: len(p)])
+
+    a: Dict[str, Any] = {}
+    with s.section("float_run"):
+        if s.ok("float_run") and "float" in preds:
+            a["float"] = acc_of("float")
+    with s.section("ptq_run"):
+        if s.ok("ptq_run") and "ptq" in preds:
+            a["ptq"] = acc_of("ptq")
+            if "float" in a:
+                a["ptq_drop"] = a["float"] - a["ptq"]
+    with s.section("qat_run"):
+        if s.ok("qat_float_run") and "qat_float" in preds:
+            a["qat_float"] = acc_of("qat_float")
+        if s.ok("qat_run") and "qat" in preds:
+            a["qat"] = acc_of("qat")
+            if "qat_float" in a:
+                a["qat_drop"] = a["qat_float"] - a["qat"]
+    ev["accuracy"] = a
+    ev["equivalence"] = {}
+    if have_ptq and s.ok("ptq_run", "equivalence_ptq"):
+        ev["equivalence"]["ptq"] = eq["ptq"].result()
+    if have_qat and s.ok("qat_run", "equivalence_qat"):
+        ev["equivalence"]["qat"] = eq["qat"].result()
+    ev["raster"] = raster
+
+    layers: Dict[str, List[Dict[str, Any]]] = {}
+    if "float" in act and "int8" in act:
+        rf, ri = act["float"].rates(), act["int8"].rates()
+        layers["ptq"] = [{"name": n, "neurons": act["float"].sizes[n], "rate_float": rf[n], "rate_int8": ri[n]}
+                         for n in act["float"].layers]
+    if "qat_float" in act and have_qat:
+        rf, ri = act["qat_float"].rates(), act["qat_int8"].rates()
+        layers["qat"] = [{"name": n, "neurons": act["qat_float"].sizes[n], "rate_float": rf[n], "rate_int8": ri[n]}
+                         for n in act["qat_float"].layers]
+    ev["layers"] = layers
+
+    nb = ev.setdefault("neurobench", {})
+    for key, col in (("float", "float"), ("int8", "int8"), ("qat_int8", "qat_int8")):
+        if key in act and act[key].samples:
+            ops = act[key].synops()
+            nb.setdefault(col, {}).update({"activation_sparsity": act[key].sparsity(),
+                                           "synaptic_operations": ops["effective_acs"] + ops["effective_macs"],
+                                           "effective_acs": ops["effective_acs"],
+                                           "effective_macs": ops["effective_macs"],
+                                           "dense_operations": ops["dense"]})
+    if qat_graph is not None and "qat_int8" in nb:
+        from harness.metrics import memory_footprint
+
+        nb["qat_int8"]["memory_footprint_bytes"] = memory_footprint(qat_graph, bits=8)
+
+    sweep = []
+    for p, net in sorted(sweep_nets.items()):
+        key = "ptq" if net is net_ptq else f"sweep:{p!r}"
+        if key in preds:
+            pr = np.concatenate(preds[key])[:sweep_n]
+            sweep.append({"percentile": float(p), "accuracy": 100.0 * accuracy(pr, labels[:len(pr)]),
+                          "samples": int(len(pr))})
+    ev["sweep"] = sweep
+
+
+def _hil(s: _Sections, cfg: GateConfig, q: Any, net_ptq: Any, spikes: Optional[np.ndarray]) -> Dict[str, Any]:
+    if cfg.backend != "board":
+        return {"status": "skipped", "reason": "no board configured (run with --s2-backend board --s2-board-host IP "
+                                               "to compare a SpiNNaker2 board with the emulator)"}
+    if not cfg.board_host:
+        s.fail("hil", "[no-board-host] --s2-backend board needs --s2-board-host IP (the board's Ethernet address)")
+        return {"status": "error"}
+    if q is None or net_ptq is None or spikes is None:
+        s.block("hil", ["model", "ptq", "ptq_lower", "data"])
+        return {"status": "error"}
+    with s.section("hil", cfg.model):
+        from harness.backends import BoardBackend, EmulatorBackend
+        from harness.compare import compare_recordings
+
+        x = spikes[: min(len(spikes), cfg.batch_size)]
+        board = BoardBackend(host=cfg.board_host).run(q.graph, x)
+        emu = EmulatorBackend().run(q.graph, x)
+        comp = compare_recordings(emu, board, observables=("spikes",))
+        rows = [r for r in comp.rows if not r.note]
+        trains = sum(int(np.prod(np.asarray(emu.spikes(r.node)).shape[2:])) * x.shape[0] for r in rows)
+        diff_trains = 0
+        for r in rows:
+            e = np.asarray(emu.spikes(r.node)).reshape(x.shape[0], emu.ticks, -1)
+            bt = np.asarray(board.spikes(r.node)).reshape(x.shape[0], board.ticks, -1)
+            t = min(e.shape[1], bt.shape[1])
+            diff_trains += int((e[:, :t] != bt[:, :t]).any(axis=1).sum())
+        d = comp.first_divergence
+        fd = None if d is None else {"layer": d.node, "neuron": [int(i) for i in d.index] or [int(d.neuron)],
+                                     "flat_neuron": int(d.neuron), "tick": int(d.tick), "sample": int(d.sample),
+                                     "detail": f"emulator {d.expected}, board {d.actual}"}
+        return {"status": "ran", "samples": int(x.shape[0]),
+                "comparison": {"spike_trains": trains, "identical": trains - diff_trains, "ambiguous": 0,
+                               "diverging": diff_trains, "identical_share": (trains - diff_trains) / trains if trains else 1.0,
+                               "first_divergence": fd}}
+    return {"status": "error"}
