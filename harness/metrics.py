@@ -14,8 +14,11 @@ on NIR graphs and s2gate recordings:
   Inputs and weights are binarised (non-zero -> 1) and the layer is re-run: **Effective** ops
   count (non-zero input, non-zero weight) pairs; **Dense** counts every input and every
   connection (all ones, zero weights included). Binary (spike) inputs make accumulates (ACs),
-  non-binary ones multiply-accumulates (MACs). Pooling is not counted (it is folded into the
-  next layer's input, as on SpiNNaker2). Connection layers: Affine, Linear, Conv1d, Conv2d.
+  non-binary ones multiply-accumulates (MACs); a sum-pooled spike map holds spike counts
+  (non-negative integers), which SpiNNaker2 also adds up without multiplying, so those count
+  as ACs too (NeuroBench, which sees pooled values as non-binary, would call them MACs).
+  Pooling itself is not counted (it is folded into the next layer's input, as on SpiNNaker2).
+  Connection layers: Affine, Linear, Conv1d, Conv2d.
 
 "float and int8 variants": the footprint with ``bits=32`` vs ``bits=8``; sparsity and
 operations from the float reference's recording vs the emulator's.
@@ -36,7 +39,7 @@ WEIGHT_TYPES = ("Affine", "Linear", "Conv1d", "Conv2d")
 SPIKING_TYPES = ("LIF", "IF", "CubaLIF", "Threshold")
 #: hyper-parameters that are not stored per model (shapes, strides...).
 _NOT_PARAMS = ("input_type", "output_type", "metadata", "stride", "padding", "dilation", "groups",
-               "kernel_size", "start_dim", "end_dim", "shape")
+               "kernel_size", "start_dim", "end_dim", "shape", "input_shape")
 
 
 class MetricError(S2GateError):
@@ -207,7 +210,7 @@ def _synops_graph(flat: Any, recording: Recording) -> SynapticOps:
             res.skipped.append(name)
             continue
         w = np.asarray(node.weight)
-        binary = bool(np.all((x == 0) | (x == 1)))
+        binary = bool(np.all((x >= 0) & (x == np.round(x))))  # spikes or spike counts: accumulates
         if typ in ("Affine", "Linear"):
             fan_eff = np.count_nonzero(w, axis=0).astype(np.float64)  # per input element
             fan_dense = np.full(w.shape[1], float(w.shape[0]))

@@ -1,0 +1,184 @@
+"""Predictions, accuracy and NeuroBench-style figures on tiny hand-made graphs.
+
+Every expected number is counted by hand in the comments.
+"""
+from __future__ import annotations
+
+import nir
+import numpy as np
+import pytest
+
+from harness.metrics import (
+    MetricError,
+    accuracy,
+    activation_sparsity,
+    memory_footprint,
+    memory_footprint_per_node,
+    predict,
+    synaptic_operations,
+)
+from s2common.errors import InputDataError
+from s2common.recording import Recording
+
+
+def _dense_graph() -> nir.NIRGraph:
+    """Input(3) -> Affine W (2x3) -> LIF(2) -> Output."""
+    w = np.array([[1.0, 0.0, 2.0], [3.0, 4.0, 0.0]], dtype=np.float32)
+    ones = np.ones(2, dtype=np.float32)
+    return nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array([3])),
+            "fc": nir.Affine(weight=w, bias=np.array([0.5, 0.5], dtype=np.float32)),
+            "lif": nir.LIF(tau=ones * 0.01, r=ones, v_leak=ones * 0, v_threshold=ones, v_reset=ones * 0),
+            "output": nir.Output(output_type=np.array([2])),
+        },
+        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")],
+    )
+
+
+def _dense_recording() -> Recording:
+    x = np.zeros((2, 3, 3), bool)
+    x[0, 0] = [1, 0, 0]
+    x[0, 1] = [1, 1, 1]
+    x[1, 0] = [0, 0, 1]
+    lif = np.zeros((2, 3, 2), bool)
+    lif[0, 1, 0] = lif[0, 2, 1] = lif[1, 2, 0] = True
+    rec = Recording(dt=1e-4)
+    rec.add("input", "spikes", x)
+    rec.add("lif", "spikes", lif)
+    return rec
+
+
+def test_predict_ties_go_to_the_lowest_index():
+    spk = np.zeros((3, 4, 3), bool)
+    spk[0, :2, 0] = spk[0, :2, 1] = True
+    spk[0, 0, 2] = True           # counts [2, 2, 1] -> 0 (tie)
+    #                               sample 1: no spikes -> 0
+    spk[2, 0, 0] = True
+    spk[2, :3, 1] = spk[2, 1:4, 2] = True  # counts [1, 3, 3] -> 1 (tie between 1 and 2)
+    rec = Recording(dt=1e-4)
+    rec.add("out", "spikes", spk)
+    assert predict(rec, "out").tolist() == [0, 0, 1]
+    with pytest.raises(MetricError):
+        predict(rec, "nope")
+
+
+def test_predict_from_a_non_spiking_output():
+    out = np.zeros((2, 3, 4))
+    out[0, :, 3] = 0.5
+    out[1, 0, 1] = 2.0
+    rec = Recording(dt=1e-4)
+    rec.add("readout", "output", out)
+    assert predict(rec, "readout").tolist() == [3, 1]
+
+
+def test_accuracy():
+    assert accuracy([0, 1, 2, 2], [0, 1, 1, 2]) == pytest.approx(0.75)
+    with pytest.raises(InputDataError):
+        accuracy([0, 1], [0])
+    with pytest.raises(InputDataError):
+        accuracy([], [])
+
+
+def test_memory_footprint_float_and_int8():
+    g = _dense_graph()
+    # weights 6, bias 2, LIF tau/r/v_leak/v_threshold/v_reset 5 x 2 = 10 -> 18 values
+    assert memory_footprint(g, bits=32) == 18 * 4
+    # int8: 6 weights at 1 byte, 12 other values at 4 bytes
+    assert memory_footprint(g, bits=8) == 6 + 12 * 4
+    per = memory_footprint_per_node(g, bits=8)
+    assert per == {"fc": 6 + 8, "lif": 40}
+
+
+def test_memory_footprint_conv_ignores_hyper_parameters():
+    w = np.ones((4, 2, 3, 3), dtype=np.float32)
+    g = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=np.array([2, 5, 5])),
+               "conv": nir.Conv2d(input_shape=(5, 5), weight=w, stride=1, padding=0, dilation=1, groups=1,
+                                  bias=np.zeros(4, dtype=np.float32)),
+               "if": nir.IF(r=np.ones((4, 3, 3)), v_threshold=np.ones((4, 3, 3)), v_reset=np.zeros((4, 3, 3))),
+               "output": nir.Output(output_type=np.array([4, 3, 3]))},
+        edges=[("input", "conv"), ("conv", "if"), ("if", "output")])
+    # conv: 72 weights + 4 bias; IF: 3 params x 36 neurons = 108
+    assert memory_footprint(g, bits=32) == (72 + 4 + 108) * 4
+    assert memory_footprint(g, bits=8) == 72 + (4 + 108) * 4
+
+
+def test_activation_sparsity():
+    rec = _dense_recording()
+    # lif: 2 samples x 3 ticks x 2 neurons = 12, 3 spikes; the input is data, not an activation
+    assert activation_sparsity(rec) == pytest.approx(1 - 3 / 12)
+    assert activation_sparsity(rec, graph=_dense_graph()) == pytest.approx(1 - 3 / 12)
+    assert activation_sparsity(rec, nodes=["input", "lif"]) == pytest.approx(1 - (3 + 5) / (12 + 18))
+
+
+def test_synaptic_operations_dense():
+    ops = synaptic_operations(_dense_graph(), _dense_recording())
+    # non-zero weights per input column: [2, 1, 1]
+    # sample 0: t0 input [1,0,0] -> 2; t1 [1,1,1] -> 4; t2 nothing -> 6. sample 1: t0 [0,0,1] -> 1. mean 3.5
+    assert ops.effective_acs == pytest.approx(3.5)
+    assert ops.effective_macs == 0
+    # dense: 6 connections x 3 ticks per sample
+    assert ops.dense == pytest.approx(18)
+    assert set(ops.per_node) == {"fc"}
+
+
+def _conv_graph(padding: int = 0) -> nir.NIRGraph:
+    w = np.array([[[[1.0, 0.0], [1.0, 1.0]]]], dtype=np.float32)  # (1, 1, 2, 2)
+    out = 2 + 2 * padding
+    return nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=np.array([1, 3, 3])),
+               "conv": nir.Conv2d(input_shape=(3, 3), weight=w, stride=1, padding=padding, dilation=1, groups=1,
+                                  bias=np.zeros(1, dtype=np.float32)),
+               "if": nir.IF(r=np.ones((1, out, out)), v_threshold=np.ones((1, out, out)),
+                            v_reset=np.zeros((1, out, out))),
+               "output": nir.Output(output_type=np.array([1, out, out]))},
+        edges=[("input", "conv"), ("conv", "if"), ("if", "output")])
+
+
+def test_synaptic_operations_conv():
+    x = np.zeros((1, 2, 1, 3, 3), bool)
+    x[0, 0, 0, 1, 1] = True  # centre: meets all 4 kernel taps, 3 of them non-zero
+    x[0, 0, 0, 0, 2] = True  # top-right: only output (0,1) via tap (0,1), which is zero
+    x[0, 1, 0, 2, 2] = True  # bottom-right: only output (1,1) via tap (1,1) = 1
+    rec = Recording(dt=1e-4)
+    rec.add("input", "spikes", x)
+    ops = synaptic_operations(_conv_graph(), rec)
+    assert ops.effective_acs == pytest.approx(3 + 0 + 1)
+    # dense: 4 outputs x 4 taps = 16 per tick, 2 ticks
+    assert ops.dense == pytest.approx(32)
+    # with padding 1: 16 outputs; the centre meets all 4 taps again, the corner (0,2) now meets
+    # taps (0,1)->0, (0,0)->1, (1,1)->1, (1,0)->1 -> 3; (2,2) meets 4 taps -> 3; dense 16 outputs x 4 taps
+    ops_p = synaptic_operations(_conv_graph(padding=1), rec)
+    assert ops_p.effective_acs == pytest.approx(3 + 3 + 3)
+    assert ops_p.dense == pytest.approx(2 * (9 * 4))  # each of the 9 inputs meets 4 taps with padding 1
+
+
+def test_synaptic_operations_through_sumpool_and_flatten():
+    w = np.arange(1, 13, dtype=np.float32).reshape(3, 4)
+    w[0, 0] = 0.0
+    g = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=np.array([1, 4, 4])),
+               "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+               "flat": nir.Flatten(input_type={"input": np.array([1, 2, 2])}, start_dim=0, end_dim=-1),
+               "fc": nir.Affine(weight=w, bias=np.zeros(3, dtype=np.float32)),
+               "if": nir.IF(r=np.ones(3), v_threshold=np.ones(3), v_reset=np.zeros(3)),
+               "output": nir.Output(output_type=np.array([3]))},
+        edges=[("input", "pool"), ("pool", "flat"), ("flat", "fc"), ("fc", "if"), ("if", "output")])
+    x = np.zeros((1, 1, 1, 4, 4), bool)
+    x[0, 0, 0, 0, 0] = x[0, 0, 0, 1, 1] = True  # both in window (0,0): pooled value 2, one input element
+    x[0, 0, 0, 3, 3] = True                      # window (1,1): flat index 3
+    rec = Recording(dt=1e-4)
+    rec.add("input", "spikes", x)
+    ops = synaptic_operations(g, rec)
+    # pooled input non-zero at flat 0 (column 0 has 2 non-zero weights) and flat 3 (3 non-zero)
+    assert ops.effective_acs == pytest.approx(2 + 3)
+    assert ops.effective_macs == 0
+    assert ops.dense == pytest.approx(12)
+
+
+def test_synaptic_operations_skips_unrecorded_inputs():
+    rec = Recording(dt=1e-4)
+    rec.add("lif", "spikes", np.zeros((1, 2, 2), bool))
+    ops = synaptic_operations(_dense_graph(), rec)
+    assert ops.skipped == ["fc"] and ops.effective_acs == 0
