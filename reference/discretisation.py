@@ -1,0 +1,193 @@
+"""The discretisation choices a NIR graph leaves open, and the named presets.
+
+A NIR graph states continuous-time equations (see ``reference/README.md``). Running it on a
+tick grid needs choices NIR does not make; :class:`Discretisation` names every one of them,
+and :data:`PRESETS` bundles the choices each framework makes when it imports a NIR graph.
+
+Notation for one tick of length ``dt`` (seconds), a leaky neuron with time constant ``tau``,
+resistance ``r`` and leak voltage ``v_leak``, and ``x`` the summed input of the tick:
+
+* ``integrator="euler"``: ``a = 1 - dt/tau`` and ``g = dt/tau`` (forward Euler);
+  ``integrator="exp"``: ``a = exp(-dt/tau)`` and ``g = 1 - a`` (exact for an input held
+  constant over the tick: "exponential Euler").
+* ``input_scale`` says what current the tick's input is:
+  ``"1"``: ``I = x`` held for the whole tick, so ``v += g*r*x`` (the NIR paper's exact
+  simulation: "an input spike is a one-dt step current"; Norse, SpiNNaker2);
+  ``"1/dt"``: ``I = x/dt`` held for the tick, i.e. a spike is a unit-area delta pulse, so
+  ``v += g*r*x/dt`` (Euler: ``r*x/tau``);
+  ``"jump"``: ``v += r*x``, no time factor (Sinabs' ``norm_input=False``, Rockpool's native
+  modules: the weight is the voltage jump).
+* ``if_input_scale`` is the same choice for the integrators ``I`` and ``IF`` (``dv/dt = r I``,
+  no ``tau``): ``"1"``: ``v += dt*r*x``; ``"1/dt"`` (= ``"jump"`` there): ``v += r*x``.
+  Every framework read here treats IF input as a jump (Norse ``iaf_feed_forward_step``
+  ``v = v + input``; Sinabs ``IAF``; the SpiNNaker2 converter ``convert_IF`` sets
+  ``threshold = v_threshold * w_scale / r``), so every preset uses ``"1/dt"``.
+
+A leaky membrane tick is ``v = a*v + g*v_leak + gain*x`` (the new input is added after the
+decay and is not itself decayed). The synaptic current of CubaLI/CubaLIF follows the same rule
+with ``tau_syn`` and ``w_in``: ``I = a_syn*I + gain_syn*w_in*x``; the membrane is then driven by
+``I`` as a current held over the tick (``v = a*v + g*v_leak + g*r*I``, or ``v += r*I`` under
+``"jump"``), with the new or the old ``I`` (``cuba_membrane_current``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Optional
+
+from s2common.errors import InputDataError
+
+_CHOICES: Dict[str, tuple] = {
+    "integrator": ("euler", "exp"),
+    "reset": ("to_v_reset", "subtract"),
+    "spike_from": ("new", "previous"),
+    "input_scale": ("1", "1/dt", "jump"),
+    "if_input_scale": ("1", "1/dt"),
+    "cuba_membrane_current": ("new", "old"),
+    "compare": (">", ">="),
+    "projection_latency": (0, 1),
+    "initial_v": ("v_leak", "zero"),
+}
+
+
+@dataclass(frozen=True)
+class Discretisation:
+    """Every choice that turns NIR's continuous-time equations into a tick update.
+
+    Attributes:
+        dt: the tick in seconds (NIR graphs carry no dt; the NIR paper used 1e-4 s).
+        integrator: ``"euler"`` (``a = 1 - dt/tau``, ``g = dt/tau``) or ``"exp"``
+            (``a = exp(-dt/tau)``, ``g = 1 - a``).
+        reset: ``"to_v_reset"`` (``v = v_reset`` after a spike, NIR's equations) or
+            ``"subtract"`` (``v = v - v_threshold``).
+        spike_from: ``"new"``: the spike of tick ``t`` is read from the voltage after this
+            tick's update (and the reset is applied in the same tick); ``"previous"``: it is
+            read from the voltage the tick started with (``v[t-1]`` after its own reset), and
+            the reset is applied to this tick's update (snnTorch's default ``reset_delay``).
+        input_scale: what current a tick's input ``x`` is for leaky neurons: ``"1"``
+            (``I = x`` held one tick), ``"1/dt"`` (``I = x/dt``: a unit-area pulse),
+            ``"jump"`` (``v += r*x``, no time factor).
+        if_input_scale: the same for ``I`` and ``IF``: ``"1"`` (``v += dt*r*x``) or
+            ``"1/dt"`` (``v += r*x``).
+        cuba_membrane_current: CubaLI/CubaLIF: the membrane is driven by the synaptic current
+            after this tick's update (``"new"``) or before it (``"old"``).
+        compare: spike when ``v > v_threshold`` (``">"``, NIR's equations) or ``>=``.
+        projection_latency: ``0``: an edge delivers in the same tick; ``1``: every neuron's
+            summed input arrives one tick later (SpiNNaker2: spikes emitted in tick t reach
+            the target in tick t+1). With ``1`` a back-edge gets no extra tick when the loop
+            it closes passes through a neuron input (the latency already breaks the loop).
+        initial_v: membrane (and synaptic current) at t = 0: ``"v_leak"`` (rest; Norse) or
+            ``"zero"`` (SpiNNaker2, snnTorch, Sinabs, Rockpool). I and IF start at 0 either way;
+            synaptic currents start at 0 either way.
+    """
+
+    dt: float = 1e-4
+    integrator: str = "exp"
+    reset: str = "to_v_reset"
+    spike_from: str = "new"
+    input_scale: str = "1"
+    if_input_scale: str = "1/dt"
+    cuba_membrane_current: str = "new"
+    compare: str = ">"
+    projection_latency: int = 0
+    initial_v: str = "v_leak"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.dt, (int, float)) or not math.isfinite(self.dt) or self.dt <= 0:
+            raise InputDataError(f"dt must be a positive number of seconds, got {self.dt!r}", rule="bad-option",
+                                 hint="the NIR paper used dt = 1e-4")
+        for name, allowed in _CHOICES.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise InputDataError(f"option {name}={value!r} is not one of {list(allowed)}", rule="bad-option",
+                                     hint=f"choose {name} from {list(allowed)}")
+
+    def replace(self, **changes: Any) -> "Discretisation":
+        """A copy with ``changes`` applied (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+#: Option name -> allowed values (for CLI flags and error messages).
+CHOICES = dict(_CHOICES)
+
+PRESETS: Dict[str, Discretisation] = {
+    # NIR's equations read as written: an input is a current held for its tick (as in the
+    # NIR paper's exact event-driven simulation, paper/01_lif/lif_exact_sim.py), integrated
+    # exactly over the tick ("exp"); reset to v_reset and strict ">" as in nir.LIF's docstring;
+    # neurons start at rest (v_leak); edges are instantaneous, back-edges carry one tick.
+    "nir": Discretisation(),
+    # Norse 1.1.0 norse/torch/utils/import_nir.py: LIF -> LIFBoxCell (forward Euler
+    # v + dt*tau_mem_inv*(v_leak - v + i), new voltage, reset_value to v_reset... the importer
+    # does not pass v_reset, so 0), IF -> IAFCell (v + input), CubaLIF -> LIBoxCell synapse
+    # (Euler, driven by the new current) then LIFBoxCell; heaviside is torch.gt (">");
+    # initial state v = v_leak.
+    "norse": Discretisation(integrator="euler", reset="to_v_reset", spike_from="new", input_scale="1",
+                            cuba_membrane_current="new", compare=">", initial_v="v_leak"),
+    # snnTorch 1.0.0 snntorch/import_nir.py: LIF -> Leaky(beta = 1 - dt/tau, threshold =
+    # v_threshold / (r*dt/tau), reset_mechanism="zero", reset_delay=False): forward Euler with
+    # the input scaled by r*dt/tau moved into the threshold, so the recorded voltage is in units
+    # of 1/(r*dt/tau) (x25 for the NIR paper's LIF; see reference.units). CubaLIF ->
+    # Synaptic(alpha = 1 - dt/tau_syn, beta = 1 - dt/tau_mem), new current. The importer fixes
+    # dt = 1e-4. IF -> Leaky(beta=0.9) is an importer bug not reproduced here.
+    "snntorch": Discretisation(integrator="euler", reset="to_v_reset", spike_from="new", input_scale="1",
+                               cuba_membrane_current="new", compare=">", initial_v="zero"),
+    # Rockpool (synsense/rockpool rockpool/nn/modules/torch/nir.py imports CubaLIF/LI only, as
+    # LIFTorch/ExpSynTorch): v = exp(-dt/tau)*v + input (the weight is the voltage jump),
+    # reset by subtraction. The NIR paper's lif_rockpool.csv was made with a hand-built
+    # LIFNeuronTorch whose weight was set to 0.04 (= dt/tau), not through the importer.
+    "rockpool": Discretisation(integrator="exp", reset="subtract", spike_from="new", input_scale="jump",
+                               cuba_membrane_current="new", compare=">=", initial_v="zero"),
+    # Sinabs (synsense/sinabs sinabs/nir.py): LIF -> LIFSqueeze(tau_mem, norm_input=False,
+    # default MembraneSubtract reset), v = alpha*v + input with alpha = exp(-dt/tau); spikes
+    # from the new voltage with ">=" (SingleSpike: v - threshold >= 0; MultiSpike: trunc(v/thr)).
+    # Not modelled: MultiSpike's several spikes per tick and IAF's min_v_mem = -threshold clamp.
+    "sinabs": Discretisation(integrator="exp", reset="subtract", spike_from="new", input_scale="jump",
+                             cuba_membrane_current="new", compare=">=", initial_v="zero"),
+    # SpiNNaker2 (py-spinnaker2 s2_nir.py, public copy in SpiNNakerManchester/sPiNNIRker):
+    # convert_LIF with IntegratorMethod.FORWARD: alpha_decay = 1 - dt/tau, r_factor = dt/tau*r,
+    # i_offset = dt/tau*v_leak*scale; chip tick v = alpha*v + I + i_offset (input added after
+    # the decay), strict ">", reset_by_subtraction (the converter's default), v recorded after
+    # reset, v starts at 0; one tick of latency per projection (see
+    # /work/shared/design/s2-arithmetic.md). In NIR units this is the Euler update below.
+    "spinnaker2": Discretisation(integrator="euler", reset="subtract", spike_from="new", input_scale="1",
+                                 cuba_membrane_current="new", compare=">", projection_latency=1,
+                                 initial_v="zero"),
+}
+
+
+def resolve(preset: "str | Discretisation" = "nir", options: Optional[Mapping[str, Any]] = None,
+            dt: Optional[float] = None) -> Discretisation:
+    """The :class:`Discretisation` for ``preset`` with ``options`` (and ``dt``) overriding it.
+
+    Raises:
+        InputDataError: unknown preset or option, or a value not allowed.
+    """
+    if isinstance(preset, Discretisation):
+        base = preset
+    else:
+        if preset not in PRESETS:
+            raise InputDataError(f"unknown preset {preset!r}", rule="unknown-preset",
+                                 hint=f"choose one of {', '.join(PRESETS)}")
+        base = PRESETS[preset]
+    changes: Dict[str, Any] = {}
+    for key, value in dict(options or {}).items():
+        if value is None:
+            continue
+        if key not in _CHOICES and key != "dt":
+            raise InputDataError(f"unknown discretisation option {key!r}", rule="bad-option",
+                                 hint=f"options are: dt, {', '.join(_CHOICES)}")
+        if key == "projection_latency":
+            value = int(value)
+        changes[key] = value
+    if dt is not None:
+        changes["dt"] = dt
+    if "dt" in changes:
+        try:
+            changes["dt"] = float(changes["dt"])
+        except (TypeError, ValueError):
+            raise InputDataError(f"dt must be a number, got {changes['dt']!r}", rule="bad-option") from None
+    return base.replace(**changes) if changes else base

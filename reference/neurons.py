@@ -1,0 +1,284 @@
+"""Stateful NIR nodes (I, IF, LI, LIF, CubaLI, CubaLIF, Delay): one tick, batched.
+
+State arrays have shape ``(batch, *shape)``. Coefficients are computed once in float64 from
+the node's parameters and the :class:`~reference.discretisation.Discretisation`, then cast to
+the run's dtype, so a float32 run does float32 arithmetic with correctly rounded coefficients.
+
+One tick of a leaky membrane (LI, LIF; CubaLI/CubaLIF with ``tau_mem``), ``x`` the summed
+input of the tick::
+
+    v = a*v + g*v_leak + k*x          a, g from the integrator; k from input_scale
+
+then for spiking nodes (spike_from="new")::
+
+    z = v > v_threshold  (or >=)
+    v = v_reset where z  (reset="to_v_reset")   |   v - v_threshold where z  (reset="subtract")
+
+With spike_from="previous" the spike of this tick is read from the voltage the tick starts
+with (before the update), that voltage is reset, and then the update above runs.
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from s2common.graph import node_type
+
+from .discretisation import Discretisation
+
+Shape = Tuple[int, ...]
+
+
+def _p(node: object, name: str, shape: Shape) -> np.ndarray:
+    """Parameter ``name`` as a float64 array of ``shape``."""
+    return np.broadcast_to(np.asarray(getattr(node, name), dtype=np.float64), shape).astype(np.float64)
+
+
+def decay_and_gain(tau: np.ndarray, disc: Discretisation) -> Tuple[np.ndarray, np.ndarray]:
+    """``(a, g)`` for one tick: the factor on the old value and on a constant drive.
+
+    Euler: ``a = 1 - dt/tau``, ``g = dt/tau``; exp: ``a = exp(-dt/tau)``, ``g = 1 - a``
+    (``-expm1(-dt/tau)``, accurate for small ``dt/tau``).
+    """
+    ratio = disc.dt / tau
+    if disc.integrator == "euler":
+        return 1.0 - ratio, ratio
+    return np.exp(-ratio), -np.expm1(-ratio)
+
+
+def input_gain(g: np.ndarray, weight: np.ndarray, disc: Discretisation) -> np.ndarray:
+    """Factor on a tick's input ``x`` for a leaky state with drive gain ``g`` and weight
+    ``weight`` (``r`` or ``w_in``): ``g*weight`` ("1"), ``g*weight/dt`` ("1/dt"), ``weight`` ("jump")."""
+    if disc.input_scale == "1":
+        return g * weight
+    if disc.input_scale == "1/dt":
+        return g * weight / disc.dt
+    return weight.copy()
+
+
+class Neuron:
+    """One neuron population. ``step(x)`` advances one tick and returns the node's output
+    (spikes as 0/1 in the run dtype for spiking nodes, the voltage for I/LI/CubaLI)."""
+
+    spiking = False
+    has_current = False
+
+    def __init__(self, name: str, node: object, shape: Shape, disc: Discretisation, dtype: np.dtype) -> None:
+        self.name = name
+        self.node = node
+        self.shape = shape
+        self.disc = disc
+        self.dtype = np.dtype(dtype)
+        self.typ = node_type(node)
+        self._setup()
+
+    # subclasses fill these
+    def _setup(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _c(self, arr: np.ndarray) -> np.ndarray:
+        return np.asarray(arr, dtype=np.float64).astype(self.dtype)
+
+    def reset_state(self, batch: int) -> None:
+        self.v = np.broadcast_to(self.v0, (batch, *self.shape)).copy()
+        if self.has_current:
+            self.i = np.zeros((batch, *self.shape), dtype=self.dtype)
+
+    def rest_output(self) -> np.ndarray:
+        """What the node emits before t = 0 (one sample): its initial voltage, or no spikes."""
+        if self.spiking:
+            return np.zeros(self.shape, dtype=self.dtype)
+        return np.broadcast_to(self.v0, self.shape).astype(self.dtype)
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class _Spiking(Neuron):
+    spiking = True
+
+    def _setup_threshold(self) -> None:
+        self.th = self._c(_p(self.node, "v_threshold", self.shape))
+        reset = getattr(self.node, "v_reset", None)
+        self.v_reset = self._c(_p(self.node, "v_reset", self.shape) if reset is not None else np.zeros(self.shape))
+
+    def _fire(self, v: np.ndarray) -> np.ndarray:
+        return v > self.th if self.disc.compare == ">" else v >= self.th
+
+    def _reset(self, v: np.ndarray, z: np.ndarray) -> np.ndarray:
+        if self.disc.reset == "subtract":
+            return np.where(z, v - self.th, v)
+        return np.where(z, self.v_reset, v)
+
+    def _integrate(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        if self.disc.spike_from == "previous":
+            z = self._fire(self.v)
+            self.v = self._reset(self.v, z)
+            self.v = self._integrate(x)
+        else:
+            v = self._integrate(x)
+            z = self._fire(v)
+            self.v = self._reset(v, z)
+        self.z = z
+        return z.astype(self.dtype)
+
+
+class Integrator(Neuron):
+    """nir.I: ``dv/dt = r*I``. Tick: ``v += k*x`` with ``k = dt*r`` (if_input_scale "1") or
+    ``r`` ("1/dt"). Output: v."""
+
+    def _setup(self) -> None:
+        r = _p(self.node, "r", self.shape)
+        self.k = self._c(r * self.disc.dt if self.disc.if_input_scale == "1" else r)
+        self.v0 = np.zeros(self.shape, dtype=self.dtype)
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        self.v = self.v + self.k * x
+        return self.v
+
+
+class IF(_Spiking):
+    """nir.IF: ``dv/dt = r*I``, spike and reset. Tick: ``v += k*x`` as for I."""
+
+    def _setup(self) -> None:
+        r = _p(self.node, "r", self.shape)
+        self.k = self._c(r * self.disc.dt if self.disc.if_input_scale == "1" else r)
+        self.v0 = np.zeros(self.shape, dtype=self.dtype)
+        self._setup_threshold()
+
+    def _integrate(self, x: np.ndarray) -> np.ndarray:
+        return self.v + self.k * x
+
+
+def _leaky_coefficients(node: object, tau_name: str, shape: Shape, disc: Discretisation) -> Dict[str, np.ndarray]:
+    tau = _p(node, tau_name, shape)
+    r = _p(node, "r", shape)
+    v_leak = _p(node, "v_leak", shape)
+    a, g = decay_and_gain(tau, disc)
+    return {"a": a, "gl": g * v_leak, "g": g, "r": r, "v_leak": v_leak}
+
+
+class LI(Neuron):
+    """nir.LI: ``tau dv/dt = v_leak - v + r*I``. Tick: ``v = a*v + g*v_leak + k*x``. Output: v."""
+
+    def _setup(self) -> None:
+        c = _leaky_coefficients(self.node, "tau", self.shape, self.disc)
+        self.a, self.gl = self._c(c["a"]), self._c(c["gl"])
+        self.k = self._c(input_gain(c["g"], c["r"], self.disc))
+        self.v0 = self._c(c["v_leak"] if self.disc.initial_v == "v_leak" else np.zeros(self.shape))
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        self.v = self.a * self.v + self.gl + self.k * x
+        return self.v
+
+
+class LIF(_Spiking):
+    """nir.LIF: LI plus threshold and reset."""
+
+    def _setup(self) -> None:
+        c = _leaky_coefficients(self.node, "tau", self.shape, self.disc)
+        self.a, self.gl = self._c(c["a"]), self._c(c["gl"])
+        self.k = self._c(input_gain(c["g"], c["r"], self.disc))
+        self.v0 = self._c(c["v_leak"] if self.disc.initial_v == "v_leak" else np.zeros(self.shape))
+        self._setup_threshold()
+
+    def _integrate(self, x: np.ndarray) -> np.ndarray:
+        return self.a * self.v + self.gl + self.k * x
+
+
+class _Cuba:
+    """Shared synapse of CubaLI/CubaLIF: ``tau_syn dI/dt = -I + w_in*S``,
+    ``tau_mem dv/dt = v_leak - v + r*I``.
+
+    Tick: ``I' = a_s*I + k_s*x`` (``k_s`` from input_scale with ``w_in``); the membrane is
+    driven by ``I'`` (cuba_membrane_current="new") or ``I`` ("old") as a current held over the
+    tick: ``v = a_m*v + g_m*v_leak + k_m*I_drive`` with ``k_m = g_m*r`` (``r`` under "jump").
+    """
+
+    has_current = True
+
+    def _setup_cuba(self) -> None:
+        shape, disc = self.shape, self.disc
+        a_s, g_s = decay_and_gain(_p(self.node, "tau_syn", shape), disc)
+        w_in = _p(self.node, "w_in", shape)
+        c = _leaky_coefficients(self.node, "tau_mem", shape, disc)
+        self.a_s = self._c(a_s)
+        self.k_s = self._c(input_gain(g_s, w_in, disc))
+        self.a, self.gl = self._c(c["a"]), self._c(c["gl"])
+        self.k_m = self._c(c["r"] if disc.input_scale == "jump" else c["g"] * c["r"])
+        self.v0 = self._c(c["v_leak"] if disc.initial_v == "v_leak" else np.zeros(shape))
+
+    def _cuba_integrate(self, x: np.ndarray) -> np.ndarray:
+        i_new = self.a_s * self.i + self.k_s * x
+        drive = i_new if self.disc.cuba_membrane_current == "new" else self.i
+        self.i = i_new
+        return self.a * self.v + self.gl + self.k_m * drive
+
+
+class CubaLI(_Cuba, Neuron):
+    """nir.CubaLI. Output: v."""
+
+    def _setup(self) -> None:
+        self._setup_cuba()
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        self.v = self._cuba_integrate(x)
+        return self.v
+
+
+class CubaLIF(_Cuba, _Spiking):
+    """nir.CubaLIF: CubaLI plus threshold and reset (the current is not reset)."""
+
+    def _setup(self) -> None:
+        self._setup_cuba()
+        self._setup_threshold()
+
+    def _integrate(self, x: np.ndarray) -> np.ndarray:
+        return self._cuba_integrate(x)
+
+
+NEURON_CLASSES = {"I": Integrator, "IF": IF, "LI": LI, "LIF": LIF, "CubaLI": CubaLI, "CubaLIF": CubaLIF}
+
+
+class Delay:
+    """nir.Delay: ``y(t) = x(t - delay)``. The delay in seconds becomes ``round(delay/dt)``
+    ticks per element (Python's round: halves to even). Before t = 0 the input was 0."""
+
+    def __init__(self, name: str, node: object, shape: Shape, disc: Discretisation, dtype: np.dtype) -> None:
+        self.name = name
+        self.shape = shape
+        self.dtype = np.dtype(dtype)
+        d = np.broadcast_to(np.asarray(node.delay, dtype=np.float64), shape)
+        self.ticks = np.rint(d / disc.dt).astype(np.int64)
+        self.length = int(self.ticks.max()) + 1 if self.ticks.size else 1
+
+    def reset_state(self, batch: int) -> None:
+        self.buf = np.zeros((self.length, batch, *self.shape), dtype=self.dtype)
+        self.t = 0
+
+    def rest_output(self) -> np.ndarray:
+        return np.zeros(self.shape, dtype=self.dtype)
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        slot = self.t % self.length
+        self.buf[slot] = x
+        idx = (self.t - self.ticks) % self.length  # (*shape,)
+        self.t += 1
+        if self.length == 1:
+            return self.buf[0].copy()
+        gathered = np.take_along_axis(self.buf, np.broadcast_to(idx, (1, *self.buf.shape[1:])), axis=0)
+        return gathered[0]
+
+
+def make_stateful(name: str, node: object, shape: Shape, disc: Discretisation, dtype: np.dtype) -> Optional[object]:
+    """The stateful runner for ``node``, or None if it is stateless."""
+    typ = node_type(node)
+    if typ in NEURON_CLASSES:
+        return NEURON_CLASSES[typ](name, node, shape, disc, dtype)
+    if typ == "Delay":
+        return Delay(name, node, shape, disc, dtype)
+    return None

@@ -1,0 +1,304 @@
+"""``simulate``: run a NIR graph tick by tick on a batch of inputs, record what was asked.
+
+The walk (see ``reference/README.md`` for the full semantics):
+
+* Each edge carries its source's output of the same tick (delay 0) or of the previous tick
+  (delay 1). Delay 1: back-edges (s2common's rule), and with ``projection_latency=1`` every
+  edge into a neuron; a back-edge then keeps its tick only if the loop it closes has no
+  neuron input on it (a loop through a Delay node alone).
+* Nodes run in a topological order of the delay-0 edges; a node's input is the sum of its
+  incoming edges, in edge order.
+* Before t = 0 the network is at rest: stateful nodes emit their initial value (no spikes;
+  I/LI/CubaLI their initial voltage; Delay 0) and stateless nodes what that gives them (an
+  Affine emits its bias). Delay-1 edges read these values at t = 0.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
+
+import numpy as np
+
+from s2common.errors import InputDataError
+from s2common.graph import NEURON_TYPES, STATEFUL_TYPES, FlatGraph, flatten_graph, node_type, read_flat
+from s2common.recording import Recording
+
+from .discretisation import PRESETS, Discretisation, resolve
+from .neurons import Neuron, make_stateful
+from .ops import make_op, torch_single_thread
+
+Edge = Tuple[str, str]
+SPIKING_TYPES = ("IF", "LIF", "CubaLIF", "Threshold")
+
+
+def as_flat(graph: object) -> FlatGraph:
+    """A :class:`FlatGraph` from a FlatGraph, a ``nir.NIRGraph`` or a path to a NIR file."""
+    if isinstance(graph, FlatGraph):
+        return graph
+    if isinstance(graph, (str, os.PathLike)):
+        return read_flat(graph)
+    return flatten_graph(graph)
+
+
+def edge_delays(flat: FlatGraph, latency: int) -> Dict[Edge, int]:
+    """Ticks of delay (0 or 1) each edge carries, by the rule in the module docstring."""
+    delays = {e: 0 for e in flat.edges}
+    if latency == 0:
+        for e in flat.back_edges:
+            delays[e] = 1
+        return delays
+    for s, t in flat.edges:
+        if flat.type_of(t) in NEURON_TYPES:
+            delays[(s, t)] = 1
+    instant: Dict[str, List[str]] = {n: [] for n in flat.nodes}
+    for (s, t), d in delays.items():
+        if d == 0:
+            instant[s].append(t)
+    for s, t in flat.back_edges:
+        if delays[(s, t)] == 0 and _reaches(instant, t, s):
+            delays[(s, t)] = 1
+    return delays
+
+
+def _reaches(succ: Mapping[str, List[str]], start: str, goal: str) -> bool:
+    seen, stack = {start}, [start]
+    while stack:
+        n = stack.pop()
+        if n == goal:
+            return True
+        for m in succ[n]:
+            if m not in seen:
+                seen.add(m)
+                stack.append(m)
+    return False
+
+
+def run_order(flat: FlatGraph, delays: Mapping[Edge, int]) -> List[str]:
+    """Topological order of the delay-0 edges, ties broken by ``flat.order``."""
+    rank = {n: i for i, n in enumerate(flat.order)}
+    indeg = {n: 0 for n in flat.nodes}
+    succ: Dict[str, List[str]] = {n: [] for n in flat.nodes}
+    for (s, t), d in delays.items():
+        if d == 0:
+            indeg[t] += 1
+            succ[s].append(t)
+    ready = sorted((n for n, k in indeg.items() if k == 0), key=rank.__getitem__)
+    order: List[str] = []
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for t in succ[n]:
+            indeg[t] -= 1
+            if indeg[t] == 0:
+                ready.append(t)
+        ready.sort(key=rank.__getitem__)
+    assert len(order) == len(flat.nodes), "delay-0 edges form a cycle"  # excluded by edge_delays
+    return order
+
+
+def _check_inputs(inputs: object, flat: FlatGraph, dtype: np.dtype) -> np.ndarray:
+    expected = tuple(flat.input_shape)
+    want = f"(batch, time, {', '.join(str(s) for s in expected)})"
+    try:
+        arr = np.asarray(inputs)
+    except Exception as exc:  # ragged lists and the like
+        raise InputDataError(f"inputs cannot be read as an array ({exc})", node=flat.inputs[0],
+                             hint=f"pass an array of shape {want}") from None
+    if arr.dtype.kind not in "biuf":
+        raise InputDataError(f"inputs have dtype {arr.dtype}, expected bool, int or float", node=flat.inputs[0],
+                             hint=f"pass a numeric array of shape {want}")
+    if arr.ndim != 2 + len(expected) or tuple(arr.shape[2:]) != expected:
+        raise InputDataError(f"inputs have shape {arr.shape}, expected {want}", node=flat.inputs[0],
+                             rule="input-shape", hint="NIR shapes exclude batch and time; add the batch and time axes in front")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise InputDataError(f"inputs have shape {arr.shape}: batch and time must be at least 1", node=flat.inputs[0],
+                             rule="input-shape", hint=f"pass an array of shape {want}")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        bad = "NaN" if np.isnan(arr).any() else "inf"
+        raise InputDataError(f"inputs contain {bad}", node=flat.inputs[0], rule="non-finite-input",
+                             hint="clean the input data; spikes are 0/1, currents must be finite")
+    return arr
+
+
+def _record_set(record: object, flat: FlatGraph) -> Set[str]:
+    if record is None:
+        return set()
+    if isinstance(record, str):
+        if record == "all":
+            return set(flat.nodes)
+        record = [record]
+    names = set()
+    for name in record:  # type: ignore[union-attr]
+        if name not in flat.nodes:
+            raise InputDataError(f"cannot record unknown node '{name}'", node=str(name), rule="unknown-node",
+                                 hint=f"nodes are: {', '.join(sorted(flat.nodes))}")
+        names.add(name)
+    return names
+
+
+def _preset_name(preset: object, disc: Discretisation) -> str:
+    if isinstance(preset, str):
+        return preset if PRESETS.get(preset) == disc else f"{preset}+options"
+    for name, p in PRESETS.items():
+        if p == disc:
+            return name
+    return "custom"
+
+
+def simulate(graph: object, inputs: "np.ndarray | Sequence", *, preset: "str | Discretisation" = "nir",
+             options: Optional[Mapping[str, Any]] = None, dtype: Any = np.float64,
+             record: "None | str | Iterable[str]" = None, dt: Optional[float] = None) -> Recording:
+    """Run ``graph`` on ``inputs`` and return a :class:`~s2common.recording.Recording`.
+
+    Args:
+        graph: a ``nir.NIRGraph``, an :class:`s2common.graph.FlatGraph` or a path to a NIR file.
+        inputs: array ``(batch, time, *input_shape)`` (bool spikes, ints or floats; NIR shapes
+            exclude batch and time). Each value is the Input node's output for that tick.
+        preset: a name in :data:`reference.PRESETS` or a :class:`Discretisation`.
+        options: overrides of single :class:`Discretisation` fields, e.g. ``{"reset": "subtract"}``.
+        dtype: ``np.float64`` (default) or ``np.float32``: the arithmetic of the whole run.
+        record: None -> spikes of every spiking node (IF, LIF, CubaLIF, Threshold; the Input too if
+            its values are 0/1) and ``"output"`` of the Output node(s); a list of node names or
+            ``"all"`` -> also ``"v"`` (after reset) of those neurons, ``"i"`` of Cuba nodes, and
+            ``"output"`` of the other named nodes.
+        dt: overrides the preset's tick (seconds).
+
+    Returns:
+        Recording with ``dt`` and arrays ``(batch, time, *node_shape)``; spikes are bool, the
+        rest in ``dtype``. ``meta`` holds the preset, every option and the dtype.
+
+    Raises:
+        InvalidGraphError / UnsupportedError: the graph (from s2common's checks).
+        InputDataError: inputs of the wrong shape or dtype, NaN/inf inputs, unknown preset,
+            option or node name.
+    """
+    flat = as_flat(graph)
+    disc = resolve(preset, options, dt)
+    dt_ = np.dtype(dtype)
+    if dt_ not in (np.dtype(np.float64), np.dtype(np.float32)):
+        raise InputDataError(f"dtype {dt_} is not supported", rule="bad-option", hint="use numpy.float64 or numpy.float32")
+    arr = _check_inputs(inputs, flat, dt_)
+    batch, ticks = int(arr.shape[0]), int(arr.shape[1])
+    wanted = _record_set(record, flat)
+
+    delays = edge_delays(flat, disc.projection_latency)
+    order = run_order(flat, delays)
+    preds: Dict[str, List[Tuple[str, int]]] = {n: [] for n in flat.nodes}
+    for s, t in flat.edges:
+        preds[t].append((s, delays[(s, t)]))
+
+    runners: Dict[str, Any] = {}
+    for name in order:
+        node = flat.nodes[name]
+        state = make_stateful(name, node, flat.out_shape[name], disc, dt_)
+        if state is not None:
+            runners[name] = state
+        else:
+            runners[name] = make_op(name, node, flat.in_shape[name], flat.out_shape[name], dt_)
+    stateful = {n for n in flat.nodes if flat.type_of(n) in STATEFUL_TYPES}
+
+    prev = _rest_values(flat, order, preds, runners, stateful, dt_, batch)
+    for n in stateful:
+        runners[n].reset_state(batch)
+
+    # what to record
+    inp_name = flat.inputs[0]
+    binary_input = arr.dtype.kind == "b" or bool(np.all((arr == 0) | (arr == 1)))
+    rec: Dict[Tuple[str, str], np.ndarray] = {}
+
+    def want(name: str, obs: str, dtype_: np.dtype) -> None:
+        rec[(name, obs)] = np.empty((batch, ticks, *flat.out_shape[name]), dtype=dtype_)
+
+    for name in flat.nodes:
+        typ = flat.type_of(name)
+        if typ in SPIKING_TYPES:
+            want(name, "spikes", np.dtype(bool))
+        if name == inp_name and binary_input:
+            want(name, "spikes", np.dtype(bool))
+        if typ == "Output":
+            want(name, "output", dt_)
+        if name in wanted:
+            if typ in NEURON_TYPES:
+                want(name, "v", dt_)
+                if typ in ("CubaLI", "CubaLIF"):
+                    want(name, "i", dt_)
+            elif typ not in ("Output",) and not (name == inp_name and binary_input):
+                want(name, "output", dt_)
+    recorded_nodes = {n for n, _ in rec}
+
+    x_all = arr.astype(dt_, copy=False)
+    uses_torch = any(flat.type_of(n) in ("Conv1d", "Conv2d") for n in flat.nodes)
+    with (torch_single_thread() if uses_torch else contextlib.nullcontext()):
+        prev = _run_ticks(order, preds, runners, stateful, prev, x_all, inp_name, rec, recorded_nodes)
+
+    result = Recording(dt=disc.dt, meta={
+        "backend": "reference",
+        "preset": _preset_name(preset, disc),
+        "options": disc.as_dict(),
+        "dtype": dt_.name,
+        "file": flat.file,
+        "batch": batch,
+        "ticks": ticks,
+    })
+    for (name, obs), array in rec.items():
+        result.add(name, obs, array)
+    return result
+
+
+def _run_ticks(order: List[str], preds: Mapping[str, List[Tuple[str, int]]], runners: Mapping[str, Any],
+               stateful: Set[str], prev: Dict[str, np.ndarray], x_all: np.ndarray, inp_name: str,
+               rec: Dict[Tuple[str, str], np.ndarray], recorded_nodes: Set[str]) -> Dict[str, np.ndarray]:
+    """The tick loop: every node once per tick in ``order``; returns the last tick's outputs."""
+    for t in range(x_all.shape[1]):
+        cur: Dict[str, np.ndarray] = {}
+        for name in order:
+            if name == inp_name:
+                out = x_all[:, t]
+            else:
+                x = None
+                for src, d in preds[name]:
+                    val = prev[src] if d else cur[src]
+                    x = val if x is None else x + val
+                out = runners[name].step(x) if name in stateful else runners[name](x)
+            cur[name] = out
+            if name in recorded_nodes:
+                _store(rec, name, t, out, runners.get(name))
+        prev = cur
+    return prev
+
+
+def _store(rec: Dict[Tuple[str, str], np.ndarray], name: str, t: int, out: np.ndarray, runner: object) -> None:
+    if (name, "spikes") in rec:
+        rec[(name, "spikes")][:, t] = out != 0
+    if (name, "output") in rec:
+        rec[(name, "output")][:, t] = out
+    if (name, "v") in rec:
+        rec[(name, "v")][:, t] = runner.v  # type: ignore[attr-defined]
+    if (name, "i") in rec:
+        rec[(name, "i")][:, t] = runner.i  # type: ignore[attr-defined]
+
+
+def _rest_values(flat: FlatGraph, order: List[str], preds: Mapping[str, List[Tuple[str, int]]], runners: Mapping[str, Any],
+                 stateful: Set[str], dtype: np.dtype, batch: int) -> Dict[str, np.ndarray]:
+    """Every node's output before t = 0 (batch-broadcast): stateful nodes emit their initial
+    value; stateless nodes are evaluated on those, in a topological order of the edges out of
+    stateless nodes (a DAG: s2common rejects loops without a stateful node)."""
+    rest: Dict[str, np.ndarray] = {}
+    for n in stateful:
+        rest[n] = runners[n].rest_output()[None]
+    rest[flat.inputs[0]] = np.zeros((1, *flat.out_shape[flat.inputs[0]]), dtype=dtype)
+    pending = [n for n in order if n not in rest]
+    while pending:
+        progressed = []
+        for n in pending:
+            if all(s in rest for s, _ in preds[n]):
+                x = None
+                for s, _ in preds[n]:
+                    x = rest[s] if x is None else x + rest[s]
+                rest[n] = runners[n](x)
+                progressed.append(n)
+        if not progressed:  # cannot happen for a validated graph
+            raise AssertionError(f"cannot order stateless nodes {pending}")
+        pending = [n for n in pending if n not in rest]
+    return {n: np.broadcast_to(v, (batch, *v.shape[1:])) for n, v in rest.items()}
