@@ -67,6 +67,7 @@ class ReferenceBackend:
         if self.options is not None:
             kw["options"] = self.options
         rec = reference.simulate(graph, inputs, **kw)
+        _set_node_order(rec, graph)
         rec.meta.setdefault("backend", "reference")
         rec.meta.setdefault("preset", self.preset)
         return rec
@@ -106,6 +107,7 @@ class EmulatorBackend:
         net = self.lower(graph)
         engine = s2emu.Engine(net) if self.engine == "fast" else s2emu.GoldenModel(net)
         rec = engine.run(inputs, record=record)
+        _set_node_order(rec, [p for p in net.populations])
         rec.meta.setdefault("backend", "emulator")
         rec.meta.setdefault("engine", self.engine)
         return rec
@@ -220,7 +222,8 @@ class BoardBackend:
             del hw
         rec = Recording(dt=float(getattr(cfg, "dt", 1e-4)),
                         meta={"backend": "board", "host": self.host, "sys_tick_in_s": self.sys_tick_in_s,
-                              "extra_ticks": self.extra_ticks, "v_units": "chip"})
+                              "extra_ticks": self.extra_ticks, "v_units": "chip",
+                              "node_order": [n for n in flat.order if n in pops]})
         for n in wanted:
             if n in pops:
                 rec.add(n, "spikes", spikes[n].reshape(b, ticks, *shapes[n]))
@@ -248,6 +251,23 @@ class BoardBackend:
             names = {f.name for f in dataclasses.fields(cls)}
             kw = {k: v for k, v in kw.items() if k in names}
         return cls(**kw)
+
+
+def _set_node_order(rec: Recording, graph_or_names: Any) -> None:
+    """Store the graph's topological order of the recorded nodes in ``rec.meta["node_order"]``
+    (HDF5 lists groups alphabetically, so a saved recording forgets its order otherwise)."""
+    if "node_order" in rec.meta:
+        return
+    if isinstance(graph_or_names, list):
+        names = graph_or_names
+    else:
+        from s2common.graph import FlatGraph, flatten_graph, read_flat
+
+        g = graph_or_names
+        flat = g if isinstance(g, FlatGraph) else read_flat(g) if isinstance(g, (str, bytes)) or hasattr(
+            g, "__fspath__") else flatten_graph(g)
+        names = flat.order
+    rec.meta["node_order"] = [n for n in names if n in rec.data] + [n for n in rec.nodes if n not in names]
 
 
 def _as_nir_graph(graph: Any) -> Any:

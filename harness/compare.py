@@ -236,6 +236,7 @@ def compare_recordings(
     time_shift: int = 0,
     ambiguous: Optional[Mapping[str, np.ndarray]] = None,
     output_node: Optional[str] = None,
+    order: Optional[Sequence[str]] = None,
 ) -> Comparison:
     """Compare ``actual`` against ``expected`` element by element.
 
@@ -251,6 +252,7 @@ def compare_recordings(
             also classified by :func:`classify_spike_trains` and ``Comparison.ok`` uses that rule.
         output_node: node whose spike counts give the predicted class (for the share of
             identical predictions); None -> the last compared spiking node.
+        order: layer order used to break ties between layers (see :func:`_node_order`).
 
     Raises:
         RecordingMismatchError: different batch sizes, node shapes, no overlap in time, or
@@ -259,7 +261,7 @@ def compare_recordings(
     if expected.batch != actual.batch and expected.data and actual.data:
         raise RecordingMismatchError(f"batch sizes differ: expected {expected.batch} samples, actual {actual.batch}",
                                      hint="record both runs on the same inputs")
-    order = _node_order(expected, actual)
+    order = _node_order(expected, actual, order)
     if nodes is None:
         names = [n for n in order if n in expected.data]
     else:
@@ -312,14 +314,20 @@ def compare_recordings(
     if ambiguous is not None and "spikes" in observables:
         spk_nodes = [r.node for r in rows if r.observable == "spikes" and not r.note]
         comp.trains = classify_spike_trains(expected, actual, ambiguous, nodes=spk_nodes, time_shift=time_shift,
-                                            output_node=output_node)
+                                            output_node=output_node, order=order)
     return comp
 
 
-def _node_order(expected: Recording, actual: Recording) -> List[str]:
-    order = list(expected.nodes)
-    order += [n for n in actual.nodes if n not in expected.data]
-    return order
+def _node_order(expected: Recording, actual: Recording, order: Optional[Sequence[str]] = None) -> List[str]:
+    """Layer order for "lowest layer first": ``order`` if given, else the ``node_order`` that
+    s2gate's backends store in ``meta`` (the graph's topological order; HDF5 files list groups
+    alphabetically), else the expected recording's own order; nodes not covered go last."""
+    base = list(order) if order is not None else (expected.meta.get("node_order") or actual.meta.get("node_order")
+                                                   or expected.nodes)
+    out = [n for n in base if n in expected.data or n in actual.data]
+    out += [n for n in expected.nodes if n not in out]
+    out += [n for n in actual.nodes if n not in out]
+    return out
 
 
 def _align(node: str, obs: str, e: np.ndarray, a: np.ndarray, shift: int) -> Tuple[np.ndarray, np.ndarray, int]:
@@ -498,6 +506,7 @@ def classify_spike_trains(
     nodes: Optional[Sequence[str]] = None,
     time_shift: int = 0,
     output_node: Optional[str] = None,
+    order: Optional[Sequence[str]] = None,
 ) -> SpikeTrainReport:
     """Classify each (sample, neuron) spike train as identical, ambiguous or unexplained.
 
@@ -537,7 +546,7 @@ def classify_spike_trains(
         aligned[node] = (e.reshape(b, t, -1).astype(bool), a.reshape(b, t, -1).astype(bool), t0, first_amb)
         node_first = first_amb.min(axis=1)
         t_sample = node_first if t_sample is None else np.minimum(t_sample, node_first)
-    order = {n: i for i, n in enumerate(_node_order(expected, actual))}
+    rank = {n: i for i, n in enumerate(_node_order(expected, actual, order))}
     best = None
     for node in names:
         e, a, t0, first_amb = aligned[node]
@@ -559,13 +568,14 @@ def classify_spike_trains(
             ft = np.where(unexp, first_diff, big)
             tick = int(ft.min())
             sample, neuron = (int(x) for x in np.argwhere(ft == tick)[0])
-            key = (tick, order.get(node, len(order)), sample, neuron)
+            key = (tick, rank.get(node, len(rank)), sample, neuron)
             if best is None or key < best[0]:
                 shape = expected.spikes(node).shape[2:]
                 best = (key, Divergence(node, neuron, _unravel(neuron, shape), tick + t0, sample, "spikes",
                                         int(e[sample, tick, neuron]), int(a[sample, tick, neuron])))
     rep.first_unexplained = None if best is None else best[1]
-    out = output_node if output_node is not None else (names[-1] if names else None)
+    out = output_node if output_node is not None else next(
+        (n for n in reversed(_node_order(expected, actual, order)) if n in names), None)
     if out is not None and out in aligned:
         e, a, _, _ = aligned[out]
         rep.output_node = out
@@ -591,7 +601,7 @@ def check_equivalence(
     actual: Recording,
     graph: Any,
     *,
-    reset: Union[str, Mapping[str, str]] = "subtract",
+    reset: Union[None, str, Mapping[str, str]] = None,
     output_node: Optional[str] = None,
     time_shift: int = 0,
     nodes: Optional[Sequence[str]] = None,
@@ -602,19 +612,24 @@ def check_equivalence(
 
     Builds the ambiguity mask from the reference's voltages and the graph's thresholds, and
     compares spikes only (voltages are in different units on the two sides). ``reset`` is the
-    reset mode the reference ran with. The result's ``trains`` holds the shares of identical,
+    reset mode the reference ran with (None: read from ``reference.meta["options"]``, else
+    ``"subtract"``, the ``spinnaker2`` preset's). The result's ``trains`` holds the shares of identical,
     ambiguous and unexplained spike trains and of identical predictions; ``ok`` is True when
     nothing is unexplained; ``describe()`` names the first unexplained divergence.
     """
-    thresholds = thresholds_from_graph(graph)
+    flat = _flat(graph)
+    thresholds = thresholds_from_graph(flat)
+    if reset is None:
+        reset = (reference.meta.get("options") or {}).get("reset", "subtract")
     mask = ambiguity_mask(reference, thresholds, reset=reset, ops_per_tick=ops_per_tick, safety=safety)
     if nodes is None:
         nodes = [n for n in reference.nodes if reference.get(n, "spikes") is not None
                  and actual.get(n, "spikes") is not None and n in thresholds]
+    nodes = sorted(nodes, key=lambda n: flat.order.index(n) if n in flat.order else len(flat.order))
     if output_node is None:
-        output_node = _output_population(graph, nodes)
+        output_node = _output_population(flat, nodes)
     return compare_recordings(reference, actual, nodes=nodes, observables=("spikes",), time_shift=time_shift,
-                              ambiguous=mask, output_node=output_node)
+                              ambiguous=mask, output_node=output_node, order=flat.order)
 
 
 def _flat(graph: Any):

@@ -147,8 +147,8 @@ def test_synaptic_operations_conv():
     assert ops.effective_acs == pytest.approx(3 + 0 + 1)
     # dense: 4 outputs x 4 taps = 16 per tick, 2 ticks
     assert ops.dense == pytest.approx(32)
-    # with padding 1: 16 outputs; the centre meets all 4 taps again, the corner (0,2) now meets
-    # taps (0,1)->0, (0,0)->1, (1,1)->1, (1,0)->1 -> 3; (2,2) meets 4 taps -> 3; dense 16 outputs x 4 taps
+    # with padding 1 (output 4x4) every input pixel meets all 4 taps (outputs oy in {y, y+1},
+    # ox in {x, x+1}), 3 of them non-zero: 3 spikes x 3
     ops_p = synaptic_operations(_conv_graph(padding=1), rec)
     assert ops_p.effective_acs == pytest.approx(3 + 3 + 3)
     assert ops_p.dense == pytest.approx(2 * (9 * 4))  # each of the 9 inputs meets 4 taps with padding 1
