@@ -181,7 +181,7 @@ class Engine:
                 outs = self._apply(c, s.reshape(shapes[c.proj.pre]), batch)
                 post = c.proj.post
                 exc[post] = outs[0] if exc[post] is None else exc[post] + outs[0]
-                if c.split:
+                if c.split and len(outs) > 1:  # a pool projection has only positive (excitatory) counts
                     inh[post] = outs[1] if inh[post] is None else inh[post] + outs[1]
             xt = x[:, t].reshape(batch, -1)
             history[net.input_name].append(xt if bool(xt.any()) else None)
