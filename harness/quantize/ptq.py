@@ -38,6 +38,8 @@ Bad input (tested in ``suites/quantize``):
 * an already quantized graph: quantized again like any graph (at p = 100 its codes give
   lambda = 1 and nothing changes); the metadata ``scale`` becomes the product of both steps,
   so :func:`dequantize` still returns the original float view.
+* weights so tiny that lambda * threshold (or bias) overflows the parameter's float dtype:
+  :class:`QuantizationError` (rule ``scale-overflow``) naming the population.
 """
 from __future__ import annotations
 
@@ -265,11 +267,22 @@ def scale_populations(graph: object, factors: Dict[str, float], *, file: Optiona
             if node_type(node) in BIAS_TYPES and getattr(node, "bias", None) is not None:
                 node.bias = np.asarray(np.asarray(node.bias, dtype=np.float64) * f, dtype=np.asarray(node.bias).dtype)
         for pp in g.populations:
-            _scale_population_params(flat.nodes[pp], f)
+            _scale_population_params(flat.nodes[pp], f, pp)
     return out
 
 
-def _scale_population_params(node: object, lam: np.ndarray) -> None:
+def _cast_checked(values: np.ndarray, dtype: np.dtype, param: str, where: Optional[str] = None) -> np.ndarray:
+    """Cast scaled values to the parameter's dtype; a value that overflows it is a QuantizationError."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.asarray(values, dtype=dtype)
+    if not np.all(np.isfinite(out)):
+        raise QuantizationError(f"'{param}' times lambda overflows {np.dtype(dtype).name} (lambda is huge because the "
+                                "incoming weights are tiny)", node=where, rule="scale-overflow",
+                                hint="rescale the model so that weights are not near the float range's bottom")
+    return out
+
+
+def _scale_population_params(node: object, lam: np.ndarray, where: Optional[str] = None) -> None:
     for param in POPULATION_PARAMS[node_type(node)]:
         v = getattr(node, param, None)
         if v is None:
@@ -280,7 +293,7 @@ def _scale_population_params(node: object, lam: np.ndarray) -> None:
         if np.ndim(lam):
             shape = np.broadcast_shapes(arr.shape, (len(lam),) + (1,) * max(arr.ndim - 1, 0)) if arr.ndim else (len(lam),)
         scaled = np.broadcast_to(arr.astype(np.float64), shape) * scale_array(lam, shape)
-        setattr(node, param, np.asarray(scaled, dtype=dtype))
+        setattr(node, param, _cast_checked(scaled, dtype, param, where))
 
 
 def quantize_ptq(graph: object, *, percentile: float = 100.0, per_channel: bool = False, rounding: str = "nearest",
@@ -334,7 +347,8 @@ def quantize_ptq(graph: object, *, percentile: float = 100.0, per_channel: bool 
                 b = np.asarray(node.bias)
                 bdt = b.dtype if b.dtype.kind == "f" else np.dtype(np.float32)
                 bshape = b.shape if (b.ndim or not np.ndim(lam)) else np.shape(lam)
-                node.bias = np.asarray(np.broadcast_to(b.astype(np.float64), bshape) * scale_array(lam, bshape), dtype=bdt)
+                node.bias = _cast_checked(np.broadcast_to(b.astype(np.float64), bshape) * scale_array(lam, bshape), bdt,
+                                          "bias", w)
             frac = float(clipped.mean()) if clipped.size else 0.0
             pop_clipped += int(clipped.sum())
             pop_total += int(clipped.size)
@@ -351,7 +365,7 @@ def quantize_ptq(graph: object, *, percentile: float = 100.0, per_channel: bool 
                 bytes_int8=int(wt.size), warning="; ".join(warn)))
         for pp in g.populations:
             node = flat.nodes[pp]
-            _scale_population_params(node, lam)
+            _scale_population_params(node, lam, pp)
             node.metadata = dict(node.metadata or {})
             node.metadata[META_KEY] = dict(common, scale=_compose(node, lam),
                                            clipped_fraction=pop_clipped / pop_total if pop_total else 0.0,

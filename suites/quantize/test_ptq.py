@@ -231,3 +231,11 @@ def test_two_weight_layers_in_a_row_is_an_error():
     with pytest.raises(QuantizationError) as err:
         quantize_ptq(g)
     assert err.value.node == "a" and err.value.rule == "consecutive-weights"
+
+
+def test_tiny_weights_whose_scale_overflows_the_threshold_are_an_error():
+    # lambda = 127 / 1e-37 = 1.27e39 > float32 max (3.4e38): threshold 1.0 * lambda overflows
+    g = two_layer([[1e-37, 0.0]], [[0.5]])
+    with pytest.raises(QuantizationError) as err:
+        quantize_ptq(g)
+    assert err.value.rule == "scale-overflow" and err.value.node == "pop1"
