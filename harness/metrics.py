@@ -295,7 +295,7 @@ def _conv_fanout(flat: Any, name: str, node: Any):
     w = torch.from_numpy(np.asarray(node.weight, dtype=np.float64))
     groups = int(np.asarray(node.groups).ravel()[0])
     pad = conv_padding(node, name, in_shape[1:])
-    if type(node).__name__ == "Conv2d":
+    if w.ndim == 4:
         conv = torch.nn.functional.conv2d
         stride, dil = pair(node.stride, "stride", name), pair(node.dilation, "dilation", name)
     else:
