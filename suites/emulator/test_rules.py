@@ -1,0 +1,391 @@
+"""Every SpiNNaker2 design rule: a graph (or lowered network) that triggers it, and its message.
+
+Each test asserts the rule name, the node or edge the message names, and the numbers in the
+message, worked out by hand. ``test_every_rule_is_tested`` keeps the registry and the tests in step.
+"""
+from __future__ import annotations
+
+import math
+
+import nir
+import numpy as np
+import pytest
+
+from s2common.errors import DesignRuleError
+from s2emu.network import ConversionOptions, Population, Projection, RuleViolation, S2Network
+from s2emu.rules import RULES, check_design_rules, enforce, largest_fitting_atoms, pe_bytes, worst_case_input
+
+from ..fixtures import REPO
+
+pytest.importorskip("s2emu.lowering")
+from s2emu.lowering import find_projection_paths  # noqa: E402,F401  (pattern rules come from here)
+
+CNN = REPO / "harness" / "bundled" / "cnn_sinabs.nir"
+
+
+def _rules(violations, name):
+    return [v for v in violations if v.rule == name]
+
+
+# ----------------------------------------------------------------------------------------
+# graph builders
+# ----------------------------------------------------------------------------------------
+
+def f32(a):
+    return np.asarray(a, dtype=np.float32)
+
+
+def IF(n, th=1.0):
+    shape = n if isinstance(n, tuple) else (n,)
+    return nir.IF(r=f32(np.ones(shape)), v_threshold=f32(np.full(shape, th)), v_reset=f32(np.zeros(shape)))
+
+
+def LIF(n, th=1.0, tau=1e-2):
+    shape = n if isinstance(n, tuple) else (n,)
+    return nir.LIF(tau=f32(np.full(shape, tau)), r=f32(np.ones(shape)), v_leak=f32(np.zeros(shape)),
+                   v_threshold=f32(np.full(shape, th)), v_reset=f32(np.zeros(shape)))
+
+
+def affine(w):
+    w = f32(w)
+    return nir.Affine(weight=w, bias=f32(np.zeros(w.shape[0])))
+
+
+def conv(w, hw, padding=0):
+    w = f32(w)
+    return nir.Conv2d(input_shape=hw, weight=w, stride=1, padding=padding, dilation=1, groups=1,
+                      bias=f32(np.zeros(w.shape[0])))
+
+
+def chain(in_shape, layers, extra_edges=()):
+    """Input -> layers (name, node) in order -> Output."""
+    nodes = {"input": nir.Input(input_type=np.array(in_shape))}
+    names = ["input"]
+    for name, node in layers:
+        nodes[name] = node
+        names.append(name)
+    last = layers[-1][1]
+    out_shape = next(iter(last.output_type.values())) if getattr(last, "output_type", None) else None
+    nodes["output"] = nir.Output(output_type=np.array(out_shape))
+    names.append("output")
+    edges = list(zip(names[:-1], names[1:])) + list(extra_edges)
+    return nir.NIRGraph(nodes=nodes, edges=edges)
+
+
+def _pop(name, model, shape, threshold=1.0, reset="subtract"):
+    n = int(np.prod(shape))
+    if model == "spike_list":
+        return Population(name=name, model=model, shape=tuple(shape))
+    z = np.zeros(n, np.float32)
+    return Population(name=name, model=model, shape=tuple(shape), threshold=np.full(n, threshold, np.float32),
+                      alpha_decay=z + 1, i_offset=z, v_reset=z, reset=reset)
+
+
+# ----------------------------------------------------------------------------------------
+# registry
+# ----------------------------------------------------------------------------------------
+
+def test_registry_is_ordered_and_described():
+    names = list(RULES)
+    assert names[:4] == ["unsupported-node-type", "unsupported-edge-pattern", "vendor-drops-flatten-without-pool",
+                         "vendor-drops-conv1d"]
+    assert names[-2:] == ["population-exceeds-pe", "network-exceeds-chip"]
+    for name, rule in RULES.items():
+        assert rule.name == name and rule.description and callable(rule.check)
+    import s2emu.rules as mod
+
+    for name in names:  # the module docstring's table documents every rule
+        assert f"``{name}``" in mod.__doc__
+
+
+def test_clean_graphs_pass():
+    assert check_design_rules(str(CNN), atoms_per_core={"10": 16}) == []
+    g = chain([3], [("fc", affine(np.eye(3))), ("lif", LIF(3))])
+    assert check_design_rules(g) == []
+
+
+# ----------------------------------------------------------------------------------------
+# pattern rules
+# ----------------------------------------------------------------------------------------
+
+def test_unsupported_node_type():
+    li = nir.LI(tau=f32([1e-2] * 3), r=f32([1.0] * 3), v_leak=f32([0.0] * 3))
+    g = chain([3], [("fc", affine(np.eye(3))), ("li", li)])
+    v = _rules(check_design_rules(g), "unsupported-node-type")
+    assert [x.node for x in v] == ["li"] and "LI" in v[0].message
+    assert "node 'li'" in v[0].one_line()
+
+
+def test_unsupported_edge_pattern_neuron_to_neuron():
+    g = chain([3], [("fc", affine(np.eye(3))), ("a", IF(3)), ("b", IF(3))])
+    v = _rules(check_design_rules(g), "unsupported-edge-pattern")
+    assert any(x.node == "a -> b" for x in v), v
+
+
+def test_unsupported_edge_pattern_two_weight_layers():
+    g = chain([3], [("fc1", affine(np.eye(3))), ("fc2", affine(np.eye(3))), ("a", IF(3))])
+    v = _rules(check_design_rules(g), "unsupported-edge-pattern")
+    assert any("fc1" in x.node and "fc2" in x.node for x in v), v
+
+
+def test_vendor_drops_flatten_without_pool():
+    g = chain([2, 4, 4], [("c", conv(np.ones((2, 2, 3, 3)), (4, 4), padding=1)), ("n", IF((2, 4, 4))),
+                          ("flat", nir.Flatten(input_type={"input": np.array([2, 4, 4])}, start_dim=0, end_dim=-1)),
+                          ("fc", affine(np.ones((3, 32)))), ("out", IF(3))])
+    v = _rules(check_design_rules(g), "vendor-drops-flatten-without-pool")
+    assert len(v) == 1 and v[0].node == "n -> flat -> fc -> out"
+    assert "no projection" in v[0].message
+
+
+def test_vendor_drops_conv1d():
+    c1 = nir.Conv1d(input_shape=8, weight=f32(np.ones((3, 2, 3))), stride=1, padding=0, dilation=1, groups=1,
+                    bias=f32(np.zeros(3)))
+    g = chain([2, 8], [("c1", c1), ("n", IF((3, 6)))])
+    v = _rules(check_design_rules(g), "vendor-drops-conv1d")
+    assert [x.node for x in v] == ["input -> c1"] and "Conv1d" in v[0].message
+
+
+def test_unsupported_connection_delay_on_conv():
+    g = chain([1, 4, 4], [("c", conv(np.ones((1, 1, 3, 3)), (4, 4), padding=1)), ("n", IF((1, 4, 4)))])
+    v = _rules(check_design_rules(g, options=ConversionOptions(conn_delay=1)), "unsupported-connection-delay")
+    assert [x.node for x in v] == ["input -> n"]
+
+
+# ----------------------------------------------------------------------------------------
+# weights
+# ----------------------------------------------------------------------------------------
+
+def test_weight_int8_range_codes_too_large_and_not_integer():
+    w = np.array([[200.0, 1.0, -3.0], [0.5, 2.0, -300.0]])
+    g = chain([3], [("fc", affine(w)), ("lif", IF(2))])
+    v = _rules(check_design_rules(g, options=ConversionOptions(scale_weights=False)), "weight-int8-range")
+    assert {x.node for x in v} == {"fc"}
+    msgs = " | ".join(x.message for x in v)
+    assert "2 of 6 weights outside int8" in msgs and "max |w| = 300" in msgs
+    assert "1 of 6 weights that are not integers" in msgs and "0.5" in msgs
+    # the same weights with scaling on are scaled into range: no violation
+    assert _rules(check_design_rules(g), "weight-int8-range") == []
+
+
+def test_weight_int8_range_percentile_saturation_is_a_warning():
+    w = np.array([[1.0, 1.0, 1.0, 4.0]])
+    g = chain([4], [("fc", affine(w)), ("lif", IF(1))])
+    # percentile 50 of |W| = 1 -> w_scale 127 -> 4 * 127 = 508 saturates: 1 weight
+    v = _rules(check_design_rules(g, options=ConversionOptions(percentile=50)), "weight-int8-range")
+    assert len(v) == 1 and v[0].severity == "warning" and v[0].node == "fc"
+    assert "saturates 1 of 4" in v[0].message
+
+
+def test_weight_int4_range_for_lif_with_delays():
+    w = np.array([[15.0, -15.0], [16.0, 3.0], [-20.0, 0.0]])
+    g = chain([2], [("fc", affine(w)), ("lif", LIF(3))])
+    opts = ConversionOptions(scale_weights=False, conn_delay=2)
+    v = _rules(check_design_rules(g, options=opts), "weight-int4-range")
+    assert len(v) == 1 and v[0].node == "fc -> lif"
+    assert "2 of 6 weights" in v[0].message and "max |w| = 20" in v[0].message
+    # without delay: lif_no_delay, int8 weights, no int4 rule
+    assert _rules(check_design_rules(g, options=ConversionOptions(scale_weights=False)), "weight-int4-range") == []
+    # with scaling on, the converter maps the largest weight to 127, beyond 4 bits
+    v2 = _rules(check_design_rules(g, options=ConversionOptions(conn_delay=1)), "weight-int4-range")
+    assert len(v2) == 1 and "127" in v2[0].message
+
+
+def test_vendor_int8_wrap_counts_wrapping_weights():
+    # |W| = 1,1,1,1,1,2,3,4: percentile 50 = 1 -> w_scale = 127 -> 2, 3, -4 scale to 254, 381, -508: 3 wrap
+    k = np.array([1, 1, -1, 1, 1, 2, 3, -4], dtype=np.float32).reshape(2, 1, 2, 2)
+    g = chain([1, 3, 3], [("c", conv(k, (3, 3))), ("n", IF((2, 2, 2)))])
+    v = _rules(check_design_rules(g, options=ConversionOptions(percentile=50)), "vendor-int8-wrap")
+    assert len(v) == 1 and v[0].node == "c"
+    assert "3 of 8 weights leave [-128, 127]" in v[0].message and "astype(np.int8)" in v[0].message
+    # the wrap is real: numpy's cast gives the opposite sign for 254 -> -2
+    assert int(np.array([254.0]).astype(np.int8)[0]) == -2
+    assert _rules(check_design_rules(g), "vendor-int8-wrap") == []  # percentile 100: no wrap
+
+
+def test_vendor_int8_wrap_on_cnn_sinabs_at_percentile_99():
+    from s2common.graph import read_flat
+
+    flat = read_flat(CNN)
+    w = np.abs(np.asarray(flat.nodes["0"].weight, dtype=np.float64))
+    s = 127.0 / np.percentile(w, 99)  # the converter's w_scale for population '1' (only Conv '0' feeds it)
+    expected = int((np.trunc(w * s) > 127).sum())
+    v = _rules(check_design_rules(flat, options=ConversionOptions(percentile=99), atoms_per_core={"10": 16}),
+               "vendor-int8-wrap")
+    by_node = {x.node: x for x in v}
+    assert expected > 0 and f"{expected} of {w.size} weights" in by_node["0"].message
+
+
+# ----------------------------------------------------------------------------------------
+# accumulators
+# ----------------------------------------------------------------------------------------
+
+def test_accumulator_overflow_dense_at_a_small_width():
+    g = chain([10], [("fc", affine(np.full((2, 10), 127.0))), ("lif", IF(2))])
+    opts = ConversionOptions(scale_weights=False)
+    # worst case 10 x 127 = 1270: fits 12-bit signed (2047), not 11-bit (1023)
+    assert _rules(check_design_rules(g, options=opts, accumulator_bits={"input": 12}), "accumulator-overflow") == []
+    v = _rules(check_design_rules(g, options=opts, accumulator_bits={"input": 11}), "accumulator-overflow")
+    assert len(v) == 1 and v[0].node == "lif" and "1270" in v[0].message and "11-bit" in v[0].message
+
+
+def test_accumulator_overflow_conv_at_the_24_bit_mla():
+    # 1024 input channels x 9 x 9 x 127 = 10,533,888 > 2**23 - 1 = 8,388,607
+    k = np.full((1, 1024, 9, 9), 127.0, dtype=np.float32)
+    g = chain([1024, 9, 9], [("c", conv(k, (9, 9))), ("n", IF((1, 1, 1)))])
+    v = _rules(check_design_rules(g, options=ConversionOptions(scale_weights=False)), "accumulator-overflow")
+    assert len(v) == 1 and v[0].node == "n"
+    assert str(1024 * 81 * 127) in v[0].message and "24-bit" in v[0].message
+    # one channel fewer than the bound: 8,388,607 // (81 * 127) = 815 channels still fit
+    k2 = np.full((1, 815, 9, 9), 127.0, dtype=np.float32)
+    g2 = chain([815, 9, 9], [("c", conv(k2, (9, 9))), ("n", IF((1, 1, 1)))])
+    assert _rules(check_design_rules(g2, options=ConversionOptions(scale_weights=False)), "accumulator-overflow") == []
+
+
+def test_worst_case_input_counts_pooled_spikes():
+    from s2common.graph import flatten_graph
+    from s2emu.rules import RuleContext
+
+    w = np.array([[1.0, -2.0], [3.0, 0.0]])
+    g = chain([2, 2, 2], [("pool", nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                                                 padding=np.array([0, 0]))),
+                          ("flat", nir.Flatten(input_type={"input": np.array([2, 1, 1])}, start_dim=0, end_dim=-1)),
+                          ("fc", affine(w)), ("n", IF(2))])
+    flat = flatten_graph(g)
+    opts = ConversionOptions(scale_weights=False)
+    paths, problems = find_projection_paths(flat, opts)
+    assert problems == []
+    ctx = RuleContext(flat=flat, net=None, options=opts, paths=paths)
+    conv, total = worst_case_input(ctx)["n"]
+    # each pooled input carries up to 4 spikes: neuron 0: 4 * (1 + 2) = 12, neuron 1: 4 * 3 = 12
+    assert total.tolist() == [12, 12] and conv.tolist() == [0, 0]
+
+
+# ----------------------------------------------------------------------------------------
+# lowered parameters
+# ----------------------------------------------------------------------------------------
+
+def test_non_finite_parameter_from_threshold_overflow():
+    # threshold = v_th * w_scale / (dt/tau * r) = 1e37 * 127 / 1e-2 = 1.27e41 > float32 max
+    g = chain([2], [("fc", affine(np.eye(2))), ("lif", LIF(2, th=1e37))])
+    v = _rules(check_design_rules(g), "non-finite-parameter")
+    assert len(v) == 1 and v[0].node == "lif" and "threshold is inf for 2 of 2" in v[0].message
+
+
+def test_non_finite_parameter_on_a_hand_built_network():
+    p = _pop("h", "lif_no_delay", (3,))
+    p.alpha_decay = np.array([1.0, np.nan, 1.0], np.float32)
+    net = S2Network(populations={"in": _pop("in", "spike_list", (3,)), "h": p},
+                    projections=[Projection("x", "in", "h", "dense", weight=np.ones((3, 3), np.int8), nir_nodes=["fc"])],
+                    input_name="in", output_names=["h"], options=ConversionOptions())
+    g = chain([3], [("fc", affine(np.eye(3))), ("h", IF(3))])
+    v = _rules(check_design_rules(g, net=net), "non-finite-parameter")
+    assert len(v) == 1 and v[0].node == "h" and "alpha_decay is NaN for 1 of 3" in v[0].message
+
+
+def test_threshold_not_positive():
+    g = chain([2], [("fc", affine(np.eye(2))), ("lif", LIF(2, th=-0.5))])
+    v = _rules(check_design_rules(g), "threshold-not-positive")
+    assert len(v) == 1 and v[0].node == "lif" and v[0].severity == "error" and "2 of 2" in v[0].message
+    w = _rules(check_design_rules(g, options=ConversionOptions(reset="to_v_reset")), "threshold-not-positive")
+    assert len(w) == 1 and w[0].severity == "warning"
+    g0 = chain([2], [("fc", affine(np.eye(2))), ("lif", LIF(2, th=0.0))])
+    assert _rules(check_design_rules(g0, options=ConversionOptions(reset="to_v_reset")), "threshold-not-positive") == []
+    assert len(_rules(check_design_rules(g0), "threshold-not-positive")) == 1
+
+
+# ----------------------------------------------------------------------------------------
+# chip
+# ----------------------------------------------------------------------------------------
+
+def _dense_pe_bytes(rows: int, n: int) -> int:
+    """One lif_no_delay PE of n atoms with ``rows`` presynaptic rows (layout of s2emu/chip.py, by hand)."""
+    return rows * (12 + 4 * math.ceil(2 * n / 4)) + 16 * n + 4 * n + 8 * n + 4 * math.ceil(n / 32)
+
+
+def test_population_exceeds_pe_gives_the_largest_fitting_atoms():
+    v = _rules(check_design_rules(str(CNN)), "population-exceeds-pe")
+    assert [x.node for x in v] == ["10"]
+    # population '10' gets 512 rows (8x8x8 neurons of '6', every one inside a 2x2 pooling window)
+    best = max(n for n in range(1, 251) if _dense_pe_bytes(512, n) <= 96 * 1024)
+    assert f"{_dense_pe_bytes(512, 250)} B" in v[0].message
+    assert f"<= {best}" in v[0].hint
+
+
+def test_population_exceeds_pe_even_at_one_atom():
+    n_in = 7000  # 7000 rows x (12 + 4) B = 112,000 B > 98,304 B
+    g = chain([n_in], [("fc", affine(np.ones((1, n_in)))), ("big", IF(1))])
+    v = _rules(check_design_rules(g), "population-exceeds-pe")
+    assert len(v) == 1 and v[0].node == "big"
+    assert "even at 1 atom per core" in v[0].message and f"{_dense_pe_bytes(n_in, 1)} B" in v[0].message
+
+
+def test_population_exceeds_pe_lif_target_field():
+    g = chain([2], [("fc", affine(np.ones((300, 2)))), ("lif", LIF(300))])
+    opts = ConversionOptions(scale_weights=False, conn_delay=1)
+    v = _rules(check_design_rules(g, options=opts, atoms_per_core={"lif": 300}), "population-exceeds-pe")
+    assert len(v) == 1 and v[0].node == "lif" and "256 targets" in v[0].message
+    assert _rules(check_design_rules(g, options=opts), "population-exceeds-pe") == []  # default 250 atoms
+
+
+def test_network_exceeds_chip():
+    n = 148 * 250
+    g = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([1])), "fc": affine(np.ones((n, 1))),
+                            "lif": IF(n), "output": nir.Output(output_type=np.array([n]))},
+                     edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")])
+    v = _rules(check_design_rules(g), "network-exceeds-chip")
+    assert len(v) == 1 and "149 PEs = 2 chips" in v[0].message and "'lif' 148" in v[0].message
+    assert _rules(check_design_rules(g, max_chips=2), "network-exceeds-chip") == []
+
+
+def test_helpers_agree_with_hand_counts():
+    from s2emu.lowering import lower
+
+    net = lower(str(CNN))
+    assert pe_bytes(net, "10", 16) == _dense_pe_bytes(512, 16)
+    assert largest_fitting_atoms(net, "10", 96 * 1024, 250) == max(
+        n for n in range(1, 251) if _dense_pe_bytes(512, n) <= 96 * 1024)
+
+
+# ----------------------------------------------------------------------------------------
+# enforce
+# ----------------------------------------------------------------------------------------
+
+def test_enforce_names_every_violating_node():
+    li = nir.LI(tau=f32([1e-2] * 2), r=f32([1.0] * 2), v_leak=f32([0.0] * 2))
+    g = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=np.array([2])), "fc": affine(np.array([[300.0, 0], [0, 1]])),
+               "a": IF(2), "fc2": affine(np.eye(2)), "li": li, "output": nir.Output(output_type=np.array([2]))},
+        edges=[("input", "fc"), ("fc", "a"), ("a", "fc2"), ("fc2", "li"), ("li", "output")])
+    with pytest.raises(DesignRuleError) as exc:
+        enforce(g, options=ConversionOptions(scale_weights=False))
+    err = exc.value
+    assert {v.rule for v in err.violations} >= {"unsupported-node-type", "weight-int8-range"}
+    text = str(err)
+    for v in err.violations:
+        assert f"'{v.node}'" in text
+    assert "\n" not in text
+    # warnings alone do not raise
+    ok = chain([4], [("fc", affine(np.array([[1.0, 1.0, 1.0, 4.0]]))), ("lif", IF(1))])
+    warnings = enforce(ok, options=ConversionOptions(percentile=50))
+    assert warnings and all(isinstance(w, RuleViolation) and w.severity == "warning" for w in warnings)
+
+
+def test_unknown_rule_name_is_refused():
+    g = chain([3], [("fc", affine(np.eye(3))), ("lif", LIF(3))])
+    with pytest.raises(KeyError):
+        check_design_rules(g, rules=["no-such-rule"])
+    assert check_design_rules(g, rules=["weight-int8-range"]) == []
+
+
+def test_every_rule_is_tested():
+    """Every registered rule has a test here that asserts a violation of it (``v = _rules(..., name)`` then ``len(v)``/``v[0]``)."""
+    import re
+    from pathlib import Path
+
+    src = Path(__file__).read_text()
+    asserted = set()
+    for m in re.finditer(r'(\w+) = _rules\(.*?"([a-z0-9-]+)"\)\n((?:    .*\n)*?)', src):
+        var, name, rest = m.group(1), m.group(2), src[m.end():m.end() + 400]
+        if re.search(rf"(len\({var}\) ==|{var}\[0\]|for x in {var}|{var}\}}|in {var})", rest):
+            asserted.add(name)
+    assert set(RULES) <= asserted, sorted(set(RULES) - asserted)
