@@ -223,7 +223,9 @@ class BoardBackend:
         rec = Recording(dt=float(getattr(cfg, "dt", 1e-4)),
                         meta={"backend": "board", "host": self.host, "sys_tick_in_s": self.sys_tick_in_s,
                               "extra_ticks": self.extra_ticks, "v_units": "chip",
-                              "node_order": [n for n in flat.order if n in pops]})
+                              "node_order": [n for n in flat.order if n in pops or n in flat.inputs]})
+        if flat.inputs:  # what the board was fed, as the emulator records it
+            rec.add(flat.inputs[0], "spikes", x.astype(bool))
         for n in wanted:
             if n in pops:
                 rec.add(n, "spikes", spikes[n].reshape(b, ticks, *shapes[n]))

@@ -163,6 +163,9 @@ class Comparison:
         time_shift: the shift used (``actual[t + time_shift]`` vs ``expected[t]``).
         ticks: number of ticks compared.
         trains: the ambiguity-aware spike-train classification, when ``ambiguous`` was given.
+        missing: spiking nodes of the expected recording (nodes with ``"spikes"``) that the
+            actual recording lacks entirely; any makes ``ok`` False (a board that recorded only
+            its output populations is compared with ``nodes=`` naming them).
     """
 
     rows: List[NodeMismatch]
@@ -170,6 +173,7 @@ class Comparison:
     time_shift: int = 0
     ticks: int = 0
     trains: Optional[SpikeTrainReport] = None
+    missing: List[str] = field(default_factory=list)
 
     @property
     def mismatches(self) -> int:
@@ -178,7 +182,9 @@ class Comparison:
     @property
     def ok(self) -> bool:
         """Exact: nothing differs. With an ambiguity mask: no unexplained spike train and
-        every other observable exact."""
+        every other observable exact. Never ok when a spiking node is missing."""
+        if self.missing:
+            return False
         if self.trains is None:
             return self.mismatches == 0
         other = sum(r.mismatches for r in self.rows if r.observable != "spikes")
@@ -201,10 +207,13 @@ class Comparison:
                 return (f"equivalent: {self.trains.identical}/{self.trains.trains} spike trains identical, "
                         f"{self.trains.ambiguous} differ only after an ambiguous threshold decision")
             n = len({r.node for r in self.rows if not r.note})
-            return f"identical: {n} nodes, {self.ticks} ticks"
+            return f"identical: {n} node{'s' if n != 1 else ''}, {self.ticks} ticks"
         div = self.first_unexplained
-        if div is None:  # pragma: no cover - ok is False implies a divergence
-            return "recordings differ"
+        if div is None:
+            if self.missing:
+                return (f"{len(self.missing)} spiking node(s) of the expected recording are not in the actual one: "
+                        f"{', '.join(repr(n) for n in self.missing)} (compare chosen nodes with --nodes / nodes=)")
+            return "recordings differ"  # pragma: no cover
         text = div.describe()
         return text.replace("first divergence", "first unexplained divergence", 1) if self.trains is not None else text
 
@@ -218,6 +227,7 @@ class Comparison:
 
     def to_dict(self) -> Dict[str, Any]:
         return {"ok": self.ok, "mismatches": self.mismatches, "time_shift": self.time_shift, "ticks": self.ticks,
+                "missing": list(self.missing),
                 "rows": [r.__dict__ for r in self.rows],
                 "first_divergence": None if self.first_divergence is None else self.first_divergence.to_dict(),
                 "trains": None if self.trains is None else self.trains.to_dict()}
@@ -309,8 +319,9 @@ def compare_recordings(
                                      f" (expected: {', '.join(expected.nodes) or 'nothing'};"
                                      f" actual: {', '.join(actual.nodes) or 'nothing'})",
                                      hint="record the same nodes on both sides, or pass nodes=")
+    missing = [n for n in names if expected.get(n, "spikes") is not None and n not in actual.data]
     comp = Comparison(rows=rows, first_divergence=None if best is None else best[1], time_shift=time_shift,
-                      ticks=ticks_compared)
+                      ticks=ticks_compared, missing=missing)
     if ambiguous is not None and "spikes" in observables:
         spk_nodes = [r.node for r in rows if r.observable == "spikes" and not r.note]
         comp.trains = classify_spike_trains(expected, actual, ambiguous, nodes=spk_nodes, time_shift=time_shift,

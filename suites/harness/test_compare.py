@@ -119,7 +119,7 @@ def test_missing_nodes_and_shape_mismatch():
     act = _copy(exp)
     del act.data["input"]
     comp = compare_recordings(exp, act)
-    assert comp.ok
+    assert not comp.ok and comp.missing == ["input"] and comp.mismatches == 0
     assert any(r.node == "input" and r.note == "missing in actual" for r in comp.rows)
     with pytest.raises(RecordingMismatchError, match="'input' is not in the actual"):
         compare_recordings(exp, act, nodes=["input"])
@@ -250,3 +250,15 @@ def test_prediction_share():
     rep = classify_spike_trains(ref, act, {}, output_node="out")
     assert rep.predictions_identical == pytest.approx(0.75)
     assert (rep.trains, rep.identical, rep.unexplained) == (12, 11, 1)
+
+
+def test_a_missing_spiking_node_fails_unless_nodes_are_named():
+    exp = _rec()
+    act = _copy(exp)
+    del act.data["3"]
+    comp = compare_recordings(exp, act)
+    assert not comp.ok and comp.missing == ["3"] and comp.first_divergence is None
+    assert "'3'" in comp.describe()
+    assert compare_recordings(exp, act, nodes=["input", "1"]).ok
+    del act.data["1"]["i"]  # a missing observable is only noted
+    assert compare_recordings(exp, act, nodes=["input", "1"]).ok
