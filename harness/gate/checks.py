@@ -101,8 +101,11 @@ def _blame_layer(layers: List[Dict[str, Any]], a: str, b: str) -> Optional[Dict[
 
 
 def _rate_text(layer: Dict[str, Any], a: str, b: str, la: str, lb: str) -> str:
-    return (f"layer '{layer['name']}' changes its spike rate most/first "
-            f"({la} {layer[a]:.4f} -> {lb} {layer[b]:.4f} spikes per neuron per tick)")
+    fed = f" (fed by {', '.join(repr(w) for w in layer['weights'])})" if layer.get("weights") else ""
+    what = (f"first layer whose spike rate changes by more than {100 * RATE_TOLERANCE:.0f} %"
+            if layer["deviation"] > RATE_TOLERANCE else "largest spike-rate change")
+    return (f"{what}: layer '{layer['name']}'{fed}, {la} {layer[a]:.4f} -> {lb} {layer[b]:.4f} "
+            "spikes per neuron per tick")
 
 
 def check_equivalence(ev: Dict[str, Any], flow: str) -> Check:

@@ -147,6 +147,25 @@ def _neuron_nodes(flat: Any) -> List[str]:
     return [n for n in flat.order if flat.type_of(n) in NEURON_TYPES]
 
 
+def weight_nodes_into(flat: Any, population: str) -> List[str]:
+    """The weight nodes (Affine, Linear, Conv) whose output reaches ``population`` without passing a neuron."""
+    from s2common.graph import NEURON_TYPES
+
+    found: List[str] = []
+    stack, seen = list(flat.predecessors(population)), set()
+    while stack:
+        n = stack.pop(0)
+        if n in seen:
+            continue
+        seen.add(n)
+        t = flat.type_of(n)
+        if t in ("Affine", "Linear", "Conv1d", "Conv2d"):
+            found.append(n)
+        elif t not in NEURON_TYPES and t != "Input":
+            stack.extend(flat.predecessors(n))
+    return sorted(found)
+
+
 def output_population(flat: Any) -> str:
     """The neuron population whose spikes feed the graph's (first) Output node."""
     from s2common.errors import UnsupportedError
@@ -184,7 +203,7 @@ class _Equivalence:
 
     def __init__(self) -> None:
         self.trains = self.identical = self.ambiguous = self.unexplained = 0
-        self.same_pred = 0.0
+        self.same_pred = 0
         self.samples = 0
         self.best: Optional[Tuple[Tuple[int, int, int, int], Dict[str, Any]]] = None
 
@@ -195,7 +214,7 @@ class _Equivalence:
         self.ambiguous += tr.ambiguous
         self.unexplained += tr.unexplained
         if tr.predictions_identical is not None:
-            self.same_pred += tr.predictions_identical * batch
+            self.same_pred += round(tr.predictions_identical * batch)  # a whole number of samples
         self.samples += batch
         d = tr.first_unexplained
         if d is not None:
@@ -225,7 +244,7 @@ class _Activity:
         self.spikes = {n: 0 for n in layers}
         self.samples = 0
         self.ticks = 0
-        self.syn = {"effective_acs": 0.0, "effective_macs": 0.0, "dense": 0.0}
+        self.syn = {"effective_acs": 0, "effective_macs": 0, "dense": 0}
 
     def add(self, rec: Any, graph_or_net: Any, batch: int) -> None:
         from harness.metrics import synaptic_operations
@@ -238,9 +257,11 @@ class _Activity:
         self.samples += batch
         ops = synaptic_operations(graph_or_net, rec)
         # per-sample means per batch -> sums, divided by all samples at the end
-        self.syn["effective_acs"] += ops.effective_acs * batch
-        self.syn["effective_macs"] += ops.effective_macs * batch
-        self.syn["dense"] += ops.dense * batch
+        # the per-sample means times the batch are whole numbers of operations: round them so the
+        # sums (and the result) do not depend on how the samples were batched
+        self.syn["effective_acs"] += round(ops.effective_acs * batch)
+        self.syn["effective_macs"] += round(ops.effective_macs * batch)
+        self.syn["dense"] += round(ops.dense * batch)
 
     def rates(self) -> Dict[str, float]:
         denom = {n: self.sizes[n] * self.ticks * self.samples for n in self.layers}
@@ -288,7 +309,8 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
     s = _Sections()
     cfg = config
     ev: Dict[str, Any] = {"schema": SCHEMA, "digest": cfg.digest(), "config": cfg.as_dict(), "errors": s.errors}
-    ev["config"]["report"] = None  # where a report goes does not belong to the result
+    for key in ("report", "batch_size", "progress"):  # they change no number of the result
+        ev["config"].pop(key, None)
 
     # ---- models
     float_graph = float_flat = None
@@ -374,7 +396,9 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
             with s.section("sweep", cfg.model):
                 from s2emu import lower
 
-                qfn = quantizer or __import__("harness.quantize", fromlist=["quantize_ptq"]).quantize_ptq
+                from harness.quantize import quantize_ptq
+
+                qfn = quantizer or quantize_ptq
                 sweep_nets[p] = lower(qfn(float_graph, percentile=p, source=cfg.model).graph, opts)
 
     # ---- batched runs
@@ -392,22 +416,18 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
 
 
 def _rules_and_lower(s: _Sections, flow: str, graph: Any, opts: Any, file: Optional[str], ev: Dict[str, Any]) -> Any:
+    """Lower ``graph`` for the emulator and run the design rules on it (with the lowered network,
+    so the chip-fit and accumulator rules run too)."""
     from s2common.graph import flatten_graph
     from s2emu import lower
     from s2emu.rules import check_design_rules
 
     net = None
-    with s.section(f"rules_{flow}", file):
-        flat = flatten_graph(graph, file=file)
-        ev.setdefault("design_rules", {})[flow] = _violations(check_design_rules(flat, options=opts))
     with s.section(f"{flow}_lower", file):
         net = lower(graph, opts)
-    if net is not None and f"rules_{flow}" not in s.errors:
-        from s2emu.rules import check_design_rules
-
-        with s.section(f"rules_{flow}", file):  # rules that need the lowered network (fit, accumulators)
-            ev["design_rules"][flow] = _violations(check_design_rules(flatten_graph(graph, file=file), net=net,
-                                                                      options=opts))
+    with s.section(f"rules_{flow}", file):
+        flat = flatten_graph(graph, file=file)
+        ev.setdefault("design_rules", {})[flow] = _violations(check_design_rules(flat, net=net, options=opts))
     return net
 
 
@@ -508,7 +528,7 @@ def _run_batches(s: _Sections, ev: Dict[str, Any], cfg: GateConfig, spikes: np.n
             with s.section("ptq_run", cfg.model):
                 emu_ptq = Engine(net_ptq).run(x)
                 preds.setdefault("ptq", []).append(predict(emu_ptq, out_pop))
-                act["int8"].add(emu_ptq, net_ptq, b)
+                act["int8"].add(emu_ptq, q.graph, b)
             if emu_ptq is not None and s.ok("equivalence_ptq"):
                 with s.section("equivalence_ptq", cfg.model):
                     ref_q = simulate(q.graph, x, preset="spinnaker2", record=_neuron_nodes(float_flat))
@@ -546,7 +566,7 @@ def _run_batches(s: _Sections, ev: Dict[str, Any], cfg: GateConfig, spikes: np.n
                 with s.section("qat_run", cfg.qat_model):
                     emu_qat = Engine(net_qat).run(x)
                     preds.setdefault("qat", []).append(predict(emu_qat, qat_out))
-                    act["qat_int8"].add(emu_qat, net_qat, b)
+                    act["qat_int8"].add(emu_qat, qat_flat, b)
             if emu_qat is not None and s.ok("equivalence_qat"):
                 with s.section("equivalence_qat", cfg.qat_model):
                     ref_q = simulate(qat_graph, x, preset="spinnaker2", record=_neuron_nodes(qat_flat))
@@ -595,12 +615,12 @@ def _run_batches(s: _Sections, ev: Dict[str, Any], cfg: GateConfig, spikes: np.n
     layers: Dict[str, List[Dict[str, Any]]] = {}
     if "float" in act and "int8" in act:
         rf, ri = act["float"].rates(), act["int8"].rates()
-        layers["ptq"] = [{"name": n, "neurons": act["float"].sizes[n], "rate_float": rf[n], "rate_int8": ri[n]}
-                         for n in act["float"].layers]
+        layers["ptq"] = [{"name": n, "neurons": act["float"].sizes[n], "weights": weight_nodes_into(float_flat, n),
+                          "rate_float": rf[n], "rate_int8": ri[n]} for n in act["float"].layers]
     if "qat_float" in act and have_qat:
         rf, ri = act["qat_float"].rates(), act["qat_int8"].rates()
-        layers["qat"] = [{"name": n, "neurons": act["qat_float"].sizes[n], "rate_float": rf[n], "rate_int8": ri[n]}
-                         for n in act["qat_float"].layers]
+        layers["qat"] = [{"name": n, "neurons": act["qat_float"].sizes[n], "weights": weight_nodes_into(qat_flat, n),
+                          "rate_float": rf[n], "rate_int8": ri[n]} for n in act["qat_float"].layers]
     ev["layers"] = layers
 
     nb = ev.setdefault("neurobench", {})
@@ -662,3 +682,53 @@ def _hil(s: _Sections, cfg: GateConfig, q: Any, net_ptq: Any, spikes: Optional[n
                                "diverging": diff_trains, "identical_share": (trains - diff_trains) / trains if trains else 1.0,
                                "first_divergence": fd}}
     return {"status": "error"}
+
+
+def sweep(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> Dict[str, Any]:
+    """PTQ accuracy on the emulator at each of ``config.sweep`` percentiles, and the float accuracy.
+
+    Unlike :func:`evaluate`, errors raise (:class:`S2GateError`): the sweep has nothing to report
+    without its model and data.
+
+    Returns:
+        ``{"config", "data", "accuracy": {"float"}, "sweep": [{"percentile", "accuracy", "samples",
+        "clipped_fraction"}]}`` (accuracies in percent; ``clipped_fraction`` over all weights).
+    """
+    from tqdm.auto import tqdm
+
+    from harness.metrics import accuracy, predict
+    from harness.quantize import quantize_ptq
+    from reference import simulate
+    from s2common.graph import flatten_graph, load_graph
+    from s2emu import ConversionOptions, Engine, lower
+
+    graph = load_graph(config.model)
+    flat = flatten_graph(graph, file=config.model)
+    out_pop = output_population(flat)
+    spikes, labels = data if data is not None else load_data(config)
+    ps = sorted(set(float(p) for p in config.sweep))
+    opts = ConversionOptions(scale_weights=False)
+    nets, clipped = {}, {}
+    for p in ps:
+        q = quantize_ptq(graph, percentile=p, source=config.model)
+        nets[p] = lower(q.graph, opts)
+        n_w = sum(r.n_weights for r in q.layers)
+        clipped[p] = sum(r.clipped_fraction * r.n_weights for r in q.layers) / n_w if n_w else 0.0
+    preds: Dict[Any, List[np.ndarray]] = {}
+    N, bs = int(spikes.shape[0]), max(1, int(config.batch_size))
+    preset = _preset(graph)
+    with tqdm(total=N, desc="s2gate sweep", unit="sample", disable=not config.progress, leave=False) as bar:
+        for start in range(0, N, bs):
+            x = spikes[start:start + bs]
+            preds.setdefault("float", []).append(predict(simulate(graph, x, preset=preset), out_pop))
+            for p, net in nets.items():
+                preds.setdefault(p, []).append(predict(Engine(net).run(x), out_pop))
+            bar.update(int(x.shape[0]))
+    cfg = config.as_dict()
+    for key in ("report", "batch_size", "progress"):
+        cfg.pop(key, None)
+    return {"schema": SCHEMA, "config": cfg,
+            "data": {"dataset": config.dataset, "split": config.split, "samples": N, "ticks": int(spikes.shape[1])},
+            "accuracy": {"float": 100.0 * accuracy(np.concatenate(preds["float"]), labels)},
+            "sweep": [{"percentile": p, "accuracy": 100.0 * accuracy(np.concatenate(preds[p]), labels), "samples": N,
+                       "clipped_fraction": clipped[p]} for p in ps]}

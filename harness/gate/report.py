@@ -224,6 +224,7 @@ def plot_accuracy_vs_percentile(ev: Dict[str, Any]) -> Optional[bytes]:
     ax.set_ylabel("accuracy (%)")
     n = (sweep[0].get("samples") if sweep else None) or ev.get("data", {}).get("samples")
     ax.set_title(f"PTQ accuracy against percentile ({n} samples)")
+    ax.margins(y=0.15)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     return _png(fig)
@@ -304,13 +305,17 @@ def plot_divergence_raster(ev: Dict[str, Any]) -> Optional[bytes]:
     if div:
         ax.scatter([div[0]], [div[1]], marker="o", s=160, facecolors="none", edgecolors="black", linewidths=1.5,
                    label=f"first divergence (tick {div[0]}, neuron {div[1]})")
+    from matplotlib.ticker import MaxNLocator
+
     ax.set_xlim(r["ticks"][0] - 0.5, r["ticks"][1] - 0.5)
     ax.set_ylim(r["neurons"][0] - 0.5, r["neurons"][1] - 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("tick")
     ax.set_ylabel("neuron (flat index)")
     title = r.get("title") or f"layer '{r.get('layer')}', sample {r.get('sample')}"
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.2)
     return _png(fig)
 

@@ -1,0 +1,99 @@
+"""``s2gate gate``: the deployment gate from the command line.
+
+Runs the same checks as ``pytest suites/`` (equivalence, accuracy against the PTQ and QAT
+budgets, memory, chip fit, design rules, hardware in the loop) on a float model, a Q-SNN and a
+data split; shows progress, prints the summary table and writes the report (``summary.json``,
+``report.md``, ``report.html``, PNG plots) into ``--report`` (default ``s2gate-report/``).
+
+Exit code: 0 when every check passes (skips allowed), 1 when a check fails, 2 on bad input
+(a model or dataset that cannot be read: the one-line error is printed).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+#: sections whose failure means the user's input could not be read (exit code 2)
+INPUT_SECTIONS = ("model", "qat_model", "data")
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``gate`` and ``sweep``: model, data, seed, batching."""
+    p.add_argument("--model", metavar="NIR", default=None, help="float P-SNN (default: the bundled psnn.nir)")
+    p.add_argument("--dataset", default="stand-in", metavar="NAME",
+                   help="stand-in (default) | dvsgesture | PATH.npz with arrays spikes (N, T, *input_shape) and labels (N,)")
+    p.add_argument("--data-root", default=None, metavar="DIR", help="folder of the local DVS Gesture copy")
+    p.add_argument("--split", default="test", choices=("test", "train"), help="data split (default test)")
+    p.add_argument("--samples", type=int, default=None, metavar="N", help="use the first N samples (default: all)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the data (default 0)")
+    p.add_argument("--batch-size", type=int, default=32, metavar="B", help="samples per simulator call (default 32)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
+    p = subparsers.add_parser("gate", help="run the deployment gate (equivalence, accuracy, memory, design rules)",
+                              description=__doc__.split("\n\n")[1])
+    add_common(p)
+    p.add_argument("--qat-model", metavar="NIR", default=None,
+                   help="quantized Q-SNN (default: the bundled qsnn.nir; 'none' skips the QAT checks)")
+    p.add_argument("--percentile", type=float, default=100.0, metavar="P", help="PTQ weight-scale percentile (default 100)")
+    p.add_argument("--backend", choices=("emulator", "board"), default="emulator",
+                   help="board: also run a SpiNNaker2 board and compare it with the emulator")
+    p.add_argument("--board-host", default=None, metavar="IP", help="the board's Ethernet IP")
+    p.add_argument("--ptq-budget", type=float, default=1.1, metavar="PP", help="max drop float -> PTQ, pp (1.1)")
+    p.add_argument("--qat-budget", type=float, default=0.6, metavar="PP", help="max drop Q-SNN float -> int8, pp (0.6)")
+    p.add_argument("--min-memory-reduction", type=float, default=0.75, metavar="F",
+                   help="min weight-memory reduction float32 -> int8, a fraction (0.75)")
+    p.add_argument("--sweep", type=float, nargs="*", default=None, metavar="P",
+                   help="percentiles of the report's accuracy-against-percentile plot (default 99 99.9 100; none: no sweep)")
+    p.add_argument("--report", default="s2gate-report", metavar="DIR", help="report folder (default s2gate-report/)")
+    p.add_argument("--no-report", action="store_true", help="print the summary only")
+    return p
+
+
+def config_from_args(args: argparse.Namespace, **extra):
+    """The :class:`~harness.gate.config.GateConfig` of parsed arguments."""
+    from harness.gate.config import DATASETS, GateConfig
+
+    kw = dict(dataset=args.dataset if args.dataset in DATASETS else os.path.abspath(args.dataset),
+              data_root=os.path.abspath(args.data_root) if args.data_root else None, split=args.split,
+              samples=args.samples, seed=args.seed, batch_size=args.batch_size, progress=not args.quiet)
+    if args.model:
+        kw["model"] = os.path.abspath(args.model)
+    kw.update(extra)
+    return GateConfig(**kw)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.gate.checks import FAIL, run_checks
+    from harness.gate.evaluate import evaluate
+    from harness.gate.report import terminal_summary, write_report
+
+    extra = dict(percentile=args.percentile, backend=args.backend, board_host=args.board_host,
+                 ptq_budget=args.ptq_budget, qat_budget=args.qat_budget,
+                 min_memory_reduction=args.min_memory_reduction,
+                 report=None if args.no_report else os.path.abspath(args.report))
+    if args.qat_model:
+        extra["qat_model"] = None if args.qat_model.lower() == "none" else os.path.abspath(args.qat_model)
+    if args.sweep is not None:
+        extra["sweep"] = tuple(args.sweep)
+    cfg = config_from_args(args, **extra)
+    t0 = time.perf_counter()
+    if cfg.progress:
+        print(f"s2gate gate: {os.path.basename(cfg.model)} + {os.path.basename(str(cfg.qat_model))} on "
+              f"{cfg.dataset}/{cfg.split}" + (f" (first {cfg.samples} samples)" if cfg.samples else ""), file=sys.stderr)
+    ev = evaluate(cfg)
+    checks = run_checks(ev)
+    print(terminal_summary(ev, checks))
+    if cfg.report:
+        written = write_report(ev, checks, cfg.report)
+        print(f"\nreport: {written['html']}  ({written['markdown']}, {written['json']})")
+    print(f"s2gate gate: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    bad_input = [ev["errors"][s] for s in INPUT_SECTIONS if s in ev.get("errors", {})]
+    if bad_input:
+        for msg in bad_input:
+            print(f"s2gate gate: error: {msg}", file=sys.stderr)
+        return 2
+    return 1 if any(c.verdict == FAIL for c in checks) else 0
