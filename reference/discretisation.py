@@ -40,7 +40,7 @@ from s2common.errors import InputDataError
 
 _CHOICES: Dict[str, tuple] = {
     "integrator": ("euler", "exp"),
-    "reset": ("to_v_reset", "subtract"),
+    "reset": ("to_v_reset", "to_zero", "subtract"),
     "spike_from": ("new", "previous"),
     "input_scale": ("1", "1/dt", "jump"),
     "if_input_scale": ("1", "1/dt"),
@@ -59,8 +59,10 @@ class Discretisation:
         dt: the tick in seconds (NIR graphs carry no dt; the NIR paper used 1e-4 s).
         integrator: ``"euler"`` (``a = 1 - dt/tau``, ``g = dt/tau``) or ``"exp"``
             (``a = exp(-dt/tau)``, ``g = 1 - a``).
-        reset: ``"to_v_reset"`` (``v = v_reset`` after a spike, NIR's equations) or
-            ``"subtract"`` (``v = v - v_threshold``).
+        reset: ``"to_v_reset"`` (``v = v_reset`` after a spike, NIR's equations),
+            ``"to_zero"`` (``v = 0``: importers that drop NIR's ``v_reset``: Norse, snnTorch,
+            SpiNNaker2's ``reset_to_v_reset`` with ``v_reset = 0``) or ``"subtract"``
+            (``v = v - v_threshold``).
         spike_from: ``"new"``: the spike of tick ``t`` is read from the voltage after this
             tick's update (and the reset is applied in the same tick); ``"previous"``: it is
             read from the voltage the tick started with (``v[t-1]`` after its own reset), and
@@ -121,11 +123,12 @@ PRESETS: Dict[str, Discretisation] = {
     # neurons start at rest (v_leak); edges are instantaneous, back-edges carry one tick.
     "nir": Discretisation(),
     # Norse 1.1.0 norse/torch/utils/import_nir.py: LIF -> LIFBoxCell (forward Euler
-    # v + dt*tau_mem_inv*(v_leak - v + i), new voltage, reset_value to v_reset... the importer
-    # does not pass v_reset, so 0), IF -> IAFCell (v + input), CubaLIF -> LIBoxCell synapse
+    # v + dt*tau_mem_inv*(v_leak - v + i), new voltage, reset_value; the importer does not pass
+    # NIR's v_reset, so Norse resets to its default 0), IF -> IAFCell (v + input, v_reset 0),
+    # CubaLIF -> LIBoxCell synapse
     # (Euler, driven by the new current) then LIFBoxCell; heaviside is torch.gt (">");
     # initial state v = v_leak.
-    "norse": Discretisation(integrator="euler", reset="to_v_reset", spike_from="new", input_scale="1",
+    "norse": Discretisation(integrator="euler", reset="to_zero", spike_from="new", input_scale="1",
                             cuba_membrane_current="new", compare=">", initial_v="v_leak"),
     # snnTorch 1.0.0 snntorch/import_nir.py: LIF -> Leaky(beta = 1 - dt/tau, threshold =
     # v_threshold / (r*dt/tau), reset_mechanism="zero", reset_delay=False): forward Euler with
@@ -133,11 +136,13 @@ PRESETS: Dict[str, Discretisation] = {
     # of 1/(r*dt/tau) (x25 for the NIR paper's LIF; see reference.units). CubaLIF ->
     # Synaptic(alpha = 1 - dt/tau_syn, beta = 1 - dt/tau_mem), new current. The importer fixes
     # dt = 1e-4. IF -> Leaky(beta=0.9) is an importer bug not reproduced here.
-    "snntorch": Discretisation(integrator="euler", reset="to_v_reset", spike_from="new", input_scale="1",
+    "snntorch": Discretisation(integrator="euler", reset="to_zero", spike_from="new", input_scale="1",
                                cuba_membrane_current="new", compare=">", initial_v="zero"),
     # Rockpool (synsense/rockpool rockpool/nn/modules/torch/nir.py imports CubaLIF/LI only, as
     # LIFTorch/ExpSynTorch): v = exp(-dt/tau)*v + input (the weight is the voltage jump),
-    # reset by subtraction. The NIR paper's lif_rockpool.csv was made with a hand-built
+    # reset by subtraction, spikes where v >= threshold (rockpool/nn/modules/torch/lif_torch.py
+    # StepPWL: (x >= threshold) * floor(x / threshold); several spikes per tick are not
+    # modelled). Its CubaLIF import sets dt = tau_mem / (1 + r), which no preset copies. The NIR paper's lif_rockpool.csv was made with a hand-built
     # LIFNeuronTorch whose weight was set to 0.04 (= dt/tau), not through the importer.
     "rockpool": Discretisation(integrator="exp", reset="subtract", spike_from="new", input_scale="jump",
                                cuba_membrane_current="new", compare=">=", initial_v="zero"),

@@ -12,7 +12,7 @@ input of the tick::
 then for spiking nodes (spike_from="new")::
 
     z = v > v_threshold  (or >=)
-    v = v_reset where z  (reset="to_v_reset")   |   v - v_threshold where z  (reset="subtract")
+    v = v_reset where z  (reset="to_v_reset")  |  0 ("to_zero")  |  v - v_threshold ("subtract")
 
 With spike_from="previous" the spike of this tick is read from the voltage the tick starts
 with (before the update), that voltage is reset, and then the update above runs.
@@ -109,6 +109,8 @@ class _Spiking(Neuron):
     def _reset(self, v: np.ndarray, z: np.ndarray) -> np.ndarray:
         if self.disc.reset == "subtract":
             return np.where(z, v - self.th, v)
+        if self.disc.reset == "to_zero":
+            return np.where(z, self.dtype.type(0), v)
         return np.where(z, self.v_reset, v)
 
     def _integrate(self, x: np.ndarray) -> np.ndarray:
