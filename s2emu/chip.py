@@ -38,11 +38,13 @@ public; where a layout is inferred it is marked [inf]):
 * **State**: float32 ``v`` per neuron; ``lif_curr_exp_no_delay`` also ``I_exc``, ``I_inh``.
 * **Buffers**: int32 input accumulators per neuron: 2 slots (this tick / next tick) for
   ``lif_no_delay`` and ``lif_conv2d``; 8 delay slots x 2 synapse types for ``lif``
-  (3-bit delay, 1-bit type: NESTML's ring buffer index); 2 slots x 2 types (exc, inh) for
-  ``lif_curr_exp_no_delay`` [inf]. An output spike bitmap (1 bit per atom, whole words).
+  (3-bit delay, 1-bit type: NESTML's ring buffer index, ``RING_BUFFER_SIZE = 1 << (3 + 1 + 8)``
+  32-bit entries for 256 atoms, ``param_defs.h.jinja2``); 2 slots x 2 types (exc, inh) for
+  ``lif_curr_exp_no_delay`` [inf]. An output spike record of ``(n + 31) / 32 + 2`` words
+  (NESTML ``SPIKE_RECORD_LENGTH``: the bitmap plus 2 header words).
   ``lif_conv2d``: the pooled input spike map of each conv projection as int8 counts
   (``C_in * H/ph * W/pw``, whole words) for the MLA [inf]. ``spike_list``: ``input_ticks``
-  spike bitmaps of its atoms (1 = streamed tick by tick).
+  spike records of its atoms (1 = streamed tick by tick).
 
 Weights are counted twice: ``weight_bytes_int8`` (1 B per weight; 4 bits for ``lif``) and
 ``weight_bytes_float32`` (4 B per weight, same layout) so that the reduction shows. Totals and
@@ -66,6 +68,8 @@ WEIGHT_BITS = {"lif_no_delay": 8, "lif": 4, "lif_conv2d": 8, "lif_curr_exp_no_de
 PARAMS_PER_NEURON = {"spike_list": 0, "lif_no_delay": 4, "lif": 4, "lif_conv2d": 4, "lif_curr_exp_no_delay": 6}
 #: float32 state words per neuron.
 STATE_PER_NEURON = {"spike_list": 0, "lif_no_delay": 1, "lif": 1, "lif_conv2d": 1, "lif_curr_exp_no_delay": 3}
+#: header words of a spike record (NESTML ``SPIKE_RECORD_LENGTH = (N + 31) / 32 + 2``).
+SPIKE_RECORD_HEADER_BYTES = 8
 #: int32 input accumulator slots per neuron.
 INPUT_SLOTS_PER_NEURON = {"spike_list": 0, "lif_no_delay": 2, "lif": 16, "lif_conv2d": 2, "lif_curr_exp_no_delay": 4}
 
@@ -242,11 +246,11 @@ def _fill_pe(pe: PEAlloc, pop: Population, incoming: List[Projection], net: S2Ne
     model = pop.model
     pe.param_bytes = 4 * PARAMS_PER_NEURON[model] * n
     pe.state_bytes = 4 * STATE_PER_NEURON[model] * n
-    spike_bitmap = _words(n / 8)
+    spike_record = _words(n / 8) + SPIKE_RECORD_HEADER_BYTES
     if model == "spike_list":
-        pe.buffer_bytes = max(1, int(input_ticks)) * spike_bitmap
+        pe.buffer_bytes = max(1, int(input_ticks)) * spike_record
         return
-    pe.buffer_bytes = 4 * INPUT_SLOTS_PER_NEURON[model] * n + spike_bitmap
+    pe.buffer_bytes = 4 * INPUT_SLOTS_PER_NEURON[model] * n + spike_record
     for proj in incoming:
         pre = net.populations[proj.pre]
         if proj.kind == "conv2d":

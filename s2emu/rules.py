@@ -28,9 +28,10 @@ lowering (and py-spinnaker2's converter) scales them.
 
 Accumulator widths: the MLA's accumulator for ``lif_conv2d`` is reported as 24-bit signed
 (``../shared/design/s2-arithmetic.md``: "not settled in public sources, 24 bits is reported"
-[inf]); the synaptic input that reaches the neuron is an int32 (the ring buffers of NESTML's
-SpiNNaker2 target hold 32-bit words [src: nest/nestml resources_spinnaker2/synapses.c.jinja2]).
-Both are parameters (``accumulator_bits``).
+[inf]); the synaptic input that reaches the neuron is taken as a 32-bit signed integer [inf]
+(py-spinnaker2's C code is not public; NESTML's SpiNNaker2 target keeps its ring buffers as
+32-bit words - ``REAL`` there, ``nest/nestml`` ``resources_spinnaker2/param_defs.h.jinja2``).
+Both widths are parameters (``accumulator_bits={"mla": 24, "input": 32}``).
 """
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 Expected byte counts are worked out by hand from the layout documented in ``s2emu/chip.py``
 (row header 12 B, 16-bit synapse words padded per row to 32-bit words, 4 float32 parameters
-and 1 state word per lif neuron, 2 int32 input slots, a spike bitmap in whole words, the conv
-kernel once per PE and the pooled int8 input map) - not copied from the code's output.
+and 1 state word per lif neuron, 2 int32 input slots, a spike record of bitmap words + 2 header
+words, the conv kernel once per PE and the pooled int8 input map) - not copied from the code's output.
 """
 from __future__ import annotations
 
@@ -45,20 +45,20 @@ def test_dense_rows_split_over_two_pes():
     pes = [p for p in chip.pes if p.population == "h"]
     assert [p.atoms for p in pes] == [4, 3]
     # PE 0: 10 rows x (12 B header + 4 synapses x 2 B = 8 B) = 200 B of rows, 40 weights of which
-    # 40 B are int8 weights; params 4 x 4 x 4 = 64; state 4 x 4 = 16; buffers 2 x 4 x 4 + 4 = 36.
+    # 40 B are int8 weights; params 4 x 4 x 4 = 64; state 4 x 4 = 16; buffers 2 x 4 x 4 + 4 + 8 = 44.
     assert (pes[0].weights, pes[0].weight_bytes_int8, pes[0].weight_bytes_float32) == (40, 40, 160)
     assert pes[0].synapse_bytes == 200 - 40
-    assert (pes[0].param_bytes, pes[0].state_bytes, pes[0].buffer_bytes) == (64, 16, 36)
-    assert pes[0].total_bytes == 316
-    # PE 1: 3 synapses x 2 B = 6 B -> padded to 8 B per row: 10 x 20 = 200 B; params 48, state 12, buffers 28.
-    assert pes[1].total_bytes == 200 + 48 + 12 + 28
+    assert (pes[0].param_bytes, pes[0].state_bytes, pes[0].buffer_bytes) == (64, 16, 44)
+    assert pes[0].total_bytes == 324
+    # PE 1: 3 synapses x 2 B = 6 B -> padded to 8 B per row: 10 x 20 = 200 B; params 48, state 12, buffers 36.
+    assert pes[1].total_bytes == 200 + 48 + 12 + 36
     row = chip.row("h")
     assert (row.neurons, row.pes, row.weights) == (7, 2, 70)
     assert row.weight_bytes_float32 == 4 * 70 and row.weight_bytes_int8 == 70
-    assert row.max_bytes_per_pe == 316 and row.fits
+    assert row.max_bytes_per_pe == 324 and row.fits
     assert row.total_bytes_float32 == row.total_bytes - 70 + 280
-    # input: spike_list, default 500 atoms per core -> 1 PE holding one 10-bit spike bitmap (1 word).
-    assert chip.row("in").pes == 1 and chip.row("in").total_bytes == 4
+    # input: spike_list, default 500 atoms per core -> 1 PE holding one spike record (1 bitmap word + 2).
+    assert chip.row("in").pes == 1 and chip.row("in").total_bytes == 12
     assert chip.total.pes == 3 and chip.total.chips == 1 and chip.total.fits
 
 
@@ -69,10 +69,10 @@ def test_conv_kernel_is_stored_on_every_pe():
     row = map_to_chip(net, atoms_per_core={"c": 32}).row("c")
     assert row.pes == 2
     # per PE: kernel 72 B (int8) / 288 B (float32); params 32 x 16 = 512; state 128;
-    # buffers 2 x 32 x 4 + 4 (bitmap) + 72 (input map 2 x 6 x 6 int8) = 332.
+    # buffers 2 x 32 x 4 + 4 + 8 (spike record) + 72 (input map 2 x 6 x 6 int8) = 340.
     assert row.weight_bytes_int8 == 2 * 72 and row.weight_bytes_float32 == 2 * 288
-    assert row.buffer_bytes == 2 * 332
-    assert row.max_bytes_per_pe == 72 + 512 + 128 + 332
+    assert row.buffer_bytes == 2 * 340
+    assert row.max_bytes_per_pe == 72 + 512 + 128 + 340
     assert row.synapse_bytes == 0
 
 
@@ -82,7 +82,7 @@ def test_pooled_conv_input_map_and_odd_kernel_padding():
                [Projection("p", "in", "c", "conv2d", weight=np.ones((1, 3, 1, 1), np.int8), pool=(2, 2))])
     pe = [p for p in map_to_chip(net).pes if p.population == "c"][0]
     assert pe.weight_bytes_int8 == 4 and pe.weight_bytes_float32 == 12
-    assert pe.buffer_bytes == 2 * 16 * 4 + 4 + 48
+    assert pe.buffer_bytes == 2 * 16 * 4 + 4 + 8 + 48
 
 
 def test_pool_then_flatten_then_affine_expands_rows_by_pool_area():
@@ -112,17 +112,17 @@ def test_lif_four_bit_weights_and_curr_exp_state():
     lif = chip.row("l")
     assert lif.weights == 15 and lif.weight_bytes_int8 == 8  # 15 x 4 bit = 7.5 B -> 8 B
     assert lif.weight_bytes_float32 == 60
-    assert lif.buffer_bytes == 16 * 4 * 5 + 4  # 8 delay slots x 2 types of int32
+    assert lif.buffer_bytes == 16 * 4 * 5 + 4 + 8  # 8 delay slots x 2 types of int32
     c = chip.row("c")
     assert (c.param_bytes, c.state_bytes) == (2 * 6 * 4, 2 * 3 * 4)
-    assert c.buffer_bytes == 4 * 4 * 2 + 4
+    assert c.buffer_bytes == 4 * 4 * 2 + 4 + 8
 
 
 def test_fit_and_chip_count():
     net = _net([_pop("in", "spike_list", (10,)), _pop("h", "lif_no_delay", (7,))],
                [Projection("p", "in", "h", "dense", weight=np.ones((7, 10), np.int8))])
     small = map_to_chip(net, data_sram_per_pe=300, atoms_per_core={"h": 4})
-    assert not small.row("h").fits and not small.total.fits  # PE 0 needs 316 B
+    assert not small.row("h").fits and not small.total.fits  # PE 0 needs 324 B
     assert small.row("in").fits
     # 148 usable PEs per chip: 1 input PE + 148 PEs of 1 atom -> 149 PEs -> 2 chips
     many = _net([_pop("in", "spike_list", (1,)), _pop("h", "lif_no_delay", (148,))],
@@ -160,11 +160,11 @@ def _expected_cnn_rows(atoms):
     out = {}
     n_in = int(np.prod(flat.out_shape["input"]))
     pes = math.ceil(n_in / atoms["spike_list"])
-    out["input"] = (n_in, pes, 0, 0, sum(words(math.ceil(min(atoms["spike_list"], n_in - i) / 8))
+    out["input"] = (n_in, pes, 0, 0, sum(words(math.ceil(min(atoms["spike_list"], n_in - i) / 8)) + 8
                                           for i in range(0, n_in, atoms["spike_list"])))
 
     def lif_common(n):
-        return 16 * n + 4 * n + 8 * n + words(math.ceil(n / 8))  # params, v, 2 int32 slots, bitmap
+        return 16 * n + 4 * n + 8 * n + words(math.ceil(n / 8)) + 8  # params, v, 2 int32 slots, spike record
 
     # conv layers: (population, conv node, pre map (C, H, W), pool)
     for pop, conv, pre, pool in (("1", "0", "input", 1), ("3", "2", "1", 1), ("6", "5", "3", 2)):

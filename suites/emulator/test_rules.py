@@ -299,7 +299,7 @@ def test_threshold_not_positive():
 
 def _dense_pe_bytes(rows: int, n: int) -> int:
     """One lif_no_delay PE of n atoms with ``rows`` presynaptic rows (layout of s2emu/chip.py, by hand)."""
-    return rows * (12 + 4 * math.ceil(2 * n / 4)) + 16 * n + 4 * n + 8 * n + 4 * math.ceil(n / 32)
+    return rows * (12 + 4 * math.ceil(2 * n / 4)) + 16 * n + 4 * n + 8 * n + 4 * math.ceil(n / 32) + 8
 
 
 def test_population_exceeds_pe_gives_the_largest_fitting_atoms():
