@@ -217,11 +217,12 @@ def _stage(draw: st.DrawFn, b: _Builder, pattern: str, src: str, shape: Tuple[in
 
 @st.composite
 def conversion_options(draw: st.DrawFn, graph: object = None, scale_weights: Optional[bool] = None,
-                       allow_delay: bool = True) -> object:
+                       allow_delay: bool = True, min_delay: int = 0) -> object:
     """Draw ConversionOptions that ``graph`` can be lowered with.
 
     A connection delay (``lif`` model, 4-bit weights) is only drawn for graphs without
-    Conv2d and CubaLIF, with integer weights within [-15, 15] and scaling off.
+    Conv2d and CubaLIF, with integer weights within [-15, 15] and scaling off
+    (``min_delay`` > 0 then forces one).
     """
     from s2emu.network import ConversionOptions
 
@@ -232,7 +233,7 @@ def conversion_options(draw: st.DrawFn, graph: object = None, scale_weights: Opt
     if scale_weights is None:
         scale_weights = draw(st.booleans()) if integer else True
     delay_ok = allow_delay and small and not scale_weights and not ({"Conv2d", "CubaLIF"} & types)
-    conn_delay = draw(st.integers(0, 3)) if delay_ok else 0
+    conn_delay = draw(st.integers(min_delay, 3)) if delay_ok else 0
     return ConversionOptions(
         dt=draw(st.sampled_from([1e-4, 5e-5, 2e-4])),
         integrator=draw(st.sampled_from(["euler", "exp"])),

@@ -1,0 +1,65 @@
+"""Golden model == fast engine, bit for bit, on hypothesis-generated graphs over every pattern and option.
+
+The three property tests below draw 200 + 120 + 60 examples under the "ci" profile (more under
+"slow"); each example is tiny (<= 16 neurons per population, <= 12 ticks, batch <= 2).
+"""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from s2emu import Engine, GoldenModel, lower
+from suites.strategies import PATTERNS, conversion_options, nir_graphs, spike_inputs
+
+from .bits import assert_same_bits
+
+
+def _examples(n: int) -> int:
+    """At least ``n`` examples; the active profile may ask for more (slow profile)."""
+    return max(n, settings.default.max_examples)
+
+
+def _check(graph, options, data) -> None:
+    net = lower(graph, options)
+    for pop in net.populations.values():
+        event(f"model {pop.model}")
+    for proj in net.projections:
+        event(f"projection {proj.kind}{' pooled' if proj.pool else ''}{' recurrent' if proj.recurrent else ''}")
+    event(f"conn_delay {options.conn_delay}, fma {options.fused_multiply_add}, reset {options.reset}")
+    x = data.draw(spike_inputs(net.populations[net.input_name].shape))
+    record = data.draw(st.sampled_from(["all", None, sorted(n for n in net.populations if n != net.input_name)[:1]]))
+    fast = Engine(net).run(x, record=record)
+    gold = GoldenModel(net).run(x, record=record)
+    assert_same_bits(fast, gold)
+    for name in fast.data:
+        assert fast.spikes(name).shape[:2] == x.shape[:2]
+
+
+@settings(max_examples=_examples(200), deadline=None)
+@given(data=st.data(), patterns=st.sampled_from([PATTERNS] + [(p,) for p in PATTERNS]))
+def test_golden_equals_engine_float_graphs(data, patterns) -> None:
+    """Float weights, the converter's weight scaling (percentile 100/99/90), every pattern."""
+    graph = data.draw(nir_graphs(patterns=patterns, max_neurons=16))
+    options = data.draw(conversion_options(graph, scale_weights=True))
+    _check(graph, options, data)
+
+
+@settings(max_examples=_examples(120), deadline=None)
+@given(data=st.data(), weight_max=st.sampled_from([15, 127]))
+def test_golden_equals_engine_quantized_graphs(data, weight_max) -> None:
+    """Integer weights (a quantized graph), scaling on or off, connection delays with 4-bit weights."""
+    graph = data.draw(nir_graphs(max_neurons=16, integer_weights=True, weight_max=weight_max))
+    options = data.draw(conversion_options(graph))
+    _check(graph, options, data)
+
+
+@settings(max_examples=_examples(60), deadline=None)
+@given(data=st.data())
+def test_golden_equals_engine_with_connection_delays(data) -> None:
+    """``lif`` populations (conn_delay 1..3, 4-bit weights): spikes of tick t arrive in tick t + 1 + delay."""
+    graph = data.draw(nir_graphs(patterns=("dense", "fanin", "recurrent", "pool", "pool_flatten_dense"),
+                                 max_neurons=12, integer_weights=True, weight_max=15, neuron_types=("LIF", "IF")))
+    options = data.draw(conversion_options(graph, scale_weights=False, min_delay=1))
+    assert options.conn_delay >= 1
+    _check(graph, options, data)
