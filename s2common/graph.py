@@ -723,6 +723,8 @@ def _infer_shapes(nodes: Dict[str, object], edges: List[Edge], back: Set[Edge], 
                                     node=name, rule="shape-mismatch")
         shape = incoming[0][1]
         declared = _declared_in(node)
+        if typ in ("Conv1d", "Conv2d") and int(np.asarray(node.groups).ravel()[0]) != 1:
+            declared = None  # nir 1.0.8 declares weight.shape[1] input channels, forgetting the groups
         if declared is not None and math.prod(declared) != math.prod(shape):
             p = incoming[0][0]
             raise InvalidGraphError(f"{p} emits {shape} but {name} declares input {declared}", node=f"{p} -> {name}",
