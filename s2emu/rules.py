@@ -13,7 +13,8 @@ node. Violations of severity ``"warning"`` are reported but do not fail :func:`e
 | ``vendor-drops-flatten-without-pool`` | ``neuron -> Flatten -> Affine`` without SumPool2d: py-spinnaker2's converter silently makes no projection |
 | ``vendor-drops-conv1d`` | Conv1d: the converter silently makes no projection |
 | ``unsupported-connection-delay`` | ``conn_delay > 0`` on a conv projection or into a CubaLIF (models without delays) |
-| ``weight-int8-range`` | weights outside int8 [-127, 127], or not integers, when weight scaling is off; lowered weights outside [-127, 127]; (warning) weights saturated by percentile scaling |
+| ``weight-int8-range`` | weights outside int8 [-127, 127] when weight scaling is off; lowered dense weights outside [-127, 127]; (warning) weights saturated by percentile scaling |
+| ``weight-not-integer`` | weights that are not integers when weight scaling is off (the graph is not quantized) |
 | ``weight-int4-range`` | weights outside [-15, 15] into a ``lif`` population (4-bit synapse weights, used when ``conn_delay > 0``) |
 | ``vendor-int8-wrap`` | py-spinnaker2's ``(W * w_scale).astype(np.int8)`` on conv kernels truncates without clipping: weights that would wrap around (percentile < 100) |
 | ``accumulator-overflow`` | the worst-case integer input of one neuron in one tick exceeds the accumulator (24-bit signed on the MLA for conv, 32-bit for the synaptic input) |
@@ -167,7 +168,7 @@ def _int_weights(ctx: RuleContext, path, wnode: str) -> np.ndarray:
 
 
 def check_weight_int8_range(ctx: RuleContext) -> List[RuleViolation]:
-    """Integer codes outside [-127, 127] or not integers (scale off); lowered weights outside it; saturation (warning)."""
+    """Integer codes outside [-127, 127] (scale off); lowered weights outside it; saturation (warning)."""
     out: List[RuleViolation] = []
     seen = set()
     for path, wnode in _weight_paths(ctx):
@@ -177,14 +178,6 @@ def check_weight_int8_range(ctx: RuleContext) -> List[RuleViolation]:
         w = np.asarray(ctx.flat.nodes[wnode].weight, dtype=np.float64)
         typ = ctx.flat.type_of(wnode)
         if not ctx.options.scale_weights:
-            if not getattr(ctx.options, "vendor_cast", False):
-                frac = w != np.round(w)
-                if frac.any():
-                    example = float(w[frac].ravel()[0])
-                    out.append(_v("weight-int8-range", wnode,
-                                  f"{typ} has {int(frac.sum())} of {w.size} weights that are not integers "
-                                  f"(e.g. {example:g}) while weight scaling is off",
-                                  "quantize the graph first (s2gate quantize), or turn weight scaling on"))
             big = np.abs(w) > INT8_MAX
             if big.any():
                 out.append(_v("weight-int8-range", wnode,
@@ -212,6 +205,26 @@ def check_weight_int8_range(ctx: RuleContext) -> List[RuleViolation]:
                               f"lowered projection {proj.pre} -> {proj.post} has {int(bad.sum())} weights at -128, "
                               "outside the symmetric int8 range [-127, 127]",
                               "quantize symmetrically to [-127, 127]"))
+    return out
+
+
+def check_weight_not_integer(ctx: RuleContext) -> List[RuleViolation]:
+    """Non-integer weights while weight scaling is off (a graph that claims to be quantized but is not)."""
+    out: List[RuleViolation] = []
+    if ctx.options.scale_weights or getattr(ctx.options, "vendor_cast", False):
+        return out
+    seen = set()
+    for _, wnode in _weight_paths(ctx):
+        if wnode in seen:
+            continue
+        seen.add(wnode)
+        w = np.asarray(ctx.flat.nodes[wnode].weight, dtype=np.float64)
+        frac = w != np.round(w)
+        if frac.any():
+            out.append(_v("weight-not-integer", wnode,
+                          f"{ctx.flat.type_of(wnode)} has {int(frac.sum())} of {w.size} weights that are not integers "
+                          f"(e.g. {float(w[frac].ravel()[0]):g}) while weight scaling is off",
+                          "quantize the graph first (s2gate quantize), or turn weight scaling on"))
     return out
 
 
@@ -483,6 +496,7 @@ for _rule in (
     Rule("unsupported-connection-delay", "conn_delay > 0 on a projection whose model has no delays",
          _from_problems("unsupported-connection-delay")),
     Rule("weight-int8-range", "weights outside int8 [-127, 127] or not integers", check_weight_int8_range),
+    Rule("weight-not-integer", "non-integer weights while weight scaling is off", check_weight_not_integer),
     Rule("weight-int4-range", "weights into a lif (delay) population outside [-15, 15]", check_weight_int4_range),
     Rule("vendor-int8-wrap", "conv weights that py-spinnaker2's astype(np.int8) would wrap around", check_vendor_int8_wrap),
     Rule("accumulator-overflow", "worst-case integer input per tick beyond the accumulator width",

@@ -158,11 +158,16 @@ def test_unsupported_connection_delay_on_conv():
 def test_weight_int8_range_codes_too_large_and_not_integer():
     w = np.array([[200.0, 1.0, -3.0], [0.5, 2.0, -300.0]])
     g = chain([3], [("fc", affine(w)), ("lif", IF(2))])
-    v = _rules(check_design_rules(g, options=ConversionOptions(scale_weights=False)), "weight-int8-range")
-    assert {x.node for x in v} == {"fc"}
-    msgs = " | ".join(x.message for x in v)
-    assert "2 of 6 weights outside int8" in msgs and "max |w| = 300" in msgs
-    assert "1 of 6 weights that are not integers" in msgs and "0.5" in msgs
+    found = check_design_rules(g, options=ConversionOptions(scale_weights=False))
+    v = _rules(found, "weight-int8-range")
+    assert len(v) == 1 and v[0].node == "fc"
+    assert "2 of 6 weights outside int8" in v[0].message and "max |w| = 300" in v[0].message
+    n = _rules(found, "weight-not-integer")
+    assert len(n) == 1 and n[0].node == "fc"
+    assert "1 of 6 weights that are not integers" in n[0].message and "0.5" in n[0].message
+    # the vendor's cast (as lif_spinnaker2.py relied on) accepts non-integer weights
+    assert _rules(check_design_rules(g, options=ConversionOptions(scale_weights=False, vendor_cast=True)),
+                  "weight-not-integer") == []
     # the same weights with scaling on are scaled into range: no violation
     assert _rules(check_design_rules(g), "weight-int8-range") == []
 
