@@ -403,41 +403,61 @@ def _jsonable(x: Any) -> Any:
 # ambiguity-aware rule
 
 
-def ambiguity_epsilon(v_pre: np.ndarray, threshold: np.ndarray, *, reset_mask: Optional[np.ndarray] = None,
-                      ops_per_tick: int = 4, safety: float = 2.0) -> np.ndarray:
+def ambiguity_epsilon(v_pre: np.ndarray, threshold: np.ndarray, *, v_prev: Optional[np.ndarray] = None,
+                      offset: Union[float, np.ndarray] = 0.0, reset_mask: Optional[np.ndarray] = None,
+                      safety: float = 2.0) -> np.ndarray:
     """Bound on |emulator float32 voltage - exact voltage|, per (sample, tick, neuron).
 
-    Derivation (in the reference's units; the emulator's "chip units" differ by one positive
-    factor per population, and relative rounding errors do not depend on that factor). The
-    emulator computes each tick in float32 (s2-arithmetic.md)::
+    Derivation. Work in the reference's units: with weight scaling off, the emulator's "chip
+    units" are the reference's divided by one positive factor per population (``r*dt/tau``),
+    and relative rounding errors do not depend on that factor. The emulator's tick in float32
+    (``/work/shared/design/s2-arithmetic.md``, ``s2emu`` README) with ``I_t`` an exact integer
+    sum and ``c`` the constant input per tick (``i_offset``: leak and bias)::
 
-        v_t = fl(fl(fl(alpha) * v_{t-1}) + I_t) + fl(i_offset);  spike if v_t > fl(theta)
+        v_pre = fl(fl(fl(alpha) * v_{t-1}) + I_t) + fl(c);  spike if v_pre > fl(theta)
+        v_t   = fl(v_pre - fl(theta)) on a spike (reset by subtraction) | v_reset (exact)
 
-    with ``I_t`` an exact integer. Each of the ``k`` roundings (alpha's representation, the
-    product, the two sums) changes its result by at most ``u = 2**-24`` relative, and each
-    result is bounded by the voltage's magnitude, so one tick adds at most ``k * u * |v_t|``
-    to the error and the error carried in is multiplied by ``alpha <= 1``:
-    ``e_t <= e_{t-1} + k * u * |v_t|``. Hence, since the last reset that sets v exactly
-    (reset to v_reset = 0; a reset by subtraction is one more rounded operation and does not
-    clear the error, so it only adds a term), ``e_t <= k * u * sum_{s <= t} |v_s|``. The
-    threshold itself is rounded to float32: ``+ u * |theta|``. The float64 reference's own
-    error is ~2**-53 relative and is covered by the ``safety`` factor (default 2), which also
-    covers the CubaLIF current's two extra roundings at similar magnitudes. The bound uses the
-    reference's |v| (pre-reset) as the magnitude: reference and emulator agree up to this very
-    error until their first differing decision, which is where the rule stops trusting either.
+    With ``u = 2**-24`` (float32 round to nearest), each rounding moves its result by at most
+    ``u`` times the result's magnitude:
+
+    1. ``fl(alpha)``: ``|alpha - fl(alpha)| * |v_{t-1}| <= u |v_{t-1}|`` (alpha <= 1);
+    2. the product: ``<= u |v_{t-1}|``;
+    3. ``+ I_t``: ``<= u |v_pre - c| <= u (|v_pre| + |c|)``;
+    4. ``fl(c)`` and ``+ c``: ``<= u |c| + u |v_pre|``;
+    5. the reset by subtraction: ``<= u |v_pre - theta| <= u (|v_pre| + |theta|)``.
+
+    An error carried in is multiplied by ``alpha <= 1``, never amplified, so the errors add up::
+
+        e_t <= u * (|theta| + sum_{s <= t} m_s),   m_s = 2|v_{s-1}| + 3|v_pre,s| + 2|c| + |theta|
+
+    summed since the last reset to an exact value (``reset_mask``); the leading ``|theta|`` is
+    the threshold's own rounding. The float64 reference's error (~2**-53 relative) and the
+    use of the reference's voltages as magnitudes (the two runs agree to within this bound
+    until their first differing decision, where the rule stops trusting either) are covered
+    by ``safety`` (default 2). Not covered: CubaLIF's synaptic current adds float32 roundings
+    of its own that this bound does not carry (the safety factor is the only margin there).
 
     Args:
         v_pre: reference pre-reset voltage, (batch, time, neurons) float.
         threshold: (neurons,) or broadcastable threshold in the same units.
+        v_prev: the voltage each tick starts from, (batch, time, neurons); None -> ``v_pre``
+            shifted by one tick (an over-estimate after a reset by subtraction).
+        offset: |c| per neuron (broadcastable), the constant input per tick in these units.
         reset_mask: (batch, time, neurons) bool, True where a reset to an exact value (v_reset)
-            happened at that tick: the accumulated error restarts after it. None -> never.
-        ops_per_tick: k, float32 roundings per tick.
+            happened: the accumulated error restarts after that tick. None -> never.
         safety: factor on the whole bound.
 
     Returns:
         eps, (batch, time, neurons) float64.
     """
-    mag = np.abs(np.asarray(v_pre, dtype=np.float64))
+    vp = np.abs(np.asarray(v_pre, dtype=np.float64))
+    if v_prev is None:
+        prev = np.concatenate([np.zeros_like(vp[:, :1]), vp[:, :-1]], axis=1)
+    else:
+        prev = np.abs(np.asarray(v_prev, dtype=np.float64))
+    theta = np.abs(np.asarray(threshold, dtype=np.float64))
+    c = np.abs(np.asarray(offset, dtype=np.float64))
+    mag = 2.0 * prev + 3.0 * vp + 2.0 * c + theta
     if reset_mask is None:
         acc = np.cumsum(mag, axis=1)
     else:
@@ -447,8 +467,7 @@ def ambiguity_epsilon(v_pre: np.ndarray, threshold: np.ndarray, *, reset_mask: O
             run = run + mag[:, t]
             acc[:, t] = run
             run = np.where(reset_mask[:, t], 0.0, run)
-    theta = np.abs(np.asarray(threshold, dtype=np.float64))
-    return safety * U32 * (ops_per_tick * acc + theta)
+    return safety * U32 * (acc + theta)
 
 
 def ambiguity_mask(
@@ -456,7 +475,7 @@ def ambiguity_mask(
     thresholds: Mapping[str, Union[float, np.ndarray]],
     *,
     reset: Union[str, Mapping[str, str]] = "subtract",
-    ops_per_tick: int = 4,
+    offsets: Optional[Mapping[str, Union[float, np.ndarray]]] = None,
     safety: float = 2.0,
     eps: Optional[float] = None,
 ) -> Dict[str, np.ndarray]:
@@ -477,6 +496,9 @@ def ambiguity_mask(
         thresholds: ``{node: theta}`` in the reference's units (for a quantized graph: the
             graph's ``v_threshold``; see :func:`thresholds_from_graph`).
         reset: one mode for all nodes or ``{node: mode}``.
+        offsets: ``{node: |c|}``, the constant input per tick (see :func:`offsets_from_graph`);
+            missing nodes: 0.
+        eps: a fixed tolerance instead of the bound.
 
     Returns:
         ``{node: bool array (batch, time, *shape)}``.
@@ -503,8 +525,10 @@ def ambiguity_mask(
             reset_mask = s
         else:
             raise ValueError(f"reset must be 'subtract' or 'to_v_reset', got {mode!r}")
+        v_prev = np.concatenate([np.zeros_like(vf[:, :1]), vf[:, :-1]], axis=1)
+        c = 0.0 if offsets is None or node not in offsets else np.asarray(offsets[node], dtype=np.float64).reshape(-1)
         e = np.full(vf.shape, float(eps)) if eps is not None else ambiguity_epsilon(
-            v_pre, th, reset_mask=reset_mask, ops_per_tick=ops_per_tick, safety=safety)
+            v_pre, th, v_prev=v_prev, offset=c, reset_mask=reset_mask, safety=safety)
         masks[node] = (known & (np.abs(v_pre - th) <= e)).reshape(shape)
     return masks
 
@@ -607,6 +631,43 @@ def thresholds_from_graph(graph: Any) -> Dict[str, np.ndarray]:
     return out
 
 
+def offsets_from_graph(graph: Any, dt: float = 1e-4, integrator: str = "euler") -> Dict[str, np.ndarray]:
+    """``{neuron node: |c|}``: the constant input per tick (leak and bias) in the reference's units.
+
+    For the ``spinnaker2`` preset's update ``v = a*v + g*(v_leak + r*x)`` (LIF, ``g = dt/tau``
+    for Euler, ``1 - exp(-dt/tau)`` for exp), ``x`` including the biases of the Affine/Conv
+    nodes feeding the neuron: ``|c| <= |g*v_leak| + |g*r*bias|``; IF (``v += r*x``):
+    ``|r*bias|``; CubaLIF: the same as LIF with ``tau_mem`` and ``r*w_in`` (an over-estimate).
+    """
+    flat = _flat(graph)
+    out: Dict[str, np.ndarray] = {}
+    for name, node in flat.nodes.items():
+        typ = type(node).__name__
+        if typ not in ("LIF", "IF", "CubaLIF"):
+            continue
+        shape = flat.out_shape[name]
+        bias = np.zeros(shape)
+        for pred in flat.predecessors(name):
+            pn = flat.nodes[pred]
+            b = getattr(pn, "bias", None)
+            if type(pn).__name__ not in ("Affine", "Conv1d", "Conv2d") or b is None:
+                continue
+            b = np.abs(np.asarray(b, dtype=np.float64))
+            if b.ndim == 1 and len(shape) > 1:
+                b = b.reshape(-1, *([1] * (len(shape) - 1)))
+            bias = bias + np.broadcast_to(b, shape)
+        r = np.abs(np.asarray(node.r, dtype=np.float64))
+        if typ == "IF":
+            c = r * bias
+        else:
+            tau = np.asarray(node.tau if typ == "LIF" else node.tau_mem, dtype=np.float64)
+            g = dt / tau if integrator == "euler" else 1.0 - np.exp(-dt / tau)
+            gain = r * (np.abs(np.asarray(node.w_in, dtype=np.float64)) if typ == "CubaLIF" else 1.0)
+            c = np.abs(g * np.asarray(node.v_leak, dtype=np.float64)) + np.abs(g * gain) * bias
+        out[name] = np.broadcast_to(c, shape).reshape(-1)
+    return out
+
+
 def check_equivalence(
     reference: Recording,
     actual: Recording,
@@ -616,7 +677,6 @@ def check_equivalence(
     output_node: Optional[str] = None,
     time_shift: int = 0,
     nodes: Optional[Sequence[str]] = None,
-    ops_per_tick: int = 4,
     safety: float = 2.0,
 ) -> Comparison:
     """Emulator (or board) spikes against the float reference on the same quantized ``graph``.
@@ -630,9 +690,12 @@ def check_equivalence(
     """
     flat = _flat(graph)
     thresholds = thresholds_from_graph(flat)
+    opts = reference.meta.get("options") or {}
     if reset is None:
-        reset = (reference.meta.get("options") or {}).get("reset", "subtract")
-    mask = ambiguity_mask(reference, thresholds, reset=reset, ops_per_tick=ops_per_tick, safety=safety)
+        reset = opts.get("reset", "subtract")
+    offsets = offsets_from_graph(flat, dt=float(opts.get("dt", reference.dt or 1e-4)),
+                                 integrator=opts.get("integrator", "euler"))
+    mask = ambiguity_mask(reference, thresholds, reset=reset, offsets=offsets, safety=safety)
     if nodes is None:
         nodes = [n for n in reference.nodes if reference.get(n, "spikes") is not None
                  and actual.get(n, "spikes") is not None and n in thresholds]

@@ -210,14 +210,14 @@ def _synops_graph(flat: Any, recording: Recording) -> SynapticOps:
             res.skipped.append(name)
             continue
         w = np.asarray(node.weight)
-        binary = bool(np.all((x >= 0) & (x == np.round(x))))  # spikes or spike counts: accumulates
+        # spikes or spike counts (non-negative integers) are accumulated: ACs
+        binary = x.dtype == np.bool_ or bool(np.all((x >= 0) & (x == np.round(x))))
         if typ in ("Affine", "Linear"):
             fan_eff = np.count_nonzero(w, axis=0).astype(np.float64)  # per input element
             fan_dense = np.full(w.shape[1], float(w.shape[0]))
         else:
             fan_eff, fan_dense = _conv_fanout(flat, name, node)
-        nz = (x != 0).reshape(x.shape[0], x.shape[1], -1)
-        eff = float(np.einsum("btn,n->", nz.astype(np.float64), fan_eff.reshape(-1))) / batch
+        eff = float(_active_counts(x) @ fan_eff.reshape(-1)) / batch
         dense = float(fan_dense.sum()) * x.shape[1] * x.shape[0] / batch
         row = {"effective_acs": eff if binary else 0.0, "effective_macs": 0.0 if binary else eff, "dense": dense}
         res.per_node[name] = row
@@ -225,6 +225,14 @@ def _synops_graph(flat: Any, recording: Recording) -> SynapticOps:
         res.effective_macs += row["effective_macs"]
         res.dense += dense
     return res
+
+
+def _active_counts(x: np.ndarray) -> np.ndarray:
+    """Per input element (flat), how many (sample, tick) entries are non-zero; float64."""
+    flat = x.reshape(x.shape[0] * x.shape[1], -1)
+    if flat.dtype != np.bool_:
+        flat = flat != 0
+    return flat.sum(axis=0, dtype=np.int64).astype(np.float64)
 
 
 def _node_input(flat: Any, name: str, recording: Recording, cache: Dict[str, Optional[np.ndarray]]) -> Optional[np.ndarray]:
@@ -239,7 +247,9 @@ def _node_input(flat: Any, name: str, recording: Recording, cache: Dict[str, Opt
         parts.append(out)
     if not parts:
         return None
-    total = parts[0].astype(np.float64)
+    if len(parts) == 1:
+        return parts[0]
+    total = parts[0].astype(np.float32)
     for p in parts[1:]:
         total = total + p
     return total
@@ -253,7 +263,7 @@ def _node_output(flat: Any, name: str, recording: Recording, cache: Dict[str, Op
     typ = type(node).__name__
     rec = recording.get(name, "spikes")
     if rec is not None:
-        out: Optional[np.ndarray] = np.asarray(rec).astype(np.float64)
+        out: Optional[np.ndarray] = np.asarray(rec)
     elif typ == "Flatten":
         x = _node_input(flat, name, recording, cache)
         out = None if x is None else x.reshape(x.shape[0], x.shape[1], *flat.out_shape[name])
@@ -275,9 +285,10 @@ def _sum_pool(x: np.ndarray, node: Any, name: str) -> np.ndarray:
     k = pair(node.kernel_size, "kernel_size", name)
     s = pair(node.stride, "stride", name)
     p = pair(node.padding, "padding", name)
-    xt = torch.from_numpy(np.ascontiguousarray(x.reshape(b * t, *x.shape[2:])))
+    # float32 holds spike counts exactly (< 2**24)
+    xt = torch.from_numpy(np.ascontiguousarray(x.reshape(b * t, *x.shape[2:]), dtype=np.float32))
     y = torch.nn.functional.avg_pool2d(xt, k, s, p, count_include_pad=True) * (k[0] * k[1])
-    return y.numpy().reshape(b, t, *y.shape[1:])
+    return np.rint(y.numpy()).reshape(b, t, *y.shape[1:])
 
 
 def _conv_fanout(flat: Any, name: str, node: Any):
@@ -287,12 +298,19 @@ def _conv_fanout(flat: Any, name: str, node: Any):
     sum of the kernel entries it is multiplied with; with ``W'`` binarised (or all ones) that
     is its effective (or dense) fan-out, padding and stride accounted for.
     """
+    import hashlib
+
     import torch
 
     from s2common.graph import conv_padding, pair
 
     in_shape = flat.in_shape[name]
-    w = torch.from_numpy(np.asarray(node.weight, dtype=np.float64))
+    w_np = np.ascontiguousarray(node.weight, dtype=np.float64)
+    key = (hashlib.sha1(w_np.tobytes()).hexdigest(), w_np.shape, tuple(in_shape), repr(node.stride),
+           repr(node.padding), repr(node.dilation), repr(node.groups))
+    if key in _FANOUT_CACHE:
+        return _FANOUT_CACHE[key]
+    w = torch.from_numpy(w_np)
     groups = int(np.asarray(node.groups).ravel()[0])
     pad = conv_padding(node, name, in_shape[1:])
     if w.ndim == 4:
@@ -306,7 +324,14 @@ def _conv_fanout(flat: Any, name: str, node: Any):
         x = torch.ones((1, *in_shape), dtype=torch.float64, requires_grad=True)
         conv(x, kernel, None, stride, pad, dil, groups).sum().backward()
         fans.append(x.grad[0].numpy().copy())
+    if len(_FANOUT_CACHE) > 64:
+        _FANOUT_CACHE.clear()
+    _FANOUT_CACHE[key] = (fans[0], fans[1])
     return fans[0], fans[1]
+
+
+#: conv fan-outs by (weight digest, shapes, hyper-parameters): a gate run asks for them per batch.
+_FANOUT_CACHE: Dict[Any, Any] = {}
 
 
 def _synops_net(net: Any, recording: Recording) -> SynapticOps:
@@ -319,7 +344,7 @@ def _synops_net(net: Any, recording: Recording) -> SynapticOps:
         if pre is None:
             res.skipped.append(proj.name)
             continue
-        x = np.asarray(pre).astype(np.float64)
+        x = np.asarray(pre)
         if proj.pool:
             node = type("Pool", (), {"kernel_size": proj.pool, "stride": proj.pool, "padding": (0, 0)})()
             x = _sum_pool(x, node, proj.name)
@@ -334,8 +359,7 @@ def _synops_net(net: Any, recording: Recording) -> SynapticOps:
                                      "padding": proj.padding, "dilation": proj.dilation})()
             fake = type("F", (), {"in_shape": {proj.name: tuple(x.shape[2:])}})()
             fan_eff, fan_dense = _conv_fanout(fake, proj.name, node)
-        nz = (x != 0).reshape(x.shape[0], x.shape[1], -1).astype(np.float64)
-        eff = float(np.einsum("btn,n->", nz, fan_eff.reshape(-1))) / batch
+        eff = float(_active_counts(x) @ fan_eff.reshape(-1)) / batch
         dense = float(fan_dense.sum()) * x.shape[1] * x.shape[0] / batch
         res.per_node[proj.name] = {"effective_acs": eff, "effective_macs": 0.0, "dense": dense}
         res.effective_acs += eff

@@ -152,13 +152,32 @@ def _lif_pair(v_pre_at_5: float, theta: float = 10.0, ticks: int = 12):
 
 
 def test_epsilon_bound_formula():
-    v = np.array([[[1.0], [2.0], [4.0]]])
-    eps = ambiguity_epsilon(v, np.array([10.0]), ops_per_tick=4, safety=2.0)
-    want = 2 * U32 * (4 * np.array([1.0, 3.0, 7.0]) + 10.0)
-    np.testing.assert_allclose(eps[0, :, 0], want, rtol=1e-12)
-    # a reset to an exact value restarts the accumulation
+    # per tick m = 2|v_prev| + 3|v_pre| + 2|c| + |theta|, summed; eps = safety * u * (sum + |theta|)
+    v = np.array([[[1.0], [2.0], [4.0]]])  # v_prev defaults to v_pre shifted: 0, 1, 2
+    eps = ambiguity_epsilon(v, np.array([10.0]), safety=2.0)
+    m = np.array([0 + 3 + 10, 2 + 6 + 10, 4 + 12 + 10], dtype=float)
+    np.testing.assert_allclose(eps[0, :, 0], 2 * U32 * (np.cumsum(m) + 10), rtol=1e-12)
+    eps_c = ambiguity_epsilon(v, np.array([10.0]), offset=1.0, safety=1.0)
+    np.testing.assert_allclose(eps_c[0, :, 0], U32 * (np.cumsum(m + 2) + 10), rtol=1e-12)
+    # a reset to an exact value restarts the accumulation after its tick
     eps_r = ambiguity_epsilon(v, np.array([10.0]), reset_mask=np.array([[[False], [True], [False]]]))
-    np.testing.assert_allclose(eps_r[0, :, 0], 2 * U32 * (4 * np.array([1.0, 3.0, 4.0]) + 10.0), rtol=1e-12)
+    np.testing.assert_allclose(eps_r[0, :, 0], 2 * U32 * (np.array([13, 31, 26]) + 10), rtol=1e-12)
+
+
+def test_offsets_from_graph():
+    import nir
+
+    from harness.compare import offsets_from_graph
+
+    g = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=np.array([2])),
+               "fc": nir.Affine(weight=np.eye(2, dtype=np.float32), bias=np.array([0.1, -0.2])),
+               "lif": nir.LIF(tau=np.full(2, 1e-3), r=np.full(2, 5.0), v_leak=np.full(2, 2.0),
+                              v_threshold=np.ones(2), v_reset=np.zeros(2)),
+               "output": nir.Output(output_type=np.array([2]))},
+        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")])
+    # g = dt/tau = 0.1: |g v_leak| + |g r| |bias| = 0.2 + 0.5 * [0.1, 0.2]
+    np.testing.assert_allclose(offsets_from_graph(g, dt=1e-4)["lif"], [0.25, 0.3])
 
 
 def test_decision_within_epsilon_is_ambiguous():
