@@ -258,7 +258,10 @@ def check_vendor_int8_wrap(ctx: RuleContext) -> List[RuleViolation]:
     percentile_p(|W|)`` from ``create_populations``. The float -> int8 cast truncates toward zero
     and keeps the low 8 bits on x86-64 (checked with numpy 2.4: 130.7 -> -126, -129.2 -> 127;
     the C standard leaves out-of-range casts undefined). With p = 100 the scaled kernel stays in
-    [-127, 127]; with p < 100 the largest weights wrap to the opposite sign.
+    [-127, 127]; with p < 100 the largest weights wrap to the opposite sign. The product is taken
+    in float64 here (numpy 2 promotion); under the numpy 1.x the converter ran with, a float32
+    kernel times a float64 scalar stayed float32, which can move a weight lying within one float32
+    ulp of 128 across the boundary - the count may then differ by such weights only.
     """
     out: List[RuleViolation] = []
     seen = set()

@@ -394,3 +394,67 @@ def test_every_rule_is_tested():
         if re.search(rf"(len\({var}\) ==|{var}\[0\]|for x in {var}|{var}\}}|in {var})", rest):
             asserted.add(name)
     assert set(RULES) <= asserted, sorted(set(RULES) - asserted)
+
+
+# ----------------------------------------------------------------------------------------
+# the accumulator bound is sound (never exceeded) and tight (reached)
+# ----------------------------------------------------------------------------------------
+
+def _bounds(flat, net):
+    from s2emu.rules import RuleContext
+
+    paths, _ = find_projection_paths(flat, net.options)
+    return worst_case_input(RuleContext(flat=flat, net=net, options=net.options, paths=paths))
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+from suites.strategies import conversion_options, nir_graphs, spike_inputs  # noqa: E402
+
+
+@given(st.data())
+def test_worst_case_input_bounds_every_recorded_input(data):
+    """On any accepted graph and input, |integer input| of every neuron and tick <= its worst-case bound."""
+    from s2common.graph import flatten_graph
+    from s2emu.engine import Engine
+    from s2emu.lowering import lower
+
+    graph = data.draw(nir_graphs(integer_weights=True))
+    options = data.draw(conversion_options(graph))
+    flat = flatten_graph(graph)
+    net = lower(flat, options)
+    x = data.draw(spike_inputs(tuple(net.populations[net.input_name].shape)))
+    rec = Engine(net).run(x, record="all")
+    for post, (_, total) in _bounds(flat, net).items():
+        i = rec.get(post, "i")
+        assert i is not None
+        got = np.abs(np.asarray(i, dtype=np.int64)).reshape(i.shape[0], i.shape[1], -1)
+        assert (got <= total[None, None, :]).all(), (post, int(got.max()), int(total.max()))
+
+
+@pytest.mark.parametrize("pattern", ["dense", "conv", "pool_flatten_dense"])
+def test_worst_case_input_is_reached_when_every_input_spikes(pattern):
+    """All inputs spike at tick 0 and all weights are >= 0: some neuron gets exactly the bound at tick 1."""
+    from s2common.graph import flatten_graph
+    from s2emu.engine import Engine
+    from s2emu.lowering import lower
+
+    rng = np.random.default_rng(7)
+    if pattern == "dense":
+        g = chain([6], [("fc", affine(rng.integers(0, 128, (4, 6)))), ("n", IF(4, th=1e9))])
+    elif pattern == "conv":
+        g = chain([2, 5, 5], [("c", conv(rng.integers(0, 128, (3, 2, 3, 3)), (5, 5), padding=1)),
+                              ("n", IF((3, 5, 5), th=1e9))])
+    else:
+        g = chain([2, 4, 4], [("pool", nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                                                     padding=np.array([0, 0]))),
+                              ("flat", nir.Flatten(input_type={"input": np.array([2, 2, 2])}, start_dim=0, end_dim=-1)),
+                              ("fc", affine(rng.integers(0, 128, (3, 8)))), ("n", IF(3, th=1e9))])
+    flat = flatten_graph(g)
+    net = lower(flat, ConversionOptions(scale_weights=False))
+    shape = tuple(net.populations[net.input_name].shape)
+    x = np.zeros((1, 2) + shape, dtype=bool)
+    x[:, 0] = True
+    i = np.asarray(Engine(net).run(x, record="all").get("n", "i"), dtype=np.int64)
+    _, total = _bounds(flat, net)["n"]
+    assert int(i[0, 1].max()) == int(total.max())
