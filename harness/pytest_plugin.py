@@ -45,6 +45,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--s2-qat-budget", default=0.6, type=float, metavar="PP", help="max accuracy drop Q-SNN float -> int8 (pp, 0.6)")
     g.addoption("--s2-min-memory-reduction", default=0.75, type=float, metavar="FRACTION",
                 help="min weight-memory reduction float32 -> int8 (0.75)")
+    g.addoption("--s2-atoms", action="append", default=None, metavar="POP=N",
+                help="max_atoms_per_core of one population for the chip map and design rules (repeatable)")
     g.addoption("--s2-seed", default=0, type=int, metavar="S", help="seed of the data and sample order (0)")
     g.addoption("--s2-report", default=None, metavar="DIR",
                 help="write summary.json, report.md, report.html and plots into DIR")
@@ -56,14 +58,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def config_from_options(config: pytest.Config) -> "Any":
     """The :class:`~harness.gate.config.GateConfig` the command line asks for."""
-    from harness.gate.config import GateConfig
+    from harness.gate.config import GateConfig, parse_atoms
 
     opt = config.getoption
     kw: Dict[str, Any] = dict(
         dataset=opt("--s2-dataset"), data_root=opt("--s2-data-root"), samples=opt("--s2-samples"),
         percentile=opt("--s2-percentile"), backend=opt("--s2-backend"), board_host=opt("--s2-board-host"),
         ptq_budget=opt("--s2-ptq-budget"), qat_budget=opt("--s2-qat-budget"),
-        min_memory_reduction=opt("--s2-min-memory-reduction"), report=opt("--s2-report"), seed=opt("--s2-seed"))
+        min_memory_reduction=opt("--s2-min-memory-reduction"), report=opt("--s2-report"), seed=opt("--s2-seed"),
+        atoms_per_core=parse_atoms(opt("--s2-atoms")))
     if opt("--s2-model"):
         kw["model"] = os.path.abspath(opt("--s2-model"))
     qat = opt("--s2-qat-model")

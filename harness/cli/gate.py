@@ -48,6 +48,9 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
                    help="min weight-memory reduction float32 -> int8, a fraction (0.75)")
     p.add_argument("--sweep", type=float, nargs="*", default=None, metavar="P",
                    help="percentiles of the report's accuracy-against-percentile plot (default 99 99.9 100; none: no sweep)")
+    p.add_argument("--atoms", action="append", metavar="POP=N",
+                   help="max_atoms_per_core of one population for the chip map and design rules (repeatable), "
+                        "e.g. --atoms if3=4; overrides the model's s2gate.atoms_per_core metadata")
     p.add_argument("--report", default="s2gate-report", metavar="DIR", help="report folder (default s2gate-report/)")
     p.add_argument("--no-report", action="store_true", help="print the summary only")
     return p
@@ -71,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
     from harness.gate.evaluate import evaluate
     from harness.gate.report import terminal_summary, write_report
 
-    extra = dict(percentile=args.percentile, backend=args.backend, board_host=args.board_host,
+    from harness.gate.config import parse_atoms
+
+    extra = dict(atoms_per_core=parse_atoms(args.atoms), percentile=args.percentile, backend=args.backend, board_host=args.board_host,
                  ptq_budget=args.ptq_budget, qat_budget=args.qat_budget,
                  min_memory_reduction=args.min_memory_reduction,
                  report=None if args.no_report else os.path.abspath(args.report))

@@ -55,6 +55,9 @@ class GateConfig:
         sweep: percentiles of the report's accuracy-against-percentile plot (empty: no sweep).
         sweep_samples: samples used by the sweep (None = ``samples``).
         progress: show tqdm progress bars on stderr.
+        atoms_per_core: ``((population, atoms), ...)``: ``max_atoms_per_core`` overrides for the chip
+            map and the design rules (as ``s2gate map --atoms``); they take precedence over the
+            model's own ``graph.metadata["s2gate.atoms_per_core"]`` (``{population: atoms}``).
     """
 
     model: str = field(default_factory=lambda: bundled_model("psnn"))
@@ -75,6 +78,7 @@ class GateConfig:
     sweep: Tuple[float, ...] = DEFAULT_SWEEP
     sweep_samples: Optional[int] = None
     progress: bool = False
+    atoms_per_core: Tuple[Tuple[str, int], ...] = ()
 
     #: fields that do not change any number of the evaluation (left out of the digest)
     NOT_IN_DIGEST = ("report", "batch_size", "progress", "ptq_budget", "qat_budget", "min_memory_reduction")
@@ -87,6 +91,7 @@ class GateConfig:
         """JSON-ready dict of every field."""
         d = dataclasses.asdict(self)
         d["sweep"] = list(self.sweep)
+        d["atoms_per_core"] = {k: int(v) for k, v in self.atoms_per_core}
         return d
 
     def sweep_percentiles(self) -> Tuple[float, ...]:
@@ -113,6 +118,24 @@ class GateConfig:
     def budgets(self) -> Dict[str, float]:
         return {"ptq_budget": self.ptq_budget, "qat_budget": self.qat_budget,
                 "min_memory_reduction": self.min_memory_reduction}
+
+
+def parse_atoms(values: "Optional[list]") -> Tuple[Tuple[str, int], ...]:
+    """``["if3=4", "lif1=64"]`` -> ``(("if3", 4), ("lif1", 64))``; a bad item raises InputDataError."""
+    from s2common.errors import InputDataError
+
+    out = []
+    for item in values or []:
+        name, sep, num = str(item).rpartition("=")
+        try:
+            atoms = int(num)
+        except ValueError:
+            atoms = 0
+        if not sep or not name or atoms < 1:
+            raise InputDataError(f"atoms per core expects POPULATION=N with N >= 1, got {item!r}", rule="bad-option",
+                                 hint="e.g. if3=4 (see the hint of the population-exceeds-pe design rule)")
+        out.append((name, atoms))
+    return tuple(out)
 
 
 def _file_digest(path: Optional[str]) -> str:

@@ -365,19 +365,19 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
             qfn = quantizer or quantize_ptq
             q = qfn(float_graph, percentile=cfg.percentile, source=cfg.model)
         if s.ok("ptq"):
-            net_ptq = _rules_and_lower(s, "ptq", q.graph, opts, cfg.model, ev)
+            net_ptq = _rules_and_lower(s, "ptq", q.graph, opts, cfg.model, ev, atoms_for_graph(cfg, float_graph))
     else:
         for sec in ("ptq", "rules_ptq", "ptq_lower"):
             s.block(sec, ["model"])
     if net_ptq is not None:
-        _memory(s, ev, net_ptq, float_graph, q.graph)
+        _memory(s, ev, net_ptq, float_graph, q.graph, atoms_for_graph(cfg, float_graph))
     else:
         s.block("memory", ["model", "ptq", "ptq_lower"])
         s.block("chip", ["model", "ptq", "ptq_lower"])
 
     net_qat = deq_graph = None
     if qat_graph is not None:
-        net_qat = _rules_and_lower(s, "qat", qat_graph, opts, cfg.qat_model, ev)
+        net_qat = _rules_and_lower(s, "qat", qat_graph, opts, cfg.qat_model, ev, atoms_for_graph(cfg, qat_graph))
         with s.section("qat_float_run", cfg.qat_model):
             from harness.quantize import dequantize
 
@@ -415,7 +415,23 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
     return ev
 
 
-def _rules_and_lower(s: _Sections, flow: str, graph: Any, opts: Any, file: Optional[str], ev: Dict[str, Any]) -> Any:
+def atoms_for_graph(config: GateConfig, graph: Any) -> Dict[str, int]:
+    """``max_atoms_per_core`` overrides: the model's ``s2gate.atoms_per_core`` metadata, then the config's."""
+    meta = getattr(graph, "metadata", None) or {}
+    atoms: Dict[str, int] = {}
+    raw = meta.get("s2gate.atoms_per_core")
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            try:
+                atoms[str(k)] = int(np.asarray(v).reshape(-1)[0])
+            except (TypeError, ValueError, IndexError):
+                continue
+    atoms.update({k: int(v) for k, v in config.atoms_per_core})
+    return atoms
+
+
+def _rules_and_lower(s: _Sections, flow: str, graph: Any, opts: Any, file: Optional[str], ev: Dict[str, Any],
+                     atoms: Optional[Dict[str, int]] = None) -> Any:
     """Lower ``graph`` for the emulator and run the design rules on it (with the lowered network,
     so the chip-fit and accumulator rules run too)."""
     from s2common.graph import flatten_graph
@@ -427,11 +443,13 @@ def _rules_and_lower(s: _Sections, flow: str, graph: Any, opts: Any, file: Optio
         net = lower(graph, opts)
     with s.section(f"rules_{flow}", file):
         flat = flatten_graph(graph, file=file)
-        ev.setdefault("design_rules", {})[flow] = _violations(check_design_rules(flat, net=net, options=opts))
+        ev.setdefault("design_rules", {})[flow] = _violations(check_design_rules(flat, net=net, options=opts,
+                                                                                 atoms_per_core=atoms or None))
     return net
 
 
-def _memory(s: _Sections, ev: Dict[str, Any], net: Any, float_graph: Any, q_graph: Any) -> None:
+def _memory(s: _Sections, ev: Dict[str, Any], net: Any, float_graph: Any, q_graph: Any,
+            atoms: Optional[Dict[str, int]] = None) -> None:
     from harness.quantize import memory_account
 
     with s.section("memory"):
@@ -450,7 +468,7 @@ def _memory(s: _Sections, ev: Dict[str, Any], net: Any, float_graph: Any, q_grap
     with s.section("chip"):
         from s2emu.chip import map_to_chip
 
-        chip = map_to_chip(net)
+        chip = map_to_chip(net, atoms_per_core=atoms or None)
         t = chip.total
         failing = [{"name": r.name, "reason": f"needs {r.max_bytes_per_pe:,} B on one PE, more than the "
                                               f"{chip.spec.data_sram_per_pe:,} B of data SRAM"}
@@ -468,6 +486,7 @@ def _memory(s: _Sections, ev: Dict[str, Any], net: Any, float_graph: Any, q_grap
         mem["chip"] = {"fits": bool(t.fits), "pes": int(t.pes), "chips": int(t.chips), "max_chips": int(t.max_chips),
                        "pes_per_chip": int(chip.spec.usable_pes_per_chip), "total_bytes": int(t.total_bytes),
                        "max_bytes_per_pe": int(t.max_bytes_per_pe), "failing_layers": failing, "detail": detail,
+                       "atoms_per_core": dict(sorted((atoms or {}).items())),
                        "layers": [{"name": r.name, "model": r.model, "neurons": int(r.neurons), "pes": int(r.pes),
                                    "total_bytes": int(r.total_bytes), "fits": bool(r.fits)} for r in chip.rows]}
     ev.setdefault("neurobench", {})
