@@ -153,7 +153,7 @@ class LayerRow:
 
 @dataclass
 class ChipTotal:
-    """The whole network: sums of the layer rows, PEs and chips needed."""
+    """The whole network: sums of the layer rows, PEs, chips and 48-chip boards needed."""
 
     neurons: int
     pes: int
@@ -170,6 +170,7 @@ class ChipTotal:
     max_bytes_per_pe: int
     max_chips: int
     fits: bool
+    boards: int = 1
 
 
 @dataclass
@@ -319,7 +320,8 @@ def map_to_chip(net: S2Network, *, sram_per_pe: int = 128 * 1024, data_sram_per_
     sums = {k: sum(getattr(r, k) for r in rows) for k in keys}
     total = ChipTotal(neurons=sum(r.neurons for r in rows), pes=n_pes, chips=chips,
                       max_bytes_per_pe=max((r.max_bytes_per_pe for r in rows), default=0), max_chips=int(max_chips),
-                      fits=all(r.fits for r in rows) and chips <= max_chips, **sums)
+                      fits=all(r.fits for r in rows) and chips <= max_chips,
+                      boards=math.ceil(chips / spec.chips_per_board) if chips else 0, **sums)
     return ChipMap(rows=rows, total=total, pes=all_pes, spec=spec)
 
 

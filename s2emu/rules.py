@@ -482,8 +482,9 @@ def check_network_exceeds_chip(ctx: RuleContext) -> List[RuleViolation]:
     desc = ", ".join(f"'{r.name}' {r.pes}" for r in biggest)
     node = os.path.basename(ctx.flat.file) if ctx.flat.file else "network"
     return [_v("network-exceeds-chip", node,
-               f"the network needs {chip.total.pes} PEs = {chip.total.chips} chips of {usable} usable PEs, but "
-               f"max_chips is {ctx.max_chips} (largest populations by PEs: {desc})",
+               f"the network needs {chip.total.pes} PEs = {chip.total.chips} chips of {usable} usable PEs "
+               f"({chip.total.boards} board(s) of {chip.spec.chips_per_board} chips), but max_chips is "
+               f"{ctx.max_chips} (largest populations by PEs: {desc})",
                "allow more chips (--max-chips), raise max_atoms_per_core where memory allows, or shrink the model")]
 
 

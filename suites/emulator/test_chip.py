@@ -128,7 +128,7 @@ def test_fit_and_chip_count():
     many = _net([_pop("in", "spike_list", (1,)), _pop("h", "lif_no_delay", (148,))],
                 [Projection("p", "in", "h", "dense", weight=np.ones((148, 1), np.int8))])
     chip = map_to_chip(many, atoms_per_core={"h": 1})
-    assert chip.total.pes == 149 and chip.total.chips == 2 and not chip.total.fits
+    assert chip.total.pes == 149 and chip.total.chips == 2 and chip.total.boards == 1 and not chip.total.fits
     assert map_to_chip(many, atoms_per_core={"h": 1}, max_chips=2).total.fits
     assert ChipSpec().sram_per_pe == 128 * 1024 and ChipSpec().pes_per_chip == 152
 
