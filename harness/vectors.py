@@ -190,6 +190,7 @@ def write_vectors(
     manifest = {
         "format": "s2gate-vectors",
         "version": FORMAT_VERSION,
+        "s2gate_version": _version(),
         "model_source": source,
         "input_node": in_name,
         "input_shape": list(in_shape),
@@ -233,6 +234,15 @@ def load_vectors(folder: "str | os.PathLike[str]", *, verify: bool = True) -> Ve
     x = inputs_rec.spikes(manifest["input_node"]).astype(bool)
     return VectorSet(folder=folder, manifest=manifest, inputs=x, expected=Recording.load(folder / FILES["expected"]),
                      graph=load_graph(folder / FILES["model"]))
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("s2gate")
+    except Exception:  # not installed (running from a checkout)
+        return "unknown"
 
 
 def _options_dict(options: Any) -> Dict[str, Any]:
