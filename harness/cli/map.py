@@ -35,6 +35,9 @@ def add_conversion_arguments(parser: argparse.ArgumentParser) -> None:
                         "written by s2gate quantize)")
     g.add_argument("--percentile", type=float, default=d.percentile,
                    help=f"percentile of |W| mapped to 127 when scaling weights (default {d.percentile:g})")
+    g.add_argument("--vendor-cast", action="store_true", default=False,
+                   help="with --no-scale-weights, cast non-integer weights to int8 by truncation as py-spinnaker2 "
+                        "does (as the NIR paper's lif_spinnaker2.py relied on) instead of rejecting them")
 
 
 def conversion_options(args: argparse.Namespace):
@@ -42,7 +45,8 @@ def conversion_options(args: argparse.Namespace):
     from s2emu.network import ConversionOptions
 
     return ConversionOptions(dt=args.dt, integrator=INTEGRATORS[args.integrator], reset=RESETS[args.reset],
-                             conn_delay=args.conn_delay, scale_weights=args.scale_weights, percentile=args.percentile)
+                             conn_delay=args.conn_delay, scale_weights=args.scale_weights, percentile=args.percentile,
+                             vendor_cast=bool(getattr(args, "vendor_cast", False)))
 
 
 def _atoms(values: Optional[List[str]]) -> Dict[str, int]:

@@ -268,3 +268,36 @@ def test_map_cli_bad_atoms_option(capsys):
 
     assert main(["map", str(CNN), "--atoms", "10"]) == 2
     assert "--atoms" in capsys.readouterr().err
+
+
+def test_map_cli_conversion_flags(capsys):
+    """Flags reach the lowering: percentile 99 makes the vendor's conv cast wrap (a rule failure, exit 1)."""
+    import argparse
+
+    from harness.cli import main
+    from harness.cli.map import add_conversion_arguments, conversion_options
+
+    rc = main(["map", str(CNN), "--atoms", "10=16", "--percentile", "99"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    from s2common.graph import read_flat
+
+    flat = read_flat(CNN)
+    wrapping = []
+    for conv in ("0", "2", "5"):  # each Conv2d is the only weight layer into its population
+        w = np.abs(np.asarray(flat.nodes[conv].weight, dtype=np.float64))
+        if (np.trunc(w * 127.0 / np.percentile(w, 99)) > 127).any():
+            wrapping.append(conv)
+    assert wrapping
+    for conv in ("0", "2", "5"):
+        assert (f"[vendor-int8-wrap] node '{conv}'" in out) == (conv in wrapping), conv
+    assert out.splitlines()[-1] == f"result: {len(wrapping)} design rule(s) fail: vendor-int8-wrap"
+    p = argparse.ArgumentParser()
+    add_conversion_arguments(p)
+    o = conversion_options(p.parse_args(["--dt", "1e-3", "--integrator", "forward", "--reset", "zero", "--conn-delay",
+                                         "2", "--no-scale-weights", "--vendor-cast"]))
+    assert (o.dt, o.integrator, o.reset, o.conn_delay, o.scale_weights, o.vendor_cast) == \
+        (1e-3, "euler", "to_v_reset", 2, False, True)
+    d = conversion_options(p.parse_args([]))
+    assert (d.dt, d.integrator, d.reset, d.conn_delay, d.scale_weights, d.percentile) == \
+        (1e-4, "euler", "subtract", 0, True, 100.0)
