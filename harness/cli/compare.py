@@ -26,6 +26,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--observables", nargs="+", default=["spikes", "v", "i"], choices=["spikes", "v", "i", "output"],
                    help="what to compare (default: spikes v i)")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the comparison as JSON")
+    p.add_argument("--graph", default=None, metavar="QUANTIZED.nir",
+                   help="A is the float reference and B the int8 emulator/board run of this quantized graph: compare "
+                        "spikes with the ambiguity-aware rule (A needs voltages) instead of exactly")
     return p
 
 
@@ -37,9 +40,28 @@ def run(args: argparse.Namespace) -> int:
 
     expected = Recording.load(args.expected)
     actual = Recording.load(args.actual)
-    comp = compare_recordings(expected, actual, nodes=args.nodes, observables=tuple(args.observables),
-                              time_shift=args.time_shift)
+    if args.graph:
+        from s2common.graph import read_flat
+
+        from harness.compare import check_equivalence
+
+        comp = check_equivalence(expected, actual, read_flat(args.graph), nodes=args.nodes, time_shift=args.time_shift)
+    else:
+        comp = compare_recordings(expected, actual, nodes=args.nodes, observables=tuple(args.observables),
+                                  time_shift=args.time_shift)
     print(comp.table())
+    if comp.trains is not None:
+        from tabulate import tabulate
+
+        t = comp.trains
+        rows = [[n, c["trains"], c["identical"], c["ambiguous"], c["unexplained"]] for n, c in t.per_node.items()]
+        rows.append(["all", t.trains, f"{t.identical} ({100 * t.share('identical'):.2f} %)",
+                     f"{t.ambiguous} ({100 * t.share('ambiguous'):.2f} %)",
+                     f"{t.unexplained} ({100 * t.share('unexplained'):.2f} %)"])
+        print()
+        print(tabulate(rows, headers=["node", "spike trains", "identical", "ambiguous", "unexplained"]))
+        if t.predictions_identical is not None:
+            print(f"identical predictions ('{t.output_node}'): {100 * t.predictions_identical:.2f} %")
     print()
     print(comp.describe())
     if args.json:

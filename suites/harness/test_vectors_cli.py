@@ -139,3 +139,19 @@ def test_quantized_flag_on_a_float_model_is_an_error(model_path, tmp_path):
         write_vectors(model_path, tmp_path / "v", quantized=True)
     assert main(["vectors", str(model_path), "--quantized", "--out", str(tmp_path / "v")]) == 2
     assert not (tmp_path / "v" / "vectors.json").exists()
+
+
+def test_compare_reference_against_emulator_with_the_ambiguity_rule(tmp_path, vector_dir, capsys):
+    from harness.backends import ReferenceBackend
+
+    vs = load_vectors(vector_dir)
+    ReferenceBackend().run(vs.graph, vs.inputs, record="all").save(tmp_path / "ref.h5")
+    model = str(vector_dir / "model.nir")
+    assert main(["compare", str(tmp_path / "ref.h5"), str(vector_dir / "expected.h5"), "--graph", model]) == 0
+    out = capsys.readouterr().out
+    assert "spike trains" in out and "identical predictions ('lif'): 100.00 %" in out
+    emu = Recording.load(vector_dir / "expected.h5")
+    emu.data["lif"]["spikes"][0, 4, 2] ^= True
+    emu.save(tmp_path / "emu.h5")
+    assert main(["compare", str(tmp_path / "ref.h5"), str(tmp_path / "emu.h5"), "--graph", model]) == 1
+    assert "first unexplained divergence: layer 'lif' neuron 2 tick 4 sample 0" in capsys.readouterr().out
