@@ -234,15 +234,25 @@ class TinyQSNN(torch.nn.Module):
         self.fc = qnn.QuantLinear(64, classes, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (batch, time, 1, 8, 8) -> output spike counts (batch, classes).
+
+        Layer by layer (weight layers are stateless, so all ticks go through one call,
+        which quantizes the weights once per forward), IF state tick by tick.
+        """
         b, t = x.shape[:2]
-        v1 = torch.zeros(b, 4, 4, 4)
-        v2 = torch.zeros(b, self.fc.out_features)
-        count = torch.zeros(b, self.fc.out_features)
-        for k in range(t):
-            v1, s1 = if_step(v1, self.conv(x[:, k]), self.theta)
-            v2, s2 = if_step(v2, self.fc(s1.flatten(1)), self.theta)
-            count = count + s2
-        return count
+        cur1 = self.conv(x.reshape(b * t, *x.shape[2:])).reshape(b, t, 4, 4, 4)
+        s1 = self._if(cur1)
+        cur2 = self.fc(s1.reshape(b * t, -1)).reshape(b, t, -1)
+        return self._if(cur2).sum(dim=1)
+
+    def _if(self, current: torch.Tensor) -> torch.Tensor:
+        """IF over time: current (batch, time, ...) -> spikes (batch, time, ...)."""
+        v = torch.zeros_like(current[:, 0])
+        out = []
+        for k in range(current.shape[1]):
+            v, s = if_step(v, current[:, k], self.theta)
+            out.append(s)
+        return torch.stack(out, dim=1)
 
     def to_nir(self) -> Any:
         """The quantized-NIR graph: int8 codes, thresholds ``theta / scale`` (chip units)."""
