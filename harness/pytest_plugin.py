@@ -56,6 +56,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "s2gate_check: a check of the s2gate deployment gate (uses the session evaluation)")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    """Run the gate's checks first, and keep them on one xdist worker under ``--dist loadgroup``.
+
+    The checks share one expensive evaluation. Serially their position does not matter; with
+    ``-n 2 --dist loadgroup`` one worker computes the evaluation while the other runs the rest
+    of the suite. (Under plain ``--dist load`` the on-disk result with its file lock still makes
+    the evaluation run once, but a second worker that gets a check waits for it.)
+    """
+    gate = [i for i in items if i.get_closest_marker("s2gate_check") is not None]
+    if not gate:
+        return
+    for item in gate:
+        item.add_marker(pytest.mark.xdist_group("s2gate"))
+    ids = {id(i) for i in gate}
+    items[:] = gate + [i for i in items if id(i) not in ids]
+
+
 def config_from_options(config: pytest.Config) -> "Any":
     """The :class:`~harness.gate.config.GateConfig` the command line asks for."""
     from harness.gate.config import GateConfig, parse_atoms

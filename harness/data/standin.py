@@ -63,7 +63,7 @@ class SensorConfig:
     threshold_mismatch: float = 0.25  #: relative std of the per-pixel thresholds
     refractory_us: int = 4_000        #: minimum spacing of two events of one pixel (µs)
     jitter_us: float = 2_000.0        #: std of the Gaussian timing jitter (µs)
-    noise_hz: Tuple[float, float] = (0.05, 0.6)  #: per-pixel background rate range (Hz)
+    noise_hz: Tuple[float, float] = (0.05, 0.4)  #: per-pixel background rate range (Hz)
     distractor_prob: float = 0.6      #: probability of a distractor blob
     offset_px: float = 14.0           #: max shift of the person's centre (pixels)
     scale_range: Tuple[float, float] = (0.75, 1.25)
@@ -104,21 +104,21 @@ def _hand_paths(label: int, rng: np.random.Generator, t: np.ndarray, s: float, c
     amp = rng.uniform(0.7, 1.3)
     if label == 0:  # clapping: hands meet in front of the chest
         y0 = rng.uniform(-4, 6) * s
-        gap = (3 + 11 * amp * (1 + np.cos(phi)) / 2) * s
+        gap = (4 + 14 * amp * (1 + np.cos(phi)) / 2) * s
         r = np.stack([gap, np.full(n, y0)], 1)
         l = np.stack([-gap, np.full(n, y0)], 1)
     elif label in (1, 2):  # hand wave: forearm swings around the elbow
         elbow = np.array([24.0, -2.0]) * s
-        theta = np.deg2rad(35 * amp) * np.sin(phi)
-        fore = 18 * s
+        theta = np.deg2rad(40 * amp) * np.sin(phi)
+        fore = 22 * s
         hand = np.stack([elbow[0] + fore * np.sin(theta), elbow[1] - fore * np.cos(theta)], 1)
         if label == 1:
             r = hand
         else:
             l = hand * np.array([-1.0, 1.0])
     elif label in (3, 4, 5, 6):  # whole-arm circles
-        centre = np.array([27.0, -8.0]) * s
-        rad = 13 * amp * s
+        centre = np.array([30.0, -8.0]) * s
+        rad = 18 * amp * s
         sign = 1.0 if label in (3, 5) else -1.0  # cw on screen (y down) = increasing angle
         hand = centre + rad * np.stack([np.cos(phi), sign * np.sin(phi)], 1)
         if label in (3, 4):
@@ -128,15 +128,15 @@ def _hand_paths(label: int, rng: np.random.Generator, t: np.ndarray, s: float, c
             l[:, 0] = -centre[0] + rad * np.cos(phi)
     elif label == 7:  # arm roll: hands circle each other in front of the body
         centre = np.array([0.0, rng.uniform(0, 8)]) * s
-        rad = 7 * amp * s
+        rad = 10 * amp * s
         sense = rng.choice([-1.0, 1.0])
         r = centre + np.array([6.0 * s, 0]) + rad * np.stack([np.cos(phi), sense * np.sin(phi)], 1)
         l = centre - np.array([6.0 * s, 0]) + rad * np.stack([np.cos(phi + np.pi), sense * np.sin(phi + np.pi)], 1)
     elif label == 8:  # air drums: hands hit down alternately
         hit = np.abs(np.sin(phi / 2))
         hit2 = np.abs(np.cos(phi / 2))
-        r = np.stack([np.full(n, 14.0 * s), (2 + 12 * amp * hit) * s], 1)
-        l = np.stack([np.full(n, -14.0 * s), (2 + 12 * amp * hit2) * s], 1)
+        r = np.stack([np.full(n, 14.0 * s), (2 + 16 * amp * hit) * s], 1)
+        l = np.stack([np.full(n, -14.0 * s), (2 + 16 * amp * hit2) * s], 1)
     elif label == 9:  # air guitar: right hand strums fast, left hand slides on the neck
         phi2 = phi * 1.6
         r = np.stack([np.full(n, 8.0 * s) + 2 * s * np.sin(phi2 / 2), (10 + 8 * amp * np.sin(phi2)) * s], 1)
@@ -180,7 +180,7 @@ def _scene(label: int, rng: np.random.Generator, cfg: SensorConfig) -> Tuple[np.
     arm_amp = rng.uniform(0.2, 0.5)
     hand_amp = rng.uniform(*cfg.hand_contrast)
     for slots in (_R_ARM, _L_ARM):
-        sig[slots[0]], sig[slots[1]], sig[slots[2]] = 3.5 * s, 3.0 * s, 4.0 * s
+        sig[slots[0]], sig[slots[1]], sig[slots[2]] = 4.5 * s, 4.0 * s, 6.0 * s
         amp[slots[0]], amp[slots[1]], amp[slots[2]] = arm_amp, arm_amp, hand_amp
     if rng.random() < cfg.distractor_prob:
         p0 = rng.uniform(0, 128, 2)

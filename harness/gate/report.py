@@ -36,7 +36,7 @@ def summary_table(checks: Sequence[Check], tablefmt: str = "simple") -> str:
     """Each check with its measured value, budget and verdict, as a tabulate table."""
     from tabulate import tabulate
 
-    return tabulate(summary_rows(checks), headers=["check", "measured", "budget", "verdict"], tablefmt=tablefmt)
+    return tabulate(summary_rows(checks), headers=["check", "measured", "budget", "verdict"], tablefmt=tablefmt, disable_numparse=True)
 
 
 def overall(checks: Sequence[Check]) -> str:
@@ -70,7 +70,7 @@ def accuracy_rows(ev: Dict[str, Any]) -> List[List[str]]:
 def accuracy_table(ev: Dict[str, Any], tablefmt: str = "simple") -> str:
     from tabulate import tabulate
 
-    return tabulate(accuracy_rows(ev), headers=["model / flow", "accuracy", "drop"], tablefmt=tablefmt)
+    return tabulate(accuracy_rows(ev), headers=["model / flow", "accuracy", "drop"], tablefmt=tablefmt, disable_numparse=True)
 
 
 NEUROBENCH_LABELS = {
@@ -86,9 +86,9 @@ NEUROBENCH_LABELS = {
 def neurobench_rows(ev: Dict[str, Any]) -> List[List[str]]:
     nb = ev.get("neurobench") or {}
     columns = [k for k in ("float", "int8", "qat_int8") if k in nb]
-    keys: List[str] = []
+    keys: List[str] = [k for k in NEUROBENCH_LABELS if any(k in nb[c] for c in columns)]
     for col in columns:
-        for k in nb[col]:
+        for k in sorted(nb[col]):
             if k not in keys:
                 keys.append(k)
     rows = []
@@ -111,7 +111,7 @@ def neurobench_table(ev: Dict[str, Any], tablefmt: str = "simple") -> str:
     """NeuroBench's figures, float and int8, as a tabulate table."""
     from tabulate import tabulate
 
-    return tabulate(neurobench_rows(ev), headers=neurobench_headers(ev), tablefmt=tablefmt)
+    return tabulate(neurobench_rows(ev), headers=neurobench_headers(ev), tablefmt=tablefmt, disable_numparse=True)
 
 
 def equivalence_rows(ev: Dict[str, Any]) -> List[List[str]]:
@@ -153,7 +153,7 @@ def terminal_summary(ev: Dict[str, Any], checks: Sequence[Check]) -> str:
     if accuracy_rows(ev):
         lines += ["", accuracy_table(ev)]
     if equivalence_rows(ev):
-        lines += ["", tabulate(equivalence_rows(ev), headers=EQUIVALENCE_HEADERS)]
+        lines += ["", tabulate(equivalence_rows(ev), headers=EQUIVALENCE_HEADERS, disable_numparse=True)]
     if neurobench_rows(ev):
         lines += ["", neurobench_table(ev)]
     failed = [c for c in checks if c.verdict == FAIL]
@@ -344,7 +344,7 @@ PLOT_CAPTIONS = {
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     from tabulate import tabulate
 
-    return tabulate(rows, headers=list(headers), tablefmt="github")
+    return tabulate(rows, headers=list(headers), tablefmt="github", disable_numparse=True)
 
 
 def markdown_report(ev: Dict[str, Any], checks: Sequence[Check], plots: Dict[str, str]) -> str:
@@ -399,7 +399,8 @@ def html_report(ev: Dict[str, Any], checks: Sequence[Check], pngs: Dict[str, byt
     esc = html.escape
 
     def table(headers, rows):
-        return tabulate([[esc(str(c)) for c in r] for r in rows], headers=[esc(h) for h in headers], tablefmt="unsafehtml")
+        return tabulate([[esc(str(c)) for c in r] for r in rows], headers=[esc(h) for h in headers], tablefmt="unsafehtml",
+                        disable_numparse=True)
 
     body = [f"<h1>s2gate report: <span style='color:{color}'>{verdict}</span></h1>",
             "<ul>",

@@ -16,9 +16,11 @@ import pytest
 
 from harness.pytest_plugin import assert_check
 
-pytestmark = pytest.mark.s2gate_check
+#: Marks travel with the functions when ``suites/gate`` imports them (a module's ``pytestmark`` would not).
+gate_check = pytest.mark.s2gate_check
 
 
+@gate_check
 @pytest.mark.parametrize("flow", ["ptq", "qat"])
 def test_equivalence(s2gate_evaluation, flow):
     """Emulator vs reference on the int8 graph: every spike train identical or differing only
@@ -26,28 +28,33 @@ def test_equivalence(s2gate_evaluation, flow):
     assert_check(s2gate_evaluation, f"equivalence.{flow}")
 
 
+@gate_check
 @pytest.mark.parametrize("flow", ["ptq", "qat"])
 def test_accuracy(s2gate_evaluation, flow):
     """float -> PTQ on the emulator within the PTQ budget; Q-SNN float -> emulator within the QAT budget."""
     assert_check(s2gate_evaluation, f"accuracy.{flow}")
 
 
+@gate_check
 def test_memory_reduction(s2gate_evaluation):
     """Weight memory float32 -> int8 falls by at least the minimum reduction."""
     assert_check(s2gate_evaluation, "memory.reduction")
 
 
+@gate_check
 def test_fits_chip(s2gate_evaluation):
     """The PTQ model fits SpiNNaker2's PEs."""
     assert_check(s2gate_evaluation, "memory.fits-chip")
 
 
+@gate_check
 @pytest.mark.parametrize("flow", ["ptq", "qat"])
 def test_design_rules(s2gate_evaluation, flow):
     """Every design rule passes on the int8 graph."""
     assert_check(s2gate_evaluation, f"design-rules.{flow}")
 
 
+@gate_check
 def test_hardware_in_the_loop(s2gate_evaluation):
     """With a board configured (--s2-backend board --s2-board-host IP): board = emulator, spike for spike."""
     assert_check(s2gate_evaluation, "hardware-in-the-loop")

@@ -1,0 +1,57 @@
+"""``s2gate train``: train the bundled P-SNN / Q-SNN and export them to NIR.
+
+    s2gate train --model psnn --dataset stand-in --epochs 30 --seed 0 --out harness/bundled/psnn.nir
+    s2gate train --model qsnn --dataset stand-in --init harness/bundled/psnn.nir --out harness/bundled/qsnn.nir
+
+Progress is shown with tqdm; a tabulate table of epoch / loss / accuracy closes the run; the NIR
+file is written atomically.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from typing import Optional
+
+DEFAULTS = {"psnn": {"epochs": 30, "lr": 2e-3}, "qsnn": {"epochs": 8, "lr": 5e-4}}
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("train", help="train the bundled P-SNN / Q-SNN and export them to NIR",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", choices=["psnn", "qsnn"], required=True)
+    p.add_argument("--dataset", choices=["stand-in", "dvsgesture"], default="stand-in")
+    p.add_argument("--epochs", type=int, default=None, help="default: 30 (psnn) / 8 (qsnn)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (also the stand-in's generator seed)")
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--T", type=int, default=20, help="time bins / ticks per sample")
+    p.add_argument("--n-train", type=int, default=None, help="stand-in: number of training samples")
+    p.add_argument("--n-test", type=int, default=None, help="stand-in: number of test samples")
+    p.add_argument("--init", default=None,
+                   help="qsnn: start from this float P-SNN NIR file (default: train the float model first)")
+    p.add_argument("--data-root", default=None, help="DVS Gesture root (else $S2GATE_DVSGESTURE_ROOT)")
+    p.add_argument("--out", default=None, help="output NIR file (default: <model>.nir)")
+    p.add_argument("--max-steps", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.models.pipeline import TrainRequest, run_training
+    from tabulate import tabulate
+
+    req = TrainRequest(
+        model=args.model, dataset=args.dataset, epochs=args.epochs or DEFAULTS[args.model]["epochs"],
+        seed=args.seed, lr=args.lr or DEFAULTS[args.model]["lr"], batch_size=args.batch_size, T=args.T,
+        n_train=args.n_train, n_test=args.n_test, init=args.init, data_root=args.data_root,
+        out=args.out or f"{args.model}.nir", max_steps=args.max_steps, threads=args.threads,
+        command="s2gate train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["train"]
+        else "s2gate " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+    result = run_training(req, progress=True)
+    rows = [(s.epoch, f"{s.loss:.4f}", f"{100 * s.train_acc:.2f}", f"{100 * s.test_acc:.2f}", f"{s.seconds:.1f}")
+            for s in result.history]
+    print(tabulate(rows, headers=["epoch", "loss", "train acc %", "test acc % (torch)", "s"]))
+    print(f"wrote {result.out}: torch test accuracy {100 * result.torch_acc:.2f} %")
+    return 0
