@@ -36,17 +36,16 @@ Both widths are parameters (``accumulator_bits={"mla": 24, "input": 32}``).
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field, replace
 from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from s2common.errors import DesignRuleError, S2GateError
+from s2common.errors import DesignRuleError
 from s2common.graph import FlatGraph, flatten_graph, read_flat
 
-from .chip import ChipMap, ChipSpec, PEAlloc, _fill_pe, atoms_for, map_to_chip
+from .chip import ChipMap, ChipSpec, PEAlloc, _fill_pe, map_to_chip
 from .network import ConversionOptions, Projection, RuleViolation, S2Network
 
 #: default accumulator widths (signed bits): ``mla`` for conv projections, ``input`` for the neuron's summed input.

@@ -8,11 +8,9 @@ words, the conv kernel once per PE and the pooled int8 input map) - not copied f
 from __future__ import annotations
 
 import math
-import re
 
 import nir
 import numpy as np
-import pytest
 
 from s2emu.chip import ChipSpec, LayerMemory, layer_memory, map_to_chip
 from s2emu.network import ConversionOptions, Population, Projection, S2Network
