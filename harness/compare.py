@@ -342,7 +342,17 @@ def _node_order(expected: Recording, actual: Recording, order: Optional[Sequence
 
 
 def _align(node: str, obs: str, e: np.ndarray, a: np.ndarray, shift: int) -> Tuple[np.ndarray, np.ndarray, int]:
-    """Cut both arrays to the common ticks; returns (e, a, first expected tick)."""
+    """Cut both arrays to the common ticks; returns (e, a, first expected tick).
+
+    A side stored with its neurons flattened (a NIR data file written without s2gate's shape
+    attribute: (batch, time, neurons) in C order) is reshaped to the other side's node shape.
+    """
+    if e.ndim >= 2 and a.ndim >= 2 and e.shape[2:] != a.shape[2:] and e.shape[0] == a.shape[0]:
+        if int(np.prod(e.shape[2:])) == int(np.prod(a.shape[2:])):
+            if a.ndim == 3:
+                a = a.reshape(a.shape[0], a.shape[1], *e.shape[2:])
+            elif e.ndim == 3:
+                e = e.reshape(e.shape[0], e.shape[1], *a.shape[2:])
     if e.shape[0] != a.shape[0] or e.shape[2:] != a.shape[2:]:
         raise RecordingMismatchError(f"'{obs}' shapes differ: expected {e.shape}, actual {a.shape}"
                                      " (batch, time, *neurons)", node=node,

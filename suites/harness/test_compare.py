@@ -281,3 +281,17 @@ def test_a_missing_spiking_node_fails_unless_nodes_are_named():
     assert compare_recordings(exp, act, nodes=["input", "1"]).ok
     del act.data["1"]["i"]  # a missing observable is only noted
     assert compare_recordings(exp, act, nodes=["input", "1"]).ok
+
+
+def test_a_flat_foreign_recording_is_reshaped_to_the_node_shape(tmp_path):
+    import nir
+
+    exp = _rec()
+    flat = {n: nir.NIRNodeData({o: nir.TimeGriddedData(a.reshape(a.shape[0], a.shape[1], -1).copy(), 1e-4)
+                                for o, a in d.items()}) for n, d in exp.data.items()}
+    flat["1"].observables["spikes"].data[2, 6, 23] ^= True  # (c=1, y=2, x=3) in shape (2, 3, 4)
+    nir.write_data(str(tmp_path / "board.h5"), nir.NIRGraphData(flat))
+    act = Recording.load(tmp_path / "board.h5")  # no s2gate attributes: neurons stay flat
+    assert act.spikes("1").shape == (3, 20, 24)
+    d = compare_recordings(exp, act).first_divergence
+    assert (d.node, d.neuron, d.index, d.tick, d.sample) == ("1", 23, (1, 2, 3), 6, 2)
