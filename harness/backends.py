@@ -224,8 +224,10 @@ class BoardBackend:
                         meta={"backend": "board", "host": self.host, "sys_tick_in_s": self.sys_tick_in_s,
                               "extra_ticks": self.extra_ticks, "v_units": "chip",
                               "node_order": [n for n in flat.order if n in pops or n in flat.inputs]})
-        if flat.inputs:  # what the board was fed, as the emulator records it
-            rec.add(flat.inputs[0], "spikes", x.astype(bool))
+        if flat.inputs:  # what the board was fed, as the emulator records it (zeros in the extra ticks)
+            fed = np.zeros((b, ticks, *x.shape[2:]), dtype=bool)
+            fed[:, :t] = x != 0
+            rec.add(flat.inputs[0], "spikes", fed)
         for n in wanted:
             if n in pops:
                 rec.add(n, "spikes", spikes[n].reshape(b, ticks, *shapes[n]))
