@@ -146,3 +146,20 @@ def test_board_glue_builds_the_recording(monkeypatch, tiny_graph):
     assert rec.spikes("if1").shape == (2, 6, 3, 4, 4) and rec.spikes("lif").shape == (2, 6, 5)
     v = rec.get("lif", "v")
     assert v.dtype == np.float32 and v[1, 4, 3] == np.float32(0.5 * 4 + 3)
+
+
+def test_extra_ticks_and_time_shift(monkeypatch, tiny_graph):
+    from harness.compare import compare_recordings
+
+    log: dict = {}
+    monkeypatch.setitem(sys.modules, "spinnaker2", _fake_spinnaker2(log))
+    x = np.random.default_rng(6).random((1, 5, 2, 6, 6)) < 0.3
+    rec = BoardBackend("h", extra_ticks=1, record_voltages=False).run(tiny_graph, x, record=["if1"])
+    assert log["runs"] == [(6, 1e-3)] and rec.ticks == 6 and rec.nodes == ["input", "if1"]
+    assert rec.get("if1", "v") is None and log["config"].output_record == ["spikes"]
+    # the stand-in's spikes are the inputs one tick late: with time_shift=1 the if1 train equals
+    # the first 48 input neurons' train
+    exp = type(rec)(dt=rec.dt)
+    exp.add("if1", "spikes", x.reshape(1, 5, -1)[:, :, :48].reshape(1, 5, 3, 4, 4))
+    assert compare_recordings(exp, rec, nodes=["if1"], time_shift=1).ok
+    assert not compare_recordings(exp, rec, nodes=["if1"]).ok
