@@ -45,7 +45,7 @@ import numpy as np
 from s2common.errors import DesignRuleError
 from s2common.graph import FlatGraph, flatten_graph, read_flat
 
-from .chip import ChipMap, ChipSpec, PEAlloc, _fill_pe, map_to_chip
+from .chip import ChipMap, ChipSpec, largest_fitting_atoms, map_to_chip, pe_bytes  # noqa: F401 (re-exported)
 from .network import ConversionOptions, Projection, RuleViolation, S2Network
 
 #: default accumulator widths (signed bits): ``mla`` for conv projections, ``input`` for the neuron's summed input.
@@ -417,27 +417,6 @@ def check_threshold_not_positive(ctx: RuleContext) -> List[RuleViolation]:
 # chip
 # ----------------------------------------------------------------------------------------
 
-def pe_bytes(net: S2Network, population: str, atoms: int) -> int:
-    """Data SRAM (bytes) of one PE holding ``atoms`` atoms of ``population`` (the first slice)."""
-    pop = net.populations[population]
-    incoming = [p for p in net.projections if p.post == population]
-    pe = PEAlloc(population=population, model=pop.model, index=0, start=0, stop=min(int(atoms), pop.size))
-    _fill_pe(pe, pop, incoming, net, 1)
-    return pe.total_bytes
-
-
-def largest_fitting_atoms(net: S2Network, population: str, data_sram_per_pe: int, upper: int) -> int:
-    """The largest atoms per core <= ``upper`` whose PE fits ``data_sram_per_pe`` (0 if not even 1 fits)."""
-    lo, hi = 0, max(0, int(upper))
-    while lo < hi:  # invariant: lo fits (or is 0), hi + 1 does not fit or is beyond upper
-        mid = (lo + hi + 1) // 2
-        if pe_bytes(net, population, mid) <= data_sram_per_pe:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
 def check_population_exceeds_pe(ctx: RuleContext) -> List[RuleViolation]:
     """A population slice that does not fit one PE's data SRAM; a ``lif`` PE over 256 targets."""
     out: List[RuleViolation] = []
@@ -453,7 +432,8 @@ def check_population_exceeds_pe(ctx: RuleContext) -> List[RuleViolation]:
                           f"set max_atoms_per_core of '{row.name}' to <= {LIF_MAX_TARGETS}"))
         if row.fits:
             continue
-        best = largest_fitting_atoms(ctx.net, row.name, limit, row.atoms_per_core)
+        upper = min(row.atoms_per_core, LIF_MAX_TARGETS) if row.model == "lif" else row.atoms_per_core
+        best = largest_fitting_atoms(ctx.net, row.name, limit, upper)
         if best == 0:
             one = pe_bytes(ctx.net, row.name, 1)
             out.append(_v("population-exceeds-pe", row.name,
