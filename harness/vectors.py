@@ -182,6 +182,8 @@ def write_vectors(
 
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    # an old manifest must not vouch for a half-rewritten set: drop it first, write the new one last
+    (folder / MANIFEST).unlink(missing_ok=True)
     inputs_rec = Recording(dt=float(getattr(options, "dt", expected.dt)), meta={"input": in_name, "seed": seed})
     inputs_rec.add(in_name, "spikes", x)
     inputs_rec.save(folder / FILES["inputs"])
