@@ -150,8 +150,6 @@ def find_projection_paths(flat: FlatGraph, options: ConversionOptions = Conversi
                                        "a Conv2d cannot feed a CubaLIF (the converter asserts this)",
                                        "use IF or LIF after convolutions"))
                     continue
-                if kind == "pool" and tt == "CubaLIF":
-                    pass
                 paths.append(ProjectionPath(pre, tgt, list(chain), kind, r))
                 covered.update(chain)
             elif tt in WEIGHT_NODES:
@@ -243,8 +241,8 @@ def find_projection_paths(flat: FlatGraph, options: ConversionOptions = Conversi
     for name in flat.order:
         typ = t(name)
         if typ in ("Affine", "Linear", "Conv2d", "SumPool2d", "Flatten") and name not in covered:
-            if any(p.node.endswith(name) or name in p.node.split(" -> ") for p in problems):
-                continue
+            if any(name in p.node.split(" -> ") for p in problems):
+                continue  # already reported as part of a pattern
             preds = flat.predecessors(name)
             problems.append(_v("unsupported-edge-pattern", name,
                                f"{typ} is not on any path from a spike source to a neuron population "
