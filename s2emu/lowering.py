@@ -336,7 +336,11 @@ def neuron_parameters(node: object, typ: str, shape: Tuple[int, ...], bias: np.n
     v_reset = 0 (the converter ignores NIR's v_reset).
     """
     dt = float(options.dt)
-    f32 = lambda a: np.ascontiguousarray(np.asarray(a, dtype=np.float64).reshape(-1).astype(np.float32))  # noqa: E731
+    def f32(a: np.ndarray) -> np.ndarray:
+        # a value beyond float32 becomes inf (IEEE); the rule ``non-finite-parameter`` reports it
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.ascontiguousarray(np.asarray(a, dtype=np.float64).reshape(-1).astype(np.float32))
+
     size = int(np.prod(shape))
     out: Dict[str, np.ndarray] = {}
     if typ == "IF":
