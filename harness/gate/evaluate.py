@@ -91,11 +91,13 @@ class _Sections:
 
 # ----------------------------------------------------------------------------- data
 
-def load_data(config: GateConfig) -> Tuple[np.ndarray, np.ndarray]:
+def load_data(config: GateConfig, T: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Spikes (N, T, *input_shape) bool and labels (N,) int64 of the configured split.
 
-    ``config.dataset``: ``"stand-in"``, ``"dvsgesture"`` (local copy at ``config.data_root``) or a
-    ``.npz`` path with arrays ``spikes`` and ``labels``. The first ``config.samples`` samples.
+    ``config.dataset``: ``"stand-in"``, ``"dvsgesture"`` (local copy at ``config.data_root`` or
+    ``$S2GATE_DVSGESTURE_ROOT``, binned into ``T`` frames) or a ``.npz`` path with arrays
+    ``spikes`` and ``labels``. The first ``config.samples`` samples. ``T`` (ticks) defaults to
+    the data's own (20 for the stand-in and DVS Gesture).
     """
     from s2common.errors import DataNotFoundError, InputDataError
 
@@ -105,14 +107,13 @@ def load_data(config: GateConfig) -> Tuple[np.ndarray, np.ndarray]:
     if config.dataset == "stand-in":
         from harness.data import standin_split
 
-        spikes, labels = standin_split(config.split, seed=config.seed, n=n, progress=config.progress)
+        kw = {"T": int(T)} if T else {}
+        spikes, labels = standin_split(config.split, seed=config.seed, n=n, progress=config.progress, **kw)
     elif config.dataset == "dvsgesture":
-        import harness.data as hd
+        from harness.data.dvsgesture import load_frames
 
-        loader = getattr(hd, "dvsgesture_split", None)
-        if loader is None:
-            raise DataNotFoundError("the DVS Gesture loader is not available in this build", rule="no-loader")
-        spikes, labels = loader(config.split, root=config.data_root, progress=config.progress)
+        kw = {"T": int(T)} if T else {}
+        spikes, labels = load_frames(config.data_root, config.split, progress=config.progress, **kw)
     else:
         path = config.dataset
         if not os.path.exists(path):
@@ -189,6 +190,15 @@ def _preset(graph: Any) -> str:
     meta = getattr(graph, "metadata", None) or {}
     preset = meta.get("s2gate.preset")
     return str(preset) if preset else "spinnaker2"
+
+
+def _ticks(graph: Any) -> Optional[int]:
+    """The number of ticks a model was trained with (``graph.metadata["s2gate.T"]``), if it says."""
+    meta = getattr(graph, "metadata", None) or {}
+    try:
+        return int(np.asarray(meta["s2gate.T"]).reshape(-1)[0])
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
 
 
 def _violations(items: Sequence[Any]) -> List[Dict[str, str]]:
@@ -335,7 +345,7 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
     # ---- data
     spikes = labels = None
     with s.section("data", cfg.dataset if os.path.exists(str(cfg.dataset)) else None):
-        spikes, labels = data if data is not None else load_data(cfg)
+        spikes, labels = data if data is not None else load_data(cfg, _ticks(float_graph))
         spikes = np.asarray(spikes)
         labels = np.asarray(labels).astype(np.int64).reshape(-1)
         if spikes.shape[0] != labels.shape[0]:
@@ -366,14 +376,8 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
             q = qfn(float_graph, percentile=cfg.percentile, source=cfg.model)
         if s.ok("ptq"):
             net_ptq = _rules_and_lower(s, "ptq", q.graph, opts, cfg.model, ev, atoms_for_graph(cfg, float_graph))
-    else:
-        for sec in ("ptq", "rules_ptq", "ptq_lower"):
-            s.block(sec, ["model"])
     if net_ptq is not None:
         _memory(s, ev, net_ptq, float_graph, q.graph, atoms_for_graph(cfg, float_graph))
-    else:
-        s.block("memory", ["model", "ptq", "ptq_lower"])
-        s.block("chip", ["model", "ptq", "ptq_lower"])
 
     net_qat = deq_graph = None
     if qat_graph is not None:
@@ -382,9 +386,6 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
             from harness.quantize import dequantize
 
             deq_graph = dequantize(qat_graph)
-    elif cfg.qat_model:
-        for sec in ("rules_qat", "qat_lower"):
-            s.block(sec, ["qat_model"])
 
     # ---- sweep networks
     sweep_nets: Dict[float, Any] = {}
@@ -405,9 +406,6 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
     if s.ok("data"):
         _run_batches(s, ev, cfg, spikes, labels, float_graph, float_flat, q, net_ptq, qat_graph, qat_flat, deq_graph,
                      net_qat, sweep_nets)
-    else:
-        for sec in ("float_run", "ptq_run", "equivalence_ptq", "qat_float_run", "qat_run", "equivalence_qat"):
-            s.block(sec, ["data"])
 
     # ---- hardware in the loop
     ev["hil"] = _hil(s, cfg, q, net_ptq, spikes)
@@ -724,7 +722,7 @@ def sweep(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] =
     graph = load_graph(config.model)
     flat = flatten_graph(graph, file=config.model)
     out_pop = output_population(flat)
-    spikes, labels = data if data is not None else load_data(config)
+    spikes, labels = data if data is not None else load_data(config, _ticks(graph))
     ps = sorted(set(float(p) for p in config.sweep))
     opts = ConversionOptions(scale_weights=False)
     nets, clipped = {}, {}
