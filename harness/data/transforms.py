@@ -74,7 +74,14 @@ def events_to_frames(events: np.ndarray, pipe: FramePipeline, transform=None) ->
         return out
     if transform is None:
         transform = pipe.tonic_transform()
-    frames = np.asarray(transform(events))
+    steps = list(transform.transforms)
+    if pipe.denoise_us:  # Denoise may drop every event; tonic's ToFrame cannot bin nothing
+        events = steps.pop(0)(events)
+        if events.size == 0:
+            return out
+    for step in steps:
+        events = step(events)
+    frames = np.asarray(events)
     n = min(T, frames.shape[0])
     out[:n] = np.minimum(frames[:n], 1).astype(np.uint8)
     return out

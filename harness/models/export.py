@@ -167,8 +167,9 @@ def export_qsnn(model, T: int, dt: float, seed: int, command: str = "", extra: O
     nnodes: Dict[str, Any] = {}
     for wname, nname, layer in zip(WEIGHT_NODES, NEURON_NODES, model.weight_layers):
         if have_qat:
-            node, lam = qat_mod.qat_weight_node(layer)
-            neuron = qat_mod.scale_population(base.nodes[nname], lam)
+            in_hw = base.nodes[wname].input_shape if type(base.nodes[wname]).__name__ == "Conv2d" else None
+            node, lam = qat_mod.qat_weight_node(layer, input_shape=in_hw, digest=digest, population=nname)
+            neuron = qat_mod.scale_population(base.nodes[nname], lam, digest=digest)
         else:
             node, neuron, lam = _qsnn_nodes_fallback(layer, base.nodes[nname], {"source_digest": digest})
         if type(node).__name__ == "Conv2d":
