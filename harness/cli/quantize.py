@@ -18,7 +18,7 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
                    help="lambda_s = 127 / percentile_p(|incoming weights|) per population; p in (0, 100] (default 100)")
     p.add_argument("--per-channel", action="store_true", help="one scale per output channel instead of per population")
     p.add_argument("--rounding", choices=("nearest", "truncate"), default="nearest",
-                   help="nearest: round and clip to [-127, 127]; truncate: the vendor's wrapping int8 cast (default nearest)")
+                   help="nearest: round and clip to [-127, 127]; truncate: the vendor path (conv: truncating int8 cast with wrap-around; dense: truncate, saturate) (default nearest)")
     p.add_argument("-o", "--out", required=True, metavar="OUT.nir", help="where to write the quantized graph")
     return p
 
@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
     for w in qg.warnings:
         print(f"warning: {w}")
     if qg.rounding == "truncate" and any(r.clipped_fraction > 0 for r in qg.layers):
-        print("warning: truncate mode wrapped some weights around (the vendor cast has no clipping); "
-              "'clipped %' counts wrapped weights")
+        print("warning: truncate mode wrapped conv weights around (the vendor's int8 cast has no clipping) "
+              "or saturated dense weights; 'clipped %' counts them")
     acct = memory_account(qg.graph)
     print(acct.summary_line())
     if acct.note:

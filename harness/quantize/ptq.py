@@ -18,14 +18,17 @@ Rounding modes:
 
 * ``"nearest"``: ``q = clip(rint(lambda w), -127, 127)`` (round half to even, like
   ``torch.round`` and Brevitas). For weights that are not clipped, ``|w - q/lambda| <= 1/(2 lambda)``.
-* ``"truncate"``: py-spinnaker2's cast ``(W * w_scale).astype(np.int8)`` for conv layers
-  (``s2_nir.py``; public copy: SpiNNakerManchester/sPiNNIRker, ``spinnirker/__init__.py``):
-  truncation toward zero and **no clipping**: a value outside [-128, 127] wraps around
-  modulo 256 (what numpy's float->int8 cast does on x86; here written out as
-  ``((trunc(x) + 128) mod 256) - 128`` so that it does not depend on the platform). With
-  p = 100 nothing wraps (``|lambda w| <= 127``); with p < 100 large weights flip sign. The
-  mode exists to compare the vendor path with the rounding one; ``clipped_fraction`` then
-  counts *wrapped* weights and codes can be -128.
+* ``"truncate"``: the vendor path. Conv weights: py-spinnaker2's cast
+  ``(W * w_scale).astype(np.int8)`` (``s2_nir.py``; public copy: SpiNNakerManchester/sPiNNIRker,
+  ``spinnirker/__init__.py``): truncation toward zero and **no clipping**: a value outside
+  [-128, 127] wraps around modulo 256 (what numpy's float->int8 cast does on x86; written out
+  here as ``((trunc(x) + 128) mod 256) - 128`` so that it does not depend on the platform).
+  Dense (Affine/Linear) weights are handed to py-spinnaker2 as floats and converted in code
+  that is not public; like the emulator (``s2emu/lowering.py``, marked [inf] there) they are
+  truncated toward zero and saturated at +-127. With p = 100 nothing wraps or saturates
+  (``|lambda w| <= 127``); with p < 100 large conv weights flip sign. The mode exists to
+  compare the vendor path with the rounding one; ``clipped_fraction`` then counts wrapped
+  (conv) or saturated (dense) weights, and conv codes can be -128.
 
 Bad input (tested in ``suites/quantize``):
 
@@ -211,13 +214,15 @@ def _group_scale(flat: object, group: Group, p: float, per_channel: bool) -> (np
     return np.asarray(QMAX / perc), warnings
 
 
-def _codes(x: np.ndarray, rounding: str) -> (np.ndarray, np.ndarray):
-    """Codes for scaled weights ``x = lambda w`` and the mask of clipped (nearest) / wrapped (truncate) entries."""
+def _codes(x: np.ndarray, rounding: str, conv: bool) -> (np.ndarray, np.ndarray):
+    """Codes for scaled weights ``x = lambda w`` and the mask of clipped / wrapped / saturated entries."""
     if rounding == "nearest":
         r = np.rint(x)
         clipped = np.abs(r) > QMAX
         return np.clip(r, -QMAX, QMAX), clipped
     t = np.trunc(x)
+    if not conv:  # dense: truncate and saturate (the emulator's [inf] model of py-spinnaker2)
+        return np.clip(t, -QMAX, QMAX), np.abs(t) > QMAX
     wrapped = (t > 127) | (t < -128)
     q = (np.mod(t + 128.0, 256.0) - 128.0)  # exact for |t| < 2**53
     return q, wrapped
@@ -305,8 +310,9 @@ def quantize_ptq(graph: object, *, percentile: float = 100.0, per_channel: bool 
         percentile: p in (0, 100]; lambda_s = 127 / percentile_p(|incoming weights|).
         per_channel: one lambda per output channel (first axis of the population) instead of
             per population. Fails (QuantizationError) where a Flatten lies between weights and population.
-        rounding: ``"nearest"`` (round, clip to [-127, 127]) or ``"truncate"`` (the vendor's
-            wrapping int8 cast; see the module docstring).
+        rounding: ``"nearest"`` (round, clip to [-127, 127]) or ``"truncate"`` (the vendor path:
+            conv weights truncated with int8 wrap-around, dense truncated and saturated; see the
+            module docstring).
         source: the file the graph was read from, for the source digest and messages.
 
     Returns:
@@ -337,7 +343,7 @@ def quantize_ptq(graph: object, *, percentile: float = 100.0, per_channel: bool 
             node = flat.nodes[w]
             wt = np.asarray(node.weight, dtype=np.float64)
             lam_w = scale_array(lam, wt.shape)
-            q, clipped = _codes(wt * lam_w, rounding)
+            q, clipped = _codes(wt * lam_w, rounding, conv=node_type(node) in ("Conv1d", "Conv2d"))
             err = np.abs(wt - q / lam_w)
             unclipped_err = err[~clipped]
             max_round = float(unclipped_err.max()) if unclipped_err.size else 0.0

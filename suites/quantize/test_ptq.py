@@ -46,25 +46,37 @@ def test_nearest_codes_thresholds_and_bias_by_hand():
     assert g.nodes["pop1"].v_threshold[0] == 1.0 and not is_quantized(g)
 
 
-def test_truncate_reproduces_vendor_cast_including_wraparound():
+def test_truncate_dense_truncates_and_saturates():
     g = small()
     # p = 100: trunc toward zero: [127, -63.5 -> -63, 25.4 -> 25, 0]
     qt = quantize_ptq(g, rounding="truncate")
     np.testing.assert_array_equal(qt.graph.nodes["fc1"].weight, [[127, -63], [25, 0]])
     # p = 50 over |fc1| = [0.5, 0.25, 0.1, 0]: median = (0.25 + 0.1)/2 = 0.175 -> lambda = 127/0.175 = 725.714...
-    # lambda*w = [362.857, -181.43, 72.57, 0]; trunc -> [362, -181, 72, 0]; int8 wrap: 362-512 = -150 -> +256 = 106,
-    # -181 + 256 = 75 -> codes [106, 75, 72, 0]; exactly what numpy's float->int8 cast gives on x86
+    # lambda*w = [362.857, -181.43, 72.57, 0]; trunc -> [362, -181, 72, 0]; dense saturates at +-127
     qt50 = quantize_ptq(g, percentile=50, rounding="truncate")
-    np.testing.assert_array_equal(qt50.graph.nodes["fc1"].weight, [[106, 75], [72, 0]])
-    lam = 127 / 0.175
-    w = np.array([[0.5, -0.25], [0.1, 0.0]], dtype=np.float32)
-    with np.errstate(invalid="ignore"):
-        vendor = (w.astype(np.float64) * lam).astype(np.int8)
-    np.testing.assert_array_equal(qt50.graph.nodes["fc1"].weight, vendor)
+    np.testing.assert_array_equal(qt50.graph.nodes["fc1"].weight, [[127, -127], [72, 0]])
     assert {r.layer: r for r in qt50.layers}["fc1"].clipped_fraction == pytest.approx(0.5)
-    # nearest at p = 50 clips instead: rint -> [363, -181, 73, 0] -> clip [127, -127, 73, 0]
+    # nearest at p = 50 rounds, then clips: rint -> [363, -181, 73, 0] -> [127, -127, 73, 0]
     qn50 = quantize_ptq(g, percentile=50)
     np.testing.assert_array_equal(qn50.graph.nodes["fc1"].weight, [[127, -127], [73, 0]])
+
+
+def test_truncate_conv_reproduces_vendor_cast_including_wraparound():
+    wc = np.full((1, 2, 3, 3), 0.05, np.float32)
+    wc[0, 0, 0, :3] = [0.5, -0.25, 0.1]
+    g = conv_graph(wc, np.ones((2, 9), np.float32))
+    # p = 90 over the 18 |w| (15 x 0.05, 0.1, 0.25, 0.5): rank 0.9*17 = 15.3 -> 0.1 + 0.3*(0.25-0.1) = 0.145
+    # lambda = 127/0.145 = 875.86; lambda*w = 437.9, -218.97, 87.59, 43.79 -> trunc 437, -218, 87, 43
+    # int8 wrap: 437 - 512 = -75; -218 + 256 = 38
+    qt = quantize_ptq(g, percentile=90, rounding="truncate")
+    q = qt.graph.nodes["conv"].weight
+    np.testing.assert_array_equal(q[0, 0, 0, :3], [-75, 38, 87])
+    assert np.all(q.ravel()[3:] == 43)
+    lam = 127 / np.percentile(np.abs(wc.astype(np.float64)), 90)
+    with np.errstate(invalid="ignore"):
+        vendor = (wc.astype(np.float64) * lam).astype(np.int8)  # py-spinnaker2's cast, on this x86 host
+    np.testing.assert_array_equal(q, vendor)
+    assert {r.layer: r for r in qt.layers}["conv"].clipped_fraction == pytest.approx(2 / 18)
 
 
 def test_lif_voltages_scaled_time_constants_not():
