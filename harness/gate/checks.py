@@ -254,13 +254,14 @@ def check_hil(ev: Dict[str, Any]) -> Check:
         return Check(name, title, "-", budget, FAIL, f"{name}: could not run: {err}")
     eq = hil["comparison"]
     measured = f"{100 * eq['identical_share']:.2f} % identical spike trains"
-    if eq["diverging"] == 0 and eq.get("ambiguous", 0) == 0:
+    if eq["diverging"] == 0 and not eq.get("voltage_mismatches"):
         return Check(name, title, measured, budget, PASS, f"{name}: board and emulator agree on all "
                      f"{eq['spike_trains']} spike trains", value=eq["identical_share"])
     fd = eq.get("first_divergence") or {}
     return Check(name, title, measured, budget, FAIL,
-                 f"{name}: board and emulator differ in {eq['spike_trains'] - eq['identical']} of {eq['spike_trains']} "
-                 f"spike trains; first divergence {describe_divergence(fd)}", value=eq["identical_share"],
+                 f"{name}: board and emulator differ in {eq['diverging']} of {eq['spike_trains']} spike trains and "
+                 f"{eq.get('voltage_mismatches', 0)} voltages; first divergence {describe_divergence(fd)}",
+                 value=eq["identical_share"],
                  layer=fd.get("layer"))
 
 

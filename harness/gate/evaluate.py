@@ -408,7 +408,7 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
                      net_qat, sweep_nets)
 
     # ---- hardware in the loop
-    ev["hil"] = _hil(s, cfg, q, net_ptq, spikes)
+    ev["hil"] = _hil(s, cfg, q, net_ptq, spikes, atoms_for_graph(cfg, float_graph) if float_graph is not None else None)
     ev["errors"] = dict(sorted(s.errors.items()))
     return ev
 
@@ -664,12 +664,16 @@ def _run_batches(s: _Sections, ev: Dict[str, Any], cfg: GateConfig, spikes: np.n
     ev["sweep"] = sweep
 
 
-def _hil(s: _Sections, cfg: GateConfig, q: Any, net_ptq: Any, spikes: Optional[np.ndarray]) -> Dict[str, Any]:
+def _hil(s: _Sections, cfg: GateConfig, q: Any, net_ptq: Any, spikes: Optional[np.ndarray],
+         atoms: Optional[Dict[str, int]] = None) -> Dict[str, Any]:
+    """Hardware in the loop: the PTQ graph on the board against the emulator, spike for spike
+    and voltage bit for voltage bit, on the first ``batch_size`` samples."""
     if cfg.backend != "board":
         return {"status": "skipped", "reason": "no board configured (run with --s2-backend board --s2-board-host IP "
                                                "to compare a SpiNNaker2 board with the emulator)"}
     if not cfg.board_host:
-        s.fail("hil", "[no-board-host] --s2-backend board needs --s2-board-host IP (the board's Ethernet address)")
+        s.fail("hil", "[no-board-host] the board backend needs the board's Ethernet IP "
+                      "(hint: pass --s2-board-host IP / s2gate gate --board-host IP)")
         return {"status": "error"}
     if q is None or net_ptq is None or spikes is None:
         s.block("hil", ["model", "ptq", "ptq_lower", "data"])
@@ -679,24 +683,27 @@ def _hil(s: _Sections, cfg: GateConfig, q: Any, net_ptq: Any, spikes: Optional[n
         from harness.compare import compare_recordings
 
         x = spikes[: min(len(spikes), cfg.batch_size)]
-        board = BoardBackend(host=cfg.board_host).run(q.graph, x)
-        emu = EmulatorBackend().run(q.graph, x)
-        comp = compare_recordings(emu, board, observables=("spikes",))
-        rows = [r for r in comp.rows if not r.note]
-        trains = sum(int(np.prod(np.asarray(emu.spikes(r.node)).shape[2:])) * x.shape[0] for r in rows)
-        diff_trains = 0
-        for r in rows:
+        board = BoardBackend(host=cfg.board_host, max_atoms_per_core=atoms).run(q.graph, x, record="all")
+        emu = EmulatorBackend().run(q.graph, x, record="all")
+        comp = compare_recordings(emu, board, observables=("spikes", "v"))
+        trains = diff_trains = 0
+        for r in comp.rows:
+            if r.note or r.observable != "spikes":
+                continue
             e = np.asarray(emu.spikes(r.node)).reshape(x.shape[0], emu.ticks, -1)
             bt = np.asarray(board.spikes(r.node)).reshape(x.shape[0], board.ticks, -1)
             t = min(e.shape[1], bt.shape[1])
+            trains += e.shape[0] * e.shape[2]
             diff_trains += int((e[:, :t] != bt[:, :t]).any(axis=1).sum())
         d = comp.first_divergence
         fd = None if d is None else {"layer": d.node, "neuron": [int(i) for i in d.index] or [int(d.neuron)],
                                      "flat_neuron": int(d.neuron), "tick": int(d.tick), "sample": int(d.sample),
-                                     "detail": f"emulator {d.expected}, board {d.actual}"}
-        return {"status": "ran", "samples": int(x.shape[0]),
+                                     "detail": f"{d.observable}: emulator {d.expected}, board {d.actual}"}
+        return {"status": "ran", "samples": int(x.shape[0]), "mismatches": int(comp.mismatches),
                 "comparison": {"spike_trains": trains, "identical": trains - diff_trains, "ambiguous": 0,
-                               "diverging": diff_trains, "identical_share": (trains - diff_trains) / trains if trains else 1.0,
+                               "diverging": diff_trains, "voltage_mismatches": sum(r.mismatches for r in comp.rows
+                                                                                   if r.observable == "v"),
+                               "identical_share": (trains - diff_trains) / trains if trains else 1.0,
                                "first_divergence": fd}}
     return {"status": "error"}
 

@@ -201,3 +201,49 @@ def test_results_do_not_depend_on_batch_size(tiny_config, tiny_evaluation):
 
     other = evaluate(tiny_config.replace(batch_size=48))  # one batch instead of three
     assert dumps(other) == dumps(tiny_evaluation)
+
+
+def test_hardware_in_the_loop_is_skipped_without_a_board(tiny_evaluation):
+    check = run_check(tiny_evaluation, "hardware-in-the-loop")
+    assert check.verdict == SKIP
+    assert "no board configured" in check.message and "--s2-board-host" in check.message
+
+
+def test_board_backend_without_py_spinnaker2_or_host_fails_with_the_reason(tiny_config):
+    import importlib.util
+
+    if importlib.util.find_spec("spinnaker2") is not None:  # pragma: no cover - a machine with py-spinnaker2
+        pytest.skip("py-spinnaker2 is installed here")
+    ev = evaluate(tiny_config.replace(backend="board", board_host="192.168.1.17", qat_model=None))
+    check = run_check(ev, "hardware-in-the-loop")
+    assert check.verdict == FAIL
+    assert "py-spinnaker2 is not installed" in check.message and "\n" not in check.message
+    ev = evaluate(tiny_config.replace(backend="board", board_host=None, qat_model=None))
+    check = run_check(ev, "hardware-in-the-loop")
+    assert check.verdict == FAIL and "[no-board-host]" in check.message
+
+
+def test_hardware_in_the_loop_against_a_recorded_board(tiny_config, monkeypatch):
+    """A fake board that returns the emulator's own recording passes; one flipped spike fails at
+    exactly its layer, neuron, tick and sample."""
+    import harness.backends as hb
+
+    flip = {"on": False}
+
+    def fake_board_run(self, graph, inputs, *, record=None):
+        rec = hb.EmulatorBackend().run(graph, inputs, record=record)
+        if flip["on"]:
+            s = rec.data["if3"]["spikes"]
+            s[2, 9, 1] = ~s[2, 9, 1]
+        return rec
+
+    monkeypatch.setattr(hb.BoardBackend, "run", fake_board_run)
+    cfg = tiny_config.replace(backend="board", board_host="10.0.0.2", qat_model=None)
+    assert run_check(evaluate(cfg), "hardware-in-the-loop").verdict == PASS
+    flip["on"] = True
+    ev = evaluate(cfg)
+    check = run_check(ev, "hardware-in-the-loop")
+    assert check.verdict == FAIL
+    fd = ev["hil"]["comparison"]["first_divergence"]
+    assert (fd["layer"], fd["flat_neuron"], fd["tick"], fd["sample"]) == ("if3", 1, 9, 2)
+    assert ev["hil"]["comparison"]["diverging"] == 1
