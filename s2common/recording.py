@@ -15,7 +15,8 @@ On disk it is NIR's own data format (``nir.write_data`` of a ``NIRGraphData`` wh
 ``NIRNodeData`` observables are ``TimeGriddedData`` of shape ``(batch, time, neurons)``,
 neurons flattened in C order). s2gate adds HDF5 attributes that NIR's format has no place
 for: ``s2gate_shape`` on each observable group (the node shape) and ``s2gate_meta_json`` on
-the root (backend, preset, seed, dt...). Files are written atomically.
+the root (backend, preset, seed, dt...) and ``s2gate_node_order_json`` (the nodes in graph order:
+HDF5 lists groups alphabetically). Files are written atomically.
 """
 from __future__ import annotations
 
@@ -96,6 +97,7 @@ class Recording:
             with h5py.File(tmp, "a") as f:
                 f.attrs["s2gate_meta_json"] = json.dumps(self.meta, sort_keys=True, default=_json_default)
                 f.attrs["s2gate_dt"] = float(self.dt)
+                f.attrs["s2gate_node_order_json"] = json.dumps(list(self.data))
                 for node, obs in self.data.items():
                     for name, arr in obs.items():
                         grp = f["nodes"][_h5_name(node)]["observables"][name]
@@ -118,7 +120,11 @@ class Recording:
                 meta = json.loads(f.attrs.get("s2gate_meta_json", "{}"))
                 dt = float(f.attrs.get("s2gate_dt", 0.0))
                 rec = cls(dt=dt, meta=meta)
-                for key, grp in f["nodes"].items():
+                order = json.loads(f.attrs.get("s2gate_node_order_json", "[]"))
+                rank = {_h5_name(n): i for i, n in enumerate(order)}
+                keys = sorted(f["nodes"].keys(), key=lambda k: (rank.get(k, len(rank)), k))
+                for key in keys:
+                    grp = f["nodes"][key]
                     for name, obs in grp["observables"].items():
                         if obs.attrs.get("__type__") != "TimeGriddedData":
                             continue
