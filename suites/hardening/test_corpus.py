@@ -272,3 +272,76 @@ def test_cli_subprocess_one_line(name: str, corpus_dir: Path) -> None:
     assert d.returncode != 0
     assert "Traceback (most recent call last)" in d.stderr
     assert f"[{case.rules[0]}]" in d.stderr or any(f"[{r}]" in d.stderr for r in case.rules)
+
+
+# --------------------------------------------------------------------------- the gate and its pytest plugin
+
+GATE_CASES = [c for c in CASES if c.stage in ("load", "deploy")]
+
+
+@pytest.mark.parametrize("case", GATE_CASES, ids=_ids(GATE_CASES))
+def test_gate_evaluation_fails_with_the_message(case: Case, corpus_dir: Path) -> None:
+    """What the plugin's checks report, computed in-process for every file: the evaluation never raises,
+    and each failing check carries the corpus error (rule and file) as its one-line message."""
+    pytest.importorskip("harness.gate.evaluate")
+    import numpy as np
+
+    from harness.gate.checks import FAIL, run_checks
+    from harness.gate.config import GateConfig
+    from harness.gate.evaluate import evaluate
+
+    path = corpus_dir / case.name
+    cfg = GateConfig(model=str(path), qat_model=None, sweep=(), progress=False)
+    shape: tuple = (3,)  # a bad file never gets as far as the data
+    if case.stage != "load":
+        from s2common.graph import read_flat
+
+        shape = read_flat(path).input_shape
+    data = (np.zeros((2, 4, *shape), dtype=bool), np.zeros(2, dtype=np.int64))
+    try:
+        ev = evaluate(cfg, data=data)
+        checks = run_checks(ev)
+    except BaseException as exc:
+        record_result(case.name, "gate", f"CRASH {type(exc).__name__}: {exc}")
+        raise AssertionError(f"the gate's evaluation raised on {case.name}\n{traceback.format_exc()}") from exc
+    failed = [c for c in checks if c.verdict == FAIL]
+    record_result(case.name, "gate", f"{len(failed)} failed: {failed[0].message if failed else '-'}")
+    assert failed, f"no check failed on {case.name} ({case.what})"
+    for check in failed:
+        assert "\n" not in check.message
+    if case.stage == "load":
+        for check in failed:
+            assert str(path) in check.message, check.message
+            assert any(f"[{r}]" in check.message for r in case.rules), check.message
+    else:
+        assert any(f"[{r}]" in c.message or r in c.message for c in failed for r in case.rules), \
+            [c.message for c in failed]
+
+
+PLUGIN_CASES = ["not_hdf5.nir", "nan_lif_tau.nir", "shapes_do_not_chain.nir", "exceeds_chip.nir"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PLUGIN_CASES)
+def test_pytest_plugin_fails_checks_not_internally(name: str, corpus_dir: Path, tmp_path: Path) -> None:
+    """``pytest --pyargs harness.gate.suite --s2-model BAD.nir``: failed checks naming the error (exit 1),
+    no INTERNALERROR, no Python traceback."""
+    pytest.importorskip("harness.gate.suite")
+    import numpy as np
+
+    case = next(c for c in CASES if c.name == name)
+    path = corpus_dir / name
+    data = tmp_path / "data.npz"
+    shape = {"exceeds_chip.nir": (1, 96, 96)}.get(name, (3,))
+    np.savez(data, spikes=np.zeros((2, 3, *shape), dtype=bool), labels=np.zeros(2, dtype=np.int64))
+    cmd = [sys.executable, "-m", "pytest", "--pyargs", "harness.gate.suite", "--s2-model", str(path),
+           "--s2-qat-model", "none", "--s2-dataset", str(data), "-p", "no:cacheprovider", "-q"]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    out = p.stdout + p.stderr
+    record_result(name, "pytest plugin", f"exit {p.returncode}: " + next(
+        (line for line in out.splitlines() if line.startswith("FAILED ") and "[" in line), "(no FAILED line)"))
+    assert p.returncode == 1, out[-3000:]
+    assert "INTERNALERROR" not in out and "Traceback (most recent call last)" not in out, out[-3000:]
+    failed = [line for line in out.splitlines() if line.startswith("FAILED ") and ": " in line]
+    assert failed, out[-3000:]
+    assert any(f"[{r}]" in line for line in failed for r in case.rules), failed
