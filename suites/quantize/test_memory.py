@@ -65,3 +65,13 @@ def test_recurrent_weights_count_once_under_their_population():
     rows = {r.layer: r.weights for r in acct.rows}
     # fc1 (40x12) + recurrent w_rec (40x40) feed lif1.lif; fc2 (7x40) feeds lif2
     assert rows == {"lif1.lif": 40 * 12 + 40 * 40, "lif2": 7 * 40}
+
+
+def test_account_of_a_lowered_network_matches_the_graph_account(cnn):
+    s2emu = pytest.importorskip("s2emu")
+    pytest.importorskip("s2emu.chip")
+    q = quantize_ptq(cnn).graph
+    net = s2emu.lower(q, s2emu.ConversionOptions(scale_weights=False))
+    a, b = memory_account(net), memory_account(q)
+    assert [(r.layer, r.weights, r.param_bytes, r.state_bytes) for r in a.rows] == \
+           [(r.layer, r.weights, r.param_bytes, r.state_bytes) for r in b.rows]

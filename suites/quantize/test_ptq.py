@@ -251,3 +251,48 @@ def test_tiny_weights_whose_scale_overflows_the_threshold_are_an_error():
     with pytest.raises(QuantizationError) as err:
         quantize_ptq(g)
     assert err.value.rule == "scale-overflow" and err.value.node == "pop1"
+
+
+def _pool_first(extra_direct: bool = False):
+    shape = (1, 2, 2)
+    nodes = {"input": nir.Input(input_type={"input": np.array([1, 4, 4])}),
+             "pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+             "if0": nir.IF(r=np.ones(shape, np.float32), v_threshold=np.full(shape, 2.0, np.float32),
+                           v_reset=np.zeros(shape, np.float32)),
+             "flat": nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1),
+             "fc": nir.Affine(weight=np.float32([[0.5, -0.5, 0.25, 0.0]]), bias=np.zeros(1, np.float32)),
+             "if1": nir.IF(r=np.ones(1, np.float32), v_threshold=np.ones(1, np.float32), v_reset=np.zeros(1, np.float32)),
+             "output": nir.Output(output_type={"output": np.array([1])})}
+    edges = [("input", "pool"), ("pool", "if0"), ("if0", "flat"), ("flat", "fc"), ("fc", "if1"), ("if1", "output")]
+    if extra_direct:
+        nodes["conv"] = nir.Conv2d(input_shape=(4, 4), weight=np.ones((1, 1, 2, 2), np.float32), stride=2, padding=0,
+                                   dilation=1, groups=1, bias=np.zeros(1, np.float32))
+        edges += [("input", "conv"), ("conv", "if0")]
+    return nir.NIRGraph(nodes=nodes, edges=edges)
+
+
+def test_population_fed_by_pooled_input_keeps_scale_one():
+    qg = quantize_ptq(_pool_first())
+    assert qg.scales == {"if1": 254.0, "if0": 1.0}
+    np.testing.assert_array_equal(qg.graph.nodes["if0"].v_threshold, 2.0)  # unscaled: its input is raw spikes
+    assert quant_meta(qg.graph.nodes["if0"])["scale"] == 1.0
+
+
+def test_population_fed_weighted_and_unweighted_is_an_error():
+    with pytest.raises(QuantizationError) as err:
+        quantize_ptq(_pool_first(extra_direct=True))
+    assert err.value.node == "if0" and err.value.rule == "unweighted-input"
+
+
+def test_non_spiking_population_feeding_weights_is_an_error():
+    g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([2])}),
+                            "a": nir.Linear(weight=np.ones((3, 2), np.float32)),
+                            "li": nir.LI(tau=np.full(3, 1e-3, np.float32), r=np.ones(3, np.float32),
+                                         v_leak=np.zeros(3, np.float32)),
+                            "b": nir.Linear(weight=np.ones((1, 3), np.float32)),
+                            "n": nir.IF(r=np.ones(1, np.float32), v_threshold=np.ones(1, np.float32)),
+                            "output": nir.Output(output_type={"output": np.array([1])})},
+                     edges=[("input", "a"), ("a", "li"), ("li", "b"), ("b", "n"), ("n", "output")])
+    with pytest.raises(QuantizationError) as err:
+        quantize_ptq(g)
+    assert err.value.node == "li" and err.value.rule == "non-spiking-source"
