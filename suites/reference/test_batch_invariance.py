@@ -5,7 +5,7 @@ from __future__ import annotations
 import nir
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 from reference import PRESETS, simulate
 
@@ -64,7 +64,6 @@ def test_braille_recurrence_carries_spikes():
     assert not np.array_equal(with_rec.spikes("lif1.lif"), without.spikes("lif1.lif"))
 
 
-@settings(max_examples=25)
 @given(g=nir_graphs(max_neurons=12), seed=st.integers(0, 2**16), preset=st.sampled_from(sorted(PRESETS)),
        dtype=st.sampled_from([np.float64, np.float32]), batch=st.integers(2, 9))
 def test_random_graphs_are_batch_invariant(g, seed, preset, dtype, batch):
