@@ -9,7 +9,7 @@ argmax of the output layer's spike counts over the 50 ticks; ties go to the lowe
 index (``np.argmax``), for both graphs alike.
 
 Measured (this file's numbers, seed 0): agreement with the float graph at p = 100 is
-85.5 %, at p = 99 84.8 %; the vendor's wrapping cast at p = 99 28.5 %. Control: the same
+85.5 %, at p = 99 84.8 %; the vendor path (truncate: conv wrap, dense saturate) at p = 99 30.9 %. Control: the same
 graph with weights on a 12-bit grid agrees 96.5 % (16-bit, on 128 inputs: ~97 %; float32
 vs float64 arithmetic: 100 %). So the issue's target of >= 99 % at p = 100 is NOT met on
 these inputs, and no int8 quantizer of this kind could meet it: an IF network without leak,
