@@ -141,15 +141,28 @@ def _fmt_number(v: Any) -> str:
     return str(v)
 
 
+def data_text(ev: Dict[str, Any]) -> str:
+    """``'stand-in test split, 660 samples x 20 ticks'``."""
+    cfg = ev.get("config", {})
+    data = ev.get("data") or {}
+    name = str(data.get("dataset", cfg.get("dataset")))
+    if name not in ("stand-in", "dvsgesture", "given"):
+        name = os.path.basename(name)
+    return (f"{name} {data.get('split', cfg.get('split'))} split, {data.get('samples', '?')} samples x "
+            f"{data.get('ticks', '?')} ticks")
+
+
+def _base(path: Any) -> str:
+    return "none" if not path else os.path.basename(str(path))
+
+
 def terminal_summary(ev: Dict[str, Any], checks: Sequence[Check]) -> str:
     """The block printed at the end of a pytest run and by ``s2gate gate``."""
     from tabulate import tabulate
 
-    data = ev.get("data") or {}
-    lines = [f"s2gate: {overall(checks)}  ({data.get('samples', '?')} samples x {data.get('ticks', '?')} ticks of "
-             f"{data.get('dataset', '?')}/{data.get('split', '?')}; model {os.path.basename(str(ev.get('config', {}).get('model')))}"
-             f", Q-SNN {os.path.basename(str(ev.get('config', {}).get('qat_model')))})",
-             "", summary_table(checks)]
+    cfg = ev.get("config", {})
+    lines = [f"s2gate: {overall(checks)}  (model {_base(cfg.get('model'))}, Q-SNN {_base(cfg.get('qat_model'))}; "
+             f"{data_text(ev)})", "", summary_table(checks)]
     if accuracy_rows(ev):
         lines += ["", accuracy_table(ev)]
     if equivalence_rows(ev):
@@ -350,11 +363,9 @@ def _md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def markdown_report(ev: Dict[str, Any], checks: Sequence[Check], plots: Dict[str, str]) -> str:
     """The report as Markdown; ``plots`` maps plot name -> relative PNG path."""
     cfg = ev.get("config", {})
-    data = ev.get("data") or {}
     parts = [f"# s2gate report: {overall(checks)}", "",
              f"- model: `{cfg.get('model')}`", f"- Q-SNN: `{cfg.get('qat_model')}`",
-             f"- data: {data.get('dataset', cfg.get('dataset'))}/{data.get('split', cfg.get('split'))}, "
-             f"{data.get('samples', '?')} samples x {data.get('ticks', '?')} ticks, seed {cfg.get('seed')}",
+             f"- data: {data_text(ev)}, seed {cfg.get('seed')}",
              f"- PTQ percentile: {cfg.get('percentile')}; backend: {cfg.get('backend')}",
              f"- evaluation digest: `{str(ev.get('digest', ''))[:16]}`", "",
              "## Checks", "", _md_table(["check", "measured", "budget", "verdict"], summary_rows(checks)), ""]
@@ -393,7 +404,6 @@ def html_report(ev: Dict[str, Any], checks: Sequence[Check], pngs: Dict[str, byt
     from tabulate import tabulate
 
     cfg = ev.get("config", {})
-    data = ev.get("data") or {}
     verdict = overall(checks)
     color = {"PASS": "#1a7f37", "FAIL": "#cf222e"}[verdict]
     esc = html.escape
@@ -406,8 +416,7 @@ def html_report(ev: Dict[str, Any], checks: Sequence[Check], pngs: Dict[str, byt
             "<ul>",
             f"<li>model: <code>{esc(str(cfg.get('model')))}</code></li>",
             f"<li>Q-SNN: <code>{esc(str(cfg.get('qat_model')))}</code></li>",
-            f"<li>data: {esc(str(data.get('dataset', cfg.get('dataset'))))}/{esc(str(data.get('split', cfg.get('split'))))}, "
-            f"{esc(str(data.get('samples', '?')))} samples x {esc(str(data.get('ticks', '?')))} ticks, seed {esc(str(cfg.get('seed')))}</li>",
+            f"<li>data: {esc(data_text(ev))}, seed {esc(str(cfg.get('seed')))}</li>",
             f"<li>PTQ percentile: {esc(str(cfg.get('percentile')))}; backend: {esc(str(cfg.get('backend')))}</li>",
             "</ul>", "<h2>Checks</h2>", table(["check", "measured", "budget", "verdict"], summary_rows(checks))]
     failed = [c for c in checks if c.verdict == FAIL]
