@@ -98,7 +98,7 @@ def train(model: torch.nn.Module, x_train: np.ndarray, y_train: np.ndarray,
             opt.step()
             sched.step()
             step += 1
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             correct += int((predict(counts.detach()) == yb).sum())
             seen += len(idx)
             if bar is not None:
