@@ -80,7 +80,7 @@ class Neuron:
     def _c(self, arr: np.ndarray) -> np.ndarray:
         return np.asarray(arr, dtype=np.float64).astype(self.dtype)
 
-    def reset_state(self, batch: int) -> None:
+    def reset_state(self, batch: int, ticks: int = 0) -> None:
         self.v = np.broadcast_to(self.v0, (batch, *self.shape)).copy()
         if self.has_current:
             self.i = np.zeros((batch, *self.shape), dtype=self.dtype)
@@ -248,17 +248,23 @@ NEURON_CLASSES = {"I": Integrator, "IF": IF, "LI": LI, "LIF": LIF, "CubaLI": Cub
 
 class Delay:
     """nir.Delay: ``y(t) = x(t - delay)``. The delay in seconds becomes ``round(delay/dt)``
-    ticks per element (Python's round: halves to even). Before t = 0 the input was 0."""
+    ticks per element (round half to even). Before t = 0 the input was 0. A delay at least
+    as long as the run emits zeros throughout; the ring buffer holds at most ``ticks + 1``
+    slots, so a valid but enormous delay (1e12 s) costs nothing."""
 
     def __init__(self, name: str, node: object, shape: Shape, disc: Discretisation, dtype: np.dtype) -> None:
         self.name = name
         self.shape = shape
         self.dtype = np.dtype(dtype)
         d = np.broadcast_to(np.asarray(node.delay, dtype=np.float64), shape)
-        self.ticks = np.rint(d / disc.dt).astype(np.int64)
-        self.length = int(self.ticks.max()) + 1 if self.ticks.size else 1
+        with np.errstate(over="ignore"):
+            self.ticks_f = np.rint(d / disc.dt)  # float: may exceed int64 for absurd delays
 
-    def reset_state(self, batch: int) -> None:
+    def reset_state(self, batch: int, ticks: int = 0) -> None:
+        run = max(int(ticks), 1)
+        self.never = self.ticks_f >= run  # delayed past the end of the run
+        self.ticks = np.minimum(self.ticks_f, run).astype(np.int64)
+        self.length = int(self.ticks.max()) + 1 if self.ticks.size else 1
         self.buf = np.zeros((self.length, batch, *self.shape), dtype=self.dtype)
         self.t = 0
 
@@ -266,14 +272,15 @@ class Delay:
         return np.zeros(self.shape, dtype=self.dtype)
 
     def step(self, x: np.ndarray) -> np.ndarray:
-        slot = self.t % self.length
-        self.buf[slot] = x
+        self.buf[self.t % self.length] = x
         idx = (self.t - self.ticks) % self.length  # (*shape,)
         self.t += 1
         if self.length == 1:
             return self.buf[0].copy()
-        gathered = np.take_along_axis(self.buf, np.broadcast_to(idx, (1, *self.buf.shape[1:])), axis=0)
-        return gathered[0]
+        out = np.take_along_axis(self.buf, np.broadcast_to(idx, (1, *self.buf.shape[1:])), axis=0)[0]
+        if self.never.any():
+            out = np.where(self.never, self.dtype.type(0), out)
+        return out
 
 
 def make_stateful(name: str, node: object, shape: Shape, disc: Discretisation, dtype: np.dtype) -> Optional[object]:

@@ -200,7 +200,7 @@ def simulate(graph: object, inputs: "np.ndarray | Sequence", *, preset: "str | D
 
     prev = _rest_values(flat, order, preds, runners, stateful, dt_, batch)
     for n in stateful:
-        runners[n].reset_state(batch)
+        runners[n].reset_state(batch, ticks)
 
     # what to record
     inp_name = flat.inputs[0]

@@ -313,3 +313,13 @@ def test_float32_runs_in_float32_and_stays_close():
     assert r32.get("n", "v").dtype == np.float32 and r32.meta["dtype"] == "float32"
     np.testing.assert_array_equal(r32.spikes("n"), r64.spikes("n"))
     np.testing.assert_allclose(r32.get("n", "v"), r64.get("n", "v"), atol=1e-6)
+
+
+def test_delay_longer_than_the_run_emits_zeros():
+    # 5 ticks of run: delays of 4 ticks pass the first input through at the last tick,
+    # 5 ticks and 1e12 s (1e16 ticks, far beyond int64-safe buffers) emit nothing
+    d = np.array([4e-4, 5e-4, 1e12])
+    g = chain((3,), ("d", nir.Delay(delay=d)))
+    out = simulate(g, np.ones((2, 5, 3)), dt=1e-4).get("output", "output")
+    np.testing.assert_array_equal(out[:, :, 0], [[0, 0, 0, 0, 1]] * 2)
+    assert not out[:, :, 1:].any()
