@@ -49,7 +49,7 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -58,7 +58,7 @@ from s2common.graph import flatten_graph, node_type
 
 from .format import (BIAS_TYPES, BITS, META_KEY, POPULATION_PARAMS, QMAX, quant_meta, scale_array, source_digest,
                      write_graph)
-from .topology import Group, Topology, analyse
+from .topology import Group, analyse
 
 ROUNDING_MODES = ("nearest", "truncate")
 
@@ -168,7 +168,7 @@ def _flatten(graph: object, file: Optional[str]) -> object:
         raise
 
 
-def _group_scale(flat: object, group: Group, p: float, per_channel: bool) -> (np.ndarray, List[str]):
+def _group_scale(flat: object, group: Group, p: float, per_channel: bool) -> Tuple[np.ndarray, List[str]]:
     """lambda of a group: scalar array (per tensor) or (C,) array (per channel); plus warnings."""
     warnings: List[str] = []
     where = ", ".join(group.populations)
@@ -214,7 +214,7 @@ def _group_scale(flat: object, group: Group, p: float, per_channel: bool) -> (np
     return np.asarray(QMAX / perc), warnings
 
 
-def _codes(x: np.ndarray, rounding: str, conv: bool) -> (np.ndarray, np.ndarray):
+def _codes(x: np.ndarray, rounding: str, conv: bool) -> Tuple[np.ndarray, np.ndarray]:
     """Codes for scaled weights ``x = lambda w`` and the mask of clipped / wrapped / saturated entries."""
     if rounding == "nearest":
         r = np.rint(x)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 import torch

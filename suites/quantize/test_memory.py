@@ -1,7 +1,6 @@
 """Memory account: int8 vs float32 weight bytes per layer, parameters/state from the chip model."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from harness.quantize import memory_account, quantize_ptq
