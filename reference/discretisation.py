@@ -65,8 +65,11 @@ class Discretisation:
             (``v = v - v_threshold``).
         spike_from: ``"new"``: the spike of tick ``t`` is read from the voltage after this
             tick's update (and the reset is applied in the same tick); ``"previous"``: it is
-            read from the voltage the tick started with (``v[t-1]`` after its own reset), and
-            the reset is applied to this tick's update (snnTorch's default ``reset_delay``).
+            read from the voltage the tick starts with (``v[t-1]``, which was not reset), that
+            voltage is reset, then this tick's update runs: spikes come one tick later and the
+            recorded voltage may sit above threshold for a tick. (snnTorch's own default
+            ``reset_delay=True`` is a third variant, spike from the new voltage and reset in
+            the next update, that no importer uses and no preset models.)
         input_scale: what current a tick's input ``x`` is for leaky neurons: ``"1"``
             (``I = x`` held one tick), ``"1/dt"`` (``I = x/dt``: a unit-area pulse),
             ``"jump"`` (``v += r*x``, no time factor).
