@@ -28,7 +28,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", choices=("test", "train"), help="data split (default test)")
     p.add_argument("--samples", type=int, default=None, metavar="N", help="use the first N samples (default: all)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the data (default 0)")
-    p.add_argument("--batch-size", type=int, default=32, metavar="B", help="samples per simulator call (default 32)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="B", help="samples per simulator call (default 64)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -74,7 +74,7 @@ class GateConfig:
     min_memory_reduction: float = 0.75
     report: Optional[str] = None
     seed: int = 0
-    batch_size: int = 32
+    batch_size: int = 64
     sweep: Tuple[float, ...] = DEFAULT_SWEEP
     sweep_samples: Optional[int] = None
     progress: bool = False

@@ -192,6 +192,24 @@ def _preset(graph: Any) -> str:
     return str(preset) if preset else "spinnaker2"
 
 
+def _dt(graph: Any) -> Optional[float]:
+    """The tick a model was trained with (``graph.metadata["s2gate.dt"]``, seconds), if it says."""
+    meta = getattr(graph, "metadata", None) or {}
+    try:
+        dt = float(np.asarray(meta["s2gate.dt"]).reshape(-1)[0])
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+    return dt if np.isfinite(dt) and dt > 0 else None
+
+
+def _options(graph: Any) -> Any:
+    """Emulator options for an int8 graph: weight scaling off, the model's own dt if it has one."""
+    from s2emu import ConversionOptions
+
+    dt = _dt(graph)
+    return ConversionOptions(scale_weights=False, dt=dt) if dt else ConversionOptions(scale_weights=False)
+
+
 def _ticks(graph: Any) -> Optional[int]:
     """The number of ticks a model was trained with (``graph.metadata["s2gate.T"]``), if it says."""
     meta = getattr(graph, "metadata", None) or {}
@@ -362,9 +380,8 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
                                f"data has {tuple(spikes.shape[2:])} (hint: use data of shape (N, T, "
                                f"{', '.join(map(str, flat.input_shape))}))")
 
-    from s2emu import ConversionOptions
-
-    opts = ConversionOptions(scale_weights=False)
+    opts = _options(float_graph)
+    qat_opts = _options(qat_graph)
 
     # ---- PTQ graph, rules, lowering, memory
     q = net_ptq = None
@@ -381,7 +398,7 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
 
     net_qat = deq_graph = None
     if qat_graph is not None:
-        net_qat = _rules_and_lower(s, "qat", qat_graph, opts, cfg.qat_model, ev, atoms_for_graph(cfg, qat_graph))
+        net_qat = _rules_and_lower(s, "qat", qat_graph, qat_opts, cfg.qat_model, ev, atoms_for_graph(cfg, qat_graph))
         with s.section("qat_float_run", cfg.qat_model):
             from harness.quantize import dequantize
 
@@ -538,7 +555,7 @@ def _run_batches(s: _Sections, ev: Dict[str, Any], cfg: GateConfig, spikes: np.n
         emu_ptq = None
         if have_float and s.ok("float_run"):
             with s.section("float_run", cfg.model):
-                rec = simulate(float_graph, x, preset=preset)
+                rec = simulate(float_graph, x, preset=preset, dt=_dt(float_graph))
                 preds.setdefault("float", []).append(predict(rec, out_pop))
                 act["float"].add(rec, float_flat, b)
         if have_ptq and s.ok("ptq_run"):
@@ -548,7 +565,8 @@ def _run_batches(s: _Sections, ev: Dict[str, Any], cfg: GateConfig, spikes: np.n
                 act["int8"].add(emu_ptq, q.graph, b)
             if emu_ptq is not None and s.ok("equivalence_ptq"):
                 with s.section("equivalence_ptq", cfg.model):
-                    ref_q = simulate(q.graph, x, preset="spinnaker2", record=_neuron_nodes(float_flat))
+                    ref_q = simulate(q.graph, x, preset="spinnaker2", record=_neuron_nodes(float_flat),
+                                     dt=_dt(float_graph))
                     comp = check_equivalence(ref_q, emu_ptq, q.graph, reset="subtract", output_node=out_pop)
                     rank = {n: i for i, n in enumerate(float_flat.order)}
                     eq["ptq"].add(comp, start, b, rank)
@@ -575,7 +593,7 @@ def _run_batches(s: _Sections, ev: Dict[str, Any], cfg: GateConfig, spikes: np.n
         if have_qat:
             if s.ok("qat_float_run"):
                 with s.section("qat_float_run", cfg.qat_model):
-                    rec = simulate(deq_graph, x, preset=qat_preset)
+                    rec = simulate(deq_graph, x, preset=qat_preset, dt=_dt(qat_graph))
                     preds.setdefault("qat_float", []).append(predict(rec, qat_out))
                     act["qat_float"].add(rec, qat_flat, b)
             emu_qat = None
@@ -586,7 +604,8 @@ def _run_batches(s: _Sections, ev: Dict[str, Any], cfg: GateConfig, spikes: np.n
                     act["qat_int8"].add(emu_qat, qat_flat, b)
             if emu_qat is not None and s.ok("equivalence_qat"):
                 with s.section("equivalence_qat", cfg.qat_model):
-                    ref_q = simulate(qat_graph, x, preset="spinnaker2", record=_neuron_nodes(qat_flat))
+                    ref_q = simulate(qat_graph, x, preset="spinnaker2", record=_neuron_nodes(qat_flat),
+                                     dt=_dt(qat_graph))
                     comp = check_equivalence(ref_q, emu_qat, qat_graph, reset="subtract", output_node=qat_out)
                     eq["qat"].add(comp, start, b, {n: i for i, n in enumerate(qat_flat.order)})
                     d = comp.trains.first_unexplained
@@ -724,14 +743,14 @@ def sweep(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] =
     from harness.quantize import quantize_ptq
     from reference import simulate
     from s2common.graph import flatten_graph, load_graph
-    from s2emu import ConversionOptions, Engine, lower
+    from s2emu import Engine, lower
 
     graph = load_graph(config.model)
     flat = flatten_graph(graph, file=config.model)
     out_pop = output_population(flat)
     spikes, labels = data if data is not None else load_data(config, _ticks(graph))
     ps = sorted(set(float(p) for p in config.sweep))
-    opts = ConversionOptions(scale_weights=False)
+    opts = _options(graph)
     nets, clipped = {}, {}
     for p in ps:
         q = quantize_ptq(graph, percentile=p, source=config.model)
@@ -744,7 +763,7 @@ def sweep(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] =
     with tqdm(total=N, desc="s2gate sweep", unit="sample", disable=not config.progress, leave=False) as bar:
         for start in range(0, N, bs):
             x = spikes[start:start + bs]
-            preds.setdefault("float", []).append(predict(simulate(graph, x, preset=preset), out_pop))
+            preds.setdefault("float", []).append(predict(simulate(graph, x, preset=preset, dt=_dt(graph)), out_pop))
             for p, net in nets.items():
                 preds.setdefault(p, []).append(predict(Engine(net).run(x), out_pop))
             bar.update(int(x.shape[0]))
