@@ -9,22 +9,34 @@ import os
 import tempfile
 from typing import Iterator
 
+from .errors import OutputError
+
 
 @contextlib.contextmanager
 def atomic_path(path: "str | os.PathLike[str]", suffix: str = "") -> Iterator[str]:
     """Yield a temporary path in the target's folder; on success rename it onto ``path``.
 
     On any exception (including KeyboardInterrupt) the temporary file is removed and
-    ``path`` keeps its previous content.
+    ``path`` keeps its previous content. A target that is a directory, or a folder that cannot
+    be written, raises :class:`~s2common.errors.OutputError` (an ``S2GateError`` and an ``OSError``).
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", suffix=suffix, dir=folder)
-    os.close(fd)
+    if os.path.isdir(path):
+        raise OutputError("is a directory; give a file name to write to", file=path, rule="output-is-directory")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", suffix=suffix, dir=folder)
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"cannot write into {folder} ({exc.strerror or exc})", file=path,
+                          hint="choose a writable folder") from exc
     try:
         yield tmp
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise OutputError(f"cannot replace the file ({exc.strerror or exc})", file=path) from exc
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)

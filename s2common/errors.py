@@ -100,3 +100,13 @@ class QuantizationError(S2GateError):
     """A graph cannot be quantized as asked (all-zero weights, bad percentile, ...)."""
 
     rule_default = "quantization"
+
+
+class OutputError(S2GateError, OSError):
+    """An output file cannot be written (the path is a directory, the folder is read-only, the disk is full).
+
+    It is also an :class:`OSError`, so code that tolerates an unwritable cache (``except OSError``)
+    keeps working.
+    """
+
+    rule_default = "cannot-write"

@@ -248,3 +248,37 @@ def test_interrupted_report_write_keeps_previous_report(gate_result, tmp_path: P
     import json
 
     assert json.loads(Path(written["json"]).read_text())["config"]["seed"] == ev["config"]["seed"]
+
+
+# --------------------------------------------------------------------------- output paths that cannot be written
+
+def test_output_path_errors_are_s2gate_errors_and_oserrors(tmp_path: Path) -> None:
+    from s2common.errors import OutputError, S2GateError
+
+    with pytest.raises(OutputError) as info:
+        atomic.write_text_atomic(tmp_path, "x")  # a directory
+    assert isinstance(info.value, S2GateError) and isinstance(info.value, OSError)
+    assert info.value.rule == "output-is-directory" and info.value.file == str(tmp_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OSError):  # caches that tolerate OSError keep working
+        atomic.write_bytes_atomic(blocker / "below-a-file.bin", b"x")
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("where", ["directory", "below-a-file"])
+def test_cli_out_to_an_unwritable_path_is_one_line(where: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from harness.cli import main
+    from suites.hardening.make_corpus import carrier, write_nir
+
+    model = tmp_path / "m.nir"
+    write_nir(model, carrier("Affine")[0])
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    out = tmp_path if where == "directory" else blocker / "rec.h5"
+    rc = main(["run", str(model), "--ticks", "3", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("s2gate run: error: [") and str(out) in lines[0], err
+    assert leftovers(tmp_path) == []
