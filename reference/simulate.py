@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
 from s2common.errors import InputDataError
-from s2common.graph import NEURON_TYPES, STATEFUL_TYPES, FlatGraph, flatten_graph, node_type, read_flat
+from s2common.graph import NEURON_TYPES, STATEFUL_TYPES, FlatGraph, flatten_graph, read_flat
 from s2common.recording import Recording
 
 from .discretisation import PRESETS, Discretisation, resolve
-from .neurons import Neuron, make_stateful
+from .neurons import make_stateful
 from .ops import make_op, torch_single_thread
 
 Edge = Tuple[str, str]

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from reference import PRESETS, simulate
+from reference import simulate
 
-from .graphs import arr, chain, cuba_li, cuba_lif, graph, if_, lif
+from .graphs import arr, chain, cuba_li, cuba_lif, if_, lif
 
 
 def const_input(x, ticks, n=1, batch=1):
