@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if cfg.progress:
         print(f"s2gate gate: {os.path.basename(cfg.model)} + {os.path.basename(str(cfg.qat_model))} on "
               f"{cfg.dataset}/{cfg.split}" + (f" (first {cfg.samples} samples)" if cfg.samples else ""), file=sys.stderr)
-    ev = evaluate(cfg)
+    ev = evaluate(cfg, debug=bool(getattr(args, "debug", False)))
     checks = run_checks(ev)
     print(terminal_summary(ev, checks))
     if cfg.report:

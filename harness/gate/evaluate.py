@@ -61,10 +61,16 @@ Quantizer = Callable[..., Any]
 
 
 class _Sections:
-    """Collects one-line errors per section; ``with s("name"):`` swallows S2GateError."""
+    """Collects one-line errors per section; ``with s.section("name"):`` swallows S2GateError.
 
-    def __init__(self) -> None:
+    Any other exception is a bug in s2gate (or a library), not the user's fault; it is recorded
+    as ``[internal-error] ...`` so the gate's checks fail with a message instead of crashing the
+    run, unless ``debug`` is set (then it propagates with its traceback).
+    """
+
+    def __init__(self, debug: bool = False) -> None:
         self.errors: Dict[str, str] = {}
+        self.debug = debug
 
     def ok(self, *names: str) -> bool:
         return not any(n in self.errors for n in names)
@@ -77,6 +83,12 @@ class _Sections:
             if file:
                 err.with_file(file)
             self.errors.setdefault(name, str(err))
+        except Exception as exc:  # noqa: BLE001 - see the class docstring
+            if self.debug:
+                raise
+            text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+            self.errors.setdefault(name, f"[internal-error] {name}: {text} (hint: this is a bug in s2gate or a "
+                                         "library it uses; rerun with S2GATE_DEBUG=1 or `s2gate --debug gate` for the traceback)")
 
     def fail(self, name: str, message: str) -> None:
         self.errors.setdefault(name, message)
@@ -323,7 +335,7 @@ def _raster(ref: Any, emu: Any, layer: str, sample: int, flat_neuron: Optional[i
 # ----------------------------------------------------------------------------- evaluate
 
 def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] = None,
-             quantizer: Optional[Quantizer] = None) -> Dict[str, Any]:
+             quantizer: Optional[Quantizer] = None, debug: bool = False) -> Dict[str, Any]:
     """Run everything the gate checks (see the module docstring for the result's layout).
 
     Args:
@@ -331,10 +343,11 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
         data: (spikes (N, T, *input_shape), labels (N,)) to use instead of ``config.dataset``.
         quantizer: replaces ``harness.quantize.quantize_ptq`` (same signature and result type);
             the gate's own tests use it to inject a broken quantizer.
+        debug: let unexpected exceptions (bugs) propagate instead of recording them.
     """
     from s2common.graph import flatten_graph, load_graph
 
-    s = _Sections()
+    s = _Sections(debug=debug or bool(os.environ.get("S2GATE_DEBUG")))
     cfg = config
     ev: Dict[str, Any] = {"schema": SCHEMA, "digest": cfg.digest(), "config": cfg.as_dict(), "errors": s.errors}
     for key in ("report", "batch_size", "progress"):  # they change no number of the result

@@ -247,3 +247,14 @@ def test_hardware_in_the_loop_against_a_recorded_board(tiny_config, monkeypatch)
     fd = ev["hil"]["comparison"]["first_divergence"]
     assert (fd["layer"], fd["flat_neuron"], fd["tick"], fd["sample"]) == ("if3", 1, 9, 2)
     assert ev["hil"]["comparison"]["diverging"] == 1
+
+
+def test_a_bug_becomes_a_failed_check_not_a_crash(tiny_config):
+    def broken(graph, **kw):
+        raise ValueError("boom")
+
+    ev = evaluate(tiny_config.replace(qat_model=None), quantizer=broken)
+    check = run_check(ev, "accuracy.ptq")
+    assert check.verdict == FAIL and "[internal-error] ptq: ValueError: boom" in check.message
+    with pytest.raises(ValueError, match="boom"):
+        evaluate(tiny_config.replace(qat_model=None), quantizer=broken, debug=True)
