@@ -34,6 +34,8 @@ from .runio import Record, check_input, detail_set, meta
 FLOAT32_EXACT = 2 ** 24
 FLOAT64_EXACT = 2 ** 53
 INT32_MAX = 2 ** 31 - 1
+#: memory budget of one chunk of ticks in the layer schedule (float64 worst case)
+CHUNK_BYTES = 64 * 2 ** 20
 
 
 def exactness_bound(proj: Projection, pre: Population) -> int:
@@ -70,19 +72,24 @@ class Engine:
             that each projection's first non-empty output of a run is integral (kernels are
             chosen per shape, so that is where a non-exact algorithm would show); ``"always"``
             checks every tick; ``"never"`` trusts the static bound alone.
+        mode: ``"auto"`` (default: ``"layers"`` for feed-forward networks, else ``"ticks"``),
+            or force a schedule (``"layers"`` is only valid without recurrent projections).
     """
 
     name = "torch"
 
-    def __init__(self, net: S2Network, check_integral: str = "first") -> None:
+    def __init__(self, net: S2Network, check_integral: str = "first", mode: str = "auto") -> None:
         if check_integral is True:
             check_integral = "always"
         elif check_integral is False:
             check_integral = "never"
         if check_integral not in ("first", "always", "never"):
             raise ValueError(f"check_integral must be 'first', 'always' or 'never', got {check_integral!r}")
+        if mode not in ("auto", "layers", "ticks"):
+            raise ValueError(f"mode must be 'auto', 'layers' or 'ticks', got {mode!r}")
         self.net = net
         self.check_integral = check_integral
+        self.mode = mode
         self.compiled: List[_Compiled] = []
         problems: List[RuleViolation] = []
         self.post_bound: Dict[str, int] = {}
@@ -157,95 +164,115 @@ class Engine:
         Returns spikes of all populations (and the Input); with ``record="all"`` or a list of
         population names also ``i`` (int32, the tick's net integer input) and ``v`` (float32,
         after reset), each (batch, time, *population_shape).
+
+        Two schedules, same arithmetic and bits: ``"layers"`` (feed-forward networks: one
+        population at a time over a chunk of ticks; its synaptic input for the whole chunk
+        is one batched matmul/conv, because every input comes from an earlier population or
+        an earlier tick) and ``"ticks"`` (recurrent networks: all populations tick by tick).
         """
         net = self.net
         x_np = check_input(net, input_spikes)
         batch, ticks = x_np.shape[:2]
         detail = detail_set(net, record)
-        fma = net.options.fused_multiply_add
-        x = torch.from_numpy(x_np.reshape(batch, ticks, -1))
+        rec_state = _Run(self, batch, ticks, detail)
+        rec_state.spikes[net.input_name] = x_np.reshape(batch, ticks, -1)
+        mode = self.schedule
+        if mode == "layers":
+            self._run_layers(rec_state)
+        else:
+            self._run_ticks(rec_state)
 
-        params = {}
+        rec = Recording(dt=float(net.options.dt),
+                        meta=meta(net, "torch", {"threads": torch.get_num_threads(), "schedule": mode}))
+        rec.add(net.input_name, "spikes", x_np.copy())
         for p in self.neurons:
-            params[p.name] = {k: torch.from_numpy(np.asarray(getattr(p, k), dtype=np.float32))
-                              for k in ("alpha_decay", "threshold", "i_offset", "v_reset", "exc_decay", "inh_decay")
-                              if getattr(p, k) is not None}
-        v = {p.name: torch.zeros(batch, p.size, dtype=torch.float32) for p in self.neurons}
-        i_exc = {p.name: torch.zeros(batch, p.size, dtype=torch.float32) for p in self.neurons}
-        i_inh = {p.name: torch.zeros(batch, p.size, dtype=torch.float32) for p in self.neurons}
-        zeros_f = {p.name: torch.zeros(batch, p.size, dtype=torch.float32) for p in self.neurons}
-        spikes_rec = {p.name: np.zeros((batch, ticks, p.size), dtype=bool) for p in self.neurons}
-        i_rec = {n: np.zeros((batch, ticks, net.populations[n].size), dtype=np.int32) for n in detail}
-        v_rec = {n: np.zeros((batch, ticks, net.populations[n].size), dtype=np.float32) for n in detail}
-        # spikes per population and tick as float32 0/1 (None: no spike anywhere in the batch)
-        history: Dict[str, List[Optional[torch.Tensor]]] = {n: [] for n in net.populations}
-        shapes = {n: (batch,) + tuple(p.shape) for n, p in net.populations.items()}
-        checked = set()
+            shape = (batch, ticks) + tuple(p.shape)
+            rec.add(p.name, "spikes", rec_state.spikes[p.name].reshape(shape))
+            if p.name in detail:
+                rec.add(p.name, "i", rec_state.i_rec[p.name].reshape(shape))
+                rec.add(p.name, "v", rec_state.v_rec[p.name].reshape(shape))
+        return rec
 
-        for t in range(ticks):
+    @property
+    def schedule(self) -> str:
+        """``"layers"`` if every projection goes from an earlier population to a later one, else ``"ticks"``."""
+        order = {n: k for k, n in enumerate(self.net.populations)}
+        acyclic = all(order[c.proj.pre] < order[c.proj.post] for c in self.compiled)
+        if self.mode == "layers" and not acyclic:
+            raise ValueError("the 'layers' schedule needs a feed-forward network; this one has recurrent projections")
+        if self.mode != "auto":
+            return self.mode
+        return "layers" if acyclic else "ticks"
+
+    def _check(self, k: int, checked: set) -> bool:
+        check = self.check_integral == "always" or (self.check_integral == "first" and k not in checked)
+        checked.add(k)
+        return check
+
+    def _run_layers(self, run: "_Run") -> None:
+        net, batch, ticks = self.net, run.batch, run.ticks
+        checked: set = set()
+        for p in self.neurons:
+            incoming = [(k, c) for k, c in enumerate(self.compiled) if c.proj.post == p.name]
+            biggest = max([p.size] + [net.populations[c.proj.pre].size for _, c in incoming])
+            chunk = max(1, min(ticks, CHUNK_BYTES // max(1, batch * biggest * 8)))
+            state = run.new_state(p)
+            for t0 in range(0, ticks, chunk):
+                t1 = min(ticks, t0 + chunk)
+                length = t1 - t0
+                exc: List[torch.Tensor] = []
+                inh: List[torch.Tensor] = []
+                for k, c in incoming:
+                    pre = net.populations[c.proj.pre]
+                    a, b = t0 - 1 - c.proj.delay, t1 - 1 - c.proj.delay   # source ticks of targets t0..t1-1
+                    lo = max(a, 0)
+                    if b <= lo:
+                        continue
+                    src = run.spikes[pre.name][:, lo:b]
+                    if not src.any():  # no spike in the window: no synaptic work
+                        continue
+                    n_src = b - lo
+                    s = torch.from_numpy(np.ascontiguousarray(src)).reshape((batch * n_src,) + tuple(pre.shape))
+                    outs = self._apply(c, s, batch * n_src, self._check(k, checked))
+                    for j, y in enumerate(outs):
+                        y = y.reshape(batch, n_src, p.size)
+                        if lo > a:
+                            y = torch.cat([torch.zeros(batch, lo - a, p.size, dtype=y.dtype), y], dim=1)
+                        (exc if j == 0 else inh).append(y)
+                e_f, e_i = self._sum(exc, self.float_sum[p.name], None, p.name in run.detail, (batch, length, p.size))
+                h_f, h_i = self._sum(inh, self.float_sum[p.name], None, p.name in run.detail, (batch, length, p.size))
+                for j in range(length):
+                    run.step(p, state, t0 + j, e_f[:, j], h_f[:, j],
+                             None if e_i is None else e_i[:, j], None if h_i is None else h_i[:, j])
+
+    def _run_ticks(self, run: "_Run") -> None:
+        net, batch = self.net, run.batch
+        checked: set = set()
+        states = {p.name: run.new_state(p) for p in self.neurons}
+        shapes = {n: (batch,) + tuple(p.shape) for n, p in net.populations.items()}
+        for t in range(run.ticks):
             exc: Dict[str, List[torch.Tensor]] = {p.name: [] for p in self.neurons}
             inh: Dict[str, List[torch.Tensor]] = {p.name: [] for p in self.neurons}
             for k, c in enumerate(self.compiled):
                 src_tick = t - 1 - c.proj.delay
                 if src_tick < 0:
                     continue
-                s = history[c.proj.pre][src_tick]
-                if s is None:  # no spike in that tick: no synaptic work
+                src = run.spikes[c.proj.pre][:, src_tick]
+                if not src.any():  # no spike in that tick: no synaptic work
                     continue
-                check = self.check_integral == "always" or (self.check_integral == "first" and k not in checked)
-                checked.add(k)
-                outs = self._apply(c, s.reshape(shapes[c.proj.pre]), batch, check)
+                s = torch.from_numpy(np.ascontiguousarray(src)).reshape(shapes[c.proj.pre])
+                outs = self._apply(c, s, batch, self._check(k, checked))
                 exc[c.proj.post].append(outs[0])
                 if c.split and len(outs) > 1:  # a pool projection has only positive (excitatory) counts
                     inh[c.proj.post].append(outs[1])
-            xt = x[:, t]
-            history[net.input_name].append(xt.to(torch.float32) if bool(xt.any()) else None)
             for p in self.neurons:
                 n = p.name
-                pr = params[n]
-                e_f, e_i = self._sum(exc[n], self.float_sum[n], zeros_f[n], n in detail)
-                if p.model == "lif_curr_exp_no_delay":
-                    h_f, h_i = self._sum(inh[n], self.float_sum[n], zeros_f[n], n in detail)
-                    i_exc[n] = _decay_add(pr["exc_decay"], i_exc[n], e_f, fma)
-                    i_inh[n] = _decay_add(pr["inh_decay"], i_inh[n], h_f, fma)
-                    vn = _decay_add(pr["alpha_decay"], v[n], i_exc[n], fma)
-                    vn = torch.sub(vn, i_inh[n])
-                    net_in = None if e_i is None else e_i - h_i
-                else:
-                    net_in = e_i
-                    vn = _decay_add(pr["alpha_decay"], v[n], e_f, fma)
-                vn = torch.add(vn, pr["i_offset"])
-                fired = vn > pr["threshold"]
-                any_fired = bool(fired.any())
-                if any_fired:
-                    if p.reset == "subtract":
-                        vn = torch.where(fired, vn - pr["threshold"], vn)
-                    else:
-                        vn = torch.where(fired, pr["v_reset"].expand_as(vn), vn)
-                    spikes_rec[n][:, t] = fired.numpy()
-                v[n] = vn
-                history[n].append(fired.to(torch.float32) if any_fired else None)
-                if n in detail:
-                    i_rec[n][:, t] = net_in.numpy()
-                    v_rec[n][:, t] = vn.numpy()
-            # only keep what a delayed projection can still read
-            keep = self.max_delay + 1
-            for hist in history.values():
-                if len(hist) > keep:
-                    hist[-keep - 1] = None
-
-        rec = Recording(dt=float(net.options.dt), meta=meta(net, "torch", {"threads": torch.get_num_threads()}))
-        rec.add(net.input_name, "spikes", x_np.copy())
-        for p in self.neurons:
-            shape = (batch, ticks) + tuple(p.shape)
-            rec.add(p.name, "spikes", spikes_rec[p.name].reshape(shape))
-            if p.name in detail:
-                rec.add(p.name, "i", i_rec[p.name].reshape(shape))
-                rec.add(p.name, "v", v_rec[p.name].reshape(shape))
-        return rec
+                e_f, e_i = self._sum(exc[n], self.float_sum[n], None, n in run.detail, (batch, p.size))
+                h_f, h_i = self._sum(inh[n], self.float_sum[n], None, n in run.detail, (batch, p.size))
+                run.step(p, states[n], t, e_f, h_f, e_i, h_i)
 
     @staticmethod
-    def _sum(parts: List[torch.Tensor], float_ok: bool, zero: torch.Tensor, want_int: bool
+    def _sum(parts: List[torch.Tensor], float_ok: bool, _unused: object, want_int: bool, shape: Tuple[int, ...]
              ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Sum exact per-projection inputs: (float32 value used by the update, int32 value or None).
 
@@ -254,7 +281,7 @@ class Engine:
         golden model converts its integer sum.
         """
         if not parts:
-            return zero, (torch.zeros(zero.shape, dtype=torch.int32) if want_int else None)
+            return torch.zeros(shape, dtype=torch.float32), (torch.zeros(shape, dtype=torch.int32) if want_int else None)
         if float_ok:
             total = parts[0] if parts[0].dtype == torch.float32 else parts[0].to(torch.float32)
             for y in parts[1:]:
@@ -264,6 +291,53 @@ class Engine:
         for y in parts[1:]:
             total_i = total_i + y.to(torch.int32)
         return total_i.to(torch.float32), total_i
+
+
+class _Run:
+    """Buffers and neuron state of one :meth:`Engine.run` call."""
+
+    def __init__(self, engine: Engine, batch: int, ticks: int, detail: set) -> None:
+        net = engine.net
+        self.batch, self.ticks, self.detail = batch, ticks, detail
+        self.fma = net.options.fused_multiply_add
+        self.spikes: Dict[str, np.ndarray] = {p.name: np.zeros((batch, ticks, p.size), dtype=bool)
+                                              for p in engine.neurons}
+        self.i_rec = {n: np.zeros((batch, ticks, net.populations[n].size), dtype=np.int32) for n in detail}
+        self.v_rec = {n: np.zeros((batch, ticks, net.populations[n].size), dtype=np.float32) for n in detail}
+        self.params = {p.name: {k: torch.from_numpy(np.asarray(getattr(p, k), dtype=np.float32))
+                                for k in ("alpha_decay", "threshold", "i_offset", "v_reset", "exc_decay", "inh_decay")
+                                if getattr(p, k) is not None}
+                       for p in engine.neurons}
+
+    def new_state(self, p: Population) -> Dict[str, torch.Tensor]:
+        z = lambda: torch.zeros(self.batch, p.size, dtype=torch.float32)  # noqa: E731
+        return {"v": z(), "i_exc": z(), "i_inh": z()}
+
+    def step(self, p: Population, state: Dict[str, torch.Tensor], t: int, e_f: torch.Tensor, h_f: torch.Tensor,
+             e_i: Optional[torch.Tensor], h_i: Optional[torch.Tensor]) -> None:
+        """One tick of one population, float32 elementwise in the golden model's order."""
+        pr, fma, n = self.params[p.name], self.fma, p.name
+        if p.model == "lif_curr_exp_no_delay":
+            state["i_exc"] = _decay_add(pr["exc_decay"], state["i_exc"], e_f, fma)
+            state["i_inh"] = _decay_add(pr["inh_decay"], state["i_inh"], h_f, fma)
+            vn = _decay_add(pr["alpha_decay"], state["v"], state["i_exc"], fma)
+            vn = torch.sub(vn, state["i_inh"])
+            net_in = None if e_i is None else e_i - h_i
+        else:
+            vn = _decay_add(pr["alpha_decay"], state["v"], e_f, fma)
+            net_in = e_i
+        vn = torch.add(vn, pr["i_offset"])
+        fired = vn > pr["threshold"]
+        if bool(fired.any()):
+            if p.reset == "subtract":
+                vn = torch.where(fired, vn - pr["threshold"], vn)
+            else:
+                vn = torch.where(fired, pr["v_reset"].expand_as(vn), vn)
+            self.spikes[n][:, t] = fired.numpy()
+        state["v"] = vn
+        if n in self.detail:
+            self.i_rec[n][:, t] = net_in.numpy()
+            self.v_rec[n][:, t] = vn.numpy()
 
 
 def _decay_add(decay: torch.Tensor, state: torch.Tensor, inc: torch.Tensor, fma: bool) -> torch.Tensor:

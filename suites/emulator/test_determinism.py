@@ -87,3 +87,19 @@ def test_digest_matches_a_fresh_process(threads: int) -> None:
     child = json.loads(out.stdout.strip().splitlines()[-1])
     assert child["threads"] == threads
     assert child["digest"] == here
+
+
+def test_tick_and_layer_schedules_give_the_same_bits() -> None:
+    net = _net()
+    x = _inputs(5)
+    layers = Engine(net, mode="layers").run(x, record="all")
+    ticks = Engine(net, mode="ticks").run(x, record="all")
+    assert layers.meta["schedule"] == "layers" and ticks.meta["schedule"] == "ticks"
+    assert_same_bits(layers, ticks)
+
+
+def test_layer_schedule_refuses_a_recurrent_network() -> None:
+    net = lower(third_party("braille_noDelay_noBias_subtract.nir"), ConversionOptions())
+    assert Engine(net).schedule == "ticks"
+    with pytest.raises(ValueError, match="feed-forward"):
+        Engine(net, mode="layers").run(np.zeros((1, 3, 12), bool))

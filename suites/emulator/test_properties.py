@@ -31,7 +31,10 @@ def _check(graph, options, data) -> None:
     record = data.draw(st.sampled_from(["all", None, sorted(n for n in net.populations if n != net.input_name)[:1]]))
     fast = Engine(net).run(x, record=record)
     gold = GoldenModel(net).run(x, record=record)
+    event(f"schedule {fast.meta['schedule']}")
     assert_same_bits(fast, gold)
+    if fast.meta["schedule"] == "layers":  # the tick-by-tick schedule agrees as well
+        assert_same_bits(Engine(net, mode="ticks").run(x, record=record), gold)
     for name in fast.data:
         assert fast.spikes(name).shape[:2] == x.shape[:2]
 
