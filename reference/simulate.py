@@ -210,7 +210,7 @@ def simulate(graph: object, inputs: "np.ndarray | Sequence", *, preset: "str | D
     def want(name: str, obs: str, dtype_: np.dtype) -> None:
         rec[(name, obs)] = np.empty((batch, ticks, *flat.out_shape[name]), dtype=dtype_)
 
-    for name in flat.nodes:
+    for name in flat.order:  # graph (topological) order: the Recording keeps it
         typ = flat.type_of(name)
         if typ in SPIKING_TYPES:
             want(name, "spikes", np.dtype(bool))
@@ -240,6 +240,7 @@ def simulate(graph: object, inputs: "np.ndarray | Sequence", *, preset: "str | D
         "file": flat.file,
         "batch": batch,
         "ticks": ticks,
+        "node_order": [n for n in flat.order if n in recorded_nodes],
     })
     for (name, obs), array in rec.items():
         result.add(name, obs, array)

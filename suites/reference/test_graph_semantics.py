@@ -130,7 +130,7 @@ def test_default_recording_and_requested_states():
     assert set(rec2.data["lif"]) == {"spikes", "v"} and set(rec2.data["aff"]) == {"output"}
     np.testing.assert_array_equal(rec2.get("aff", "output"), x.astype(float))
     rec3 = simulate(g, x, record="all")
-    assert set(rec3.data) == {"input", "aff", "lif", "output"}
+    assert list(rec3.data) == rec3.meta["node_order"] == ["input", "aff", "lif", "output"]
     # a float (non-binary) input is recorded as the Input's output only on request
     rec4 = simulate(g, x * 0.5)
     assert "input" not in rec4.data
