@@ -325,21 +325,22 @@ def map_to_chip(net: S2Network, *, sram_per_pe: int = 128 * 1024, data_sram_per_
     return ChipMap(rows=rows, total=total, pes=all_pes, spec=spec)
 
 
-def pe_bytes(net: S2Network, population: str, atoms: int) -> int:
+def pe_bytes(net: S2Network, population: str, atoms: int, input_ticks: int = 1) -> int:
     """Data SRAM (bytes) of one PE holding ``atoms`` atoms of ``population`` (the first slice)."""
     pop = net.populations[population]
     incoming = [p for p in net.projections if p.post == population]
     pe = PEAlloc(population=population, model=pop.model, index=0, start=0, stop=min(int(atoms), pop.size))
-    _fill_pe(pe, pop, incoming, net, 1)
+    _fill_pe(pe, pop, incoming, net, input_ticks)
     return pe.total_bytes
 
 
-def largest_fitting_atoms(net: S2Network, population: str, data_sram_per_pe: int, upper: int) -> int:
+def largest_fitting_atoms(net: S2Network, population: str, data_sram_per_pe: int, upper: int,
+                          input_ticks: int = 1) -> int:
     """The largest atoms per core <= ``upper`` whose PE fits ``data_sram_per_pe`` (0 if not even 1 fits)."""
     lo, hi = 0, max(0, int(upper))
     while lo < hi:  # invariant: lo fits (or is 0), hi + 1 does not fit or is beyond upper
         mid = (lo + hi + 1) // 2
-        if pe_bytes(net, population, mid) <= data_sram_per_pe:
+        if pe_bytes(net, population, mid, input_ticks) <= data_sram_per_pe:
             lo = mid
         else:
             hi = mid - 1

@@ -67,6 +67,7 @@ class RuleContext:
     atoms_per_core: Optional[Mapping[str, int]] = None
     accumulator_bits: Dict[str, int] = field(default_factory=lambda: dict(DEFAULT_ACCUMULATOR_BITS))
     spec: ChipSpec = field(default_factory=ChipSpec)
+    input_ticks: int = 1
     paths: List[object] = field(default_factory=list)
     problems: List[RuleViolation] = field(default_factory=list)
     _chip: Optional[ChipMap] = None
@@ -79,7 +80,7 @@ class RuleContext:
             self._chip = map_to_chip(self.net, sram_per_pe=self.spec.sram_per_pe,
                                      data_sram_per_pe=self.spec.data_sram_per_pe, pes_per_chip=self.spec.pes_per_chip,
                                      usable_pes_per_chip=self.spec.usable_pes_per_chip, max_chips=self.max_chips,
-                                     atoms_per_core=self.atoms_per_core)
+                                     atoms_per_core=self.atoms_per_core, input_ticks=self.input_ticks)
         return self._chip
 
 
@@ -433,9 +434,9 @@ def check_population_exceeds_pe(ctx: RuleContext) -> List[RuleViolation]:
         if row.fits:
             continue
         upper = min(row.atoms_per_core, LIF_MAX_TARGETS) if row.model == "lif" else row.atoms_per_core
-        best = largest_fitting_atoms(ctx.net, row.name, limit, upper)
+        best = largest_fitting_atoms(ctx.net, row.name, limit, upper, ctx.input_ticks)
         if best == 0:
-            one = pe_bytes(ctx.net, row.name, 1)
+            one = pe_bytes(ctx.net, row.name, 1, ctx.input_ticks)
             out.append(_v("population-exceeds-pe", row.name,
                           f"{row.model} population does not fit one PE even at 1 atom per core: {one} B > "
                           f"{limit} B of data SRAM (at {row.atoms_per_core} atoms: {row.max_bytes_per_pe} B)",
@@ -521,7 +522,8 @@ def check_design_rules(graph_or_flat: object, net: Optional[S2Network] = None,
                        options: Optional[ConversionOptions] = None, *, max_chips: int = 1,
                        atoms_per_core: Optional[Mapping[str, int]] = None,
                        accumulator_bits: Optional[Mapping[str, int]] = None,
-                       spec: Optional[ChipSpec] = None, rules: Optional[List[str]] = None) -> List[RuleViolation]:
+                       spec: Optional[ChipSpec] = None, input_ticks: int = 1,
+                       rules: Optional[List[str]] = None) -> List[RuleViolation]:
     """Run the design rules on a NIR graph (object, :class:`FlatGraph` or path) and its lowering.
 
     Args:
@@ -532,6 +534,7 @@ def check_design_rules(graph_or_flat: object, net: Optional[S2Network] = None,
         atoms_per_core: per-population ``max_atoms_per_core`` overrides (name -> atoms).
         accumulator_bits: ``{"mla": 24, "input": 32}`` by default (signed widths).
         spec: the chip (:class:`~s2emu.chip.ChipSpec`).
+        input_ticks: spike records a ``spike_list`` PE holds (see :func:`~s2emu.chip.map_to_chip`).
         rules: run only these rule names (default: all of :data:`RULES`, in order).
 
     Returns:
@@ -551,7 +554,8 @@ def check_design_rules(graph_or_flat: object, net: Optional[S2Network] = None,
     bits = dict(DEFAULT_ACCUMULATOR_BITS)
     bits.update(accumulator_bits or {})
     ctx = RuleContext(flat=flat, net=net, options=options, max_chips=int(max_chips), atoms_per_core=atoms_per_core,
-                      accumulator_bits=bits, spec=spec or ChipSpec(), paths=list(paths), problems=list(problems))
+                      accumulator_bits=bits, spec=spec or ChipSpec(), input_ticks=max(1, int(input_ticks)),
+                      paths=list(paths), problems=list(problems))
     names = list(RULES) if rules is None else list(rules)
     unknown = [n for n in names if n not in RULES]
     if unknown:

@@ -75,6 +75,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-chips", type=int, default=1, help="chips the model may use (default 1)")
     p.add_argument("--atoms", action="append", metavar="POP=N",
                    help="max_atoms_per_core of one population (repeatable), e.g. --atoms 10=16")
+    p.add_argument("--input-ticks", type=int, default=1, metavar="T",
+                   help="ticks of input spikes a spike_list PE holds at once (default 1: streamed)")
     return p
 
 
@@ -106,14 +108,16 @@ def run(args: argparse.Namespace) -> int:
         net = lower(flat, options)
     except DesignRuleError:
         net = lower_for_rules(flat, options)  # weight problems are reported by the rules below
-    violations = check_design_rules(flat, net, options, max_chips=args.max_chips, atoms_per_core=atoms)
+    ticks = max(1, args.input_ticks)
+    violations = check_design_rules(flat, net, options, max_chips=args.max_chips, atoms_per_core=atoms,
+                                    input_ticks=ticks)
     errors = [v for v in violations if v.severity == "error"]
     unknown = sorted(set(atoms) - set(net.populations)) if net is not None else []
     fits = False
     if net is None:
         print(f"{args.model}: cannot be lowered to SpiNNaker2 populations, so it cannot be mapped")
     else:
-        chip = map_to_chip(net, max_chips=args.max_chips, atoms_per_core=atoms)
+        chip = map_to_chip(net, max_chips=args.max_chips, atoms_per_core=atoms, input_ticks=ticks)
         fits = chip.total.fits
         print(f"{args.model}: {len(chip.rows)} populations on {chip.total.pes} PEs, {chip.total.chips} chip(s) "
               f"(max {args.max_chips}); {chip.spec.data_sram_per_pe} B data SRAM per PE, "

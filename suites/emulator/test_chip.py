@@ -116,6 +116,14 @@ def test_lif_four_bit_weights_and_curr_exp_state():
     assert c.buffer_bytes == 4 * 4 * 2 + 4 + 8
 
 
+def test_spike_list_holds_input_ticks_records():
+    net = _net([_pop("in", "spike_list", (40,)), _pop("h", "lif_no_delay", (2,))],
+               [Projection("p", "in", "h", "dense", weight=np.ones((2, 40), np.int8))])
+    # 40 atoms -> 2 bitmap words + 2 header words = 16 B per tick held
+    assert map_to_chip(net).row("in").buffer_bytes == 16
+    assert map_to_chip(net, input_ticks=300).row("in").buffer_bytes == 300 * 16
+
+
 def test_fit_and_chip_count():
     net = _net([_pop("in", "spike_list", (10,)), _pop("h", "lif_no_delay", (7,))],
                [Projection("p", "in", "h", "dense", weight=np.ones((7, 10), np.int8))])

@@ -324,6 +324,14 @@ def test_population_exceeds_pe_even_at_one_atom():
     assert "even at 1 atom per core" in v[0].message and f"{_dense_pe_bytes(n_in, 1)} B" in v[0].message
 
 
+def test_population_exceeds_pe_for_an_input_held_for_many_ticks():
+    # 500 atoms: (16 bitmap words + 2 header words) x 4 B = 72 B per tick; 3000 ticks = 216,000 B.
+    # 192 atoms: (6 + 2) x 4 x 3000 = 96,000 B fits; 193 atoms: (7 + 2) x 4 x 3000 = 108,000 B does not.
+    v = _rules(check_design_rules(str(CNN), atoms_per_core={"10": 16}, input_ticks=3000), "population-exceeds-pe")
+    assert len(v) == 1 and v[0].node == "input"
+    assert "216000 B" in v[0].message and "<= 192" in v[0].hint
+
+
 def test_population_exceeds_pe_lif_target_field():
     g = chain([2], [("fc", affine(np.ones((300, 2)))), ("lif", LIF(300))])
     opts = ConversionOptions(scale_weights=False, conn_delay=1)
