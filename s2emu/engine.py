@@ -9,8 +9,8 @@ Same bits as :class:`s2emu.golden.GoldenModel` for any batch size and thread cou
   summation order (BLAS blocking, threads, batch size) can round. The bound is checked per
   projection at construction (:func:`exactness_bound`): float32 if ``B < 2**24``, float64 if
   ``B < 2**53``, else :class:`s2common.errors.DesignRuleError`. As a second guard the engine
-  checks that conv outputs are integral (a convolution algorithm with non-integer transforms,
-  e.g. Winograd, would break the argument) and raises if not.
+  checks that conv/matmul outputs are integral (a convolution algorithm with non-integer
+  transforms, e.g. Winograd, would break the argument) and raises UnsupportedError if not.
 * The per-population sum over projections is done in int32; the float32 state update is
   elementwise, in the golden model's order (see :mod:`s2emu.golden`), one torch op per
   rounding (no fused kernels), so it is the same IEEE float32 arithmetic.
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from s2common.errors import DesignRuleError
+from s2common.errors import DesignRuleError, UnsupportedError
 from s2common.recording import Recording
 
 from .network import Population, Projection, RuleViolation, S2Network
@@ -151,7 +151,7 @@ class Engine:
         if check:
             for y in outs:
                 if not torch.equal(y, torch.round(y)):
-                    raise DesignRuleError(f"projection {proj.name}: the {c.dtype} kernel returned a non-integer sum; "
+                    raise UnsupportedError(f"projection {proj.name}: the {c.dtype} kernel returned a non-integer sum; "
                                           "the exactness argument does not hold for this torch build",
                                           rule="inexact-integer-kernel", node=proj.name,
                                           hint="report this; run with a float64 build or the golden model")

@@ -504,7 +504,7 @@ def lower(source: Source, options: ConversionOptions = ConversionOptions()) -> S
         for proj in projections:
             if populations[proj.post].model == "lif" and proj.weight is not None and \
                     np.abs(proj.weight.astype(np.int32)).max(initial=0) > LIF_DELAY_WEIGHT_MAX:
-                problems.append(_v("weight-lif-delay-range", proj.nir_nodes[-1],
+                problems.append(_v("weight-int4-range", proj.nir_nodes[-1],
                                    f"weights reach {np.abs(proj.weight.astype(np.int32)).max()}, but the 'lif' model "
                                    f"(used for conn_delay={options.conn_delay}) has 4-bit weights in [-15, 15]",
                                    "quantize to 4 bits, or use conn_delay=0 (lif_no_delay has int8 weights)"))

@@ -87,12 +87,12 @@ def test_integrality_guard_catches_an_inexact_kernel(monkeypatch) -> None:
     """If a kernel ever returned a non-integer sum, the engine stops instead of rounding silently."""
     import pytest
 
-    from s2common.errors import DesignRuleError
+    from s2common.errors import UnsupportedError
 
     net = lower(_dense_graph(8), Q)
     engine = Engine(net)
     real = engine.compiled[0].weights[0]
     engine.compiled[0].weights = (real + 0.3,)
     x = np.ones((1, 3, 8), dtype=bool)
-    with pytest.raises(DesignRuleError, match="non-integer"):
+    with pytest.raises(UnsupportedError, match="non-integer"):
         engine.run(x)

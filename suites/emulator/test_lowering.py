@@ -209,7 +209,7 @@ def test_connection_delay_uses_lif_with_4bit_weights() -> None:
     assert net.populations["n"].model == "lif" and net.projections[0].delay == 2
     with pytest.raises(DesignRuleError) as err:
         lower(_chain(iff, np.array([[16.0, 0.0]])), ConversionOptions(scale_weights=False, conn_delay=1))
-    assert err.value.violations[0].rule == "weight-lif-delay-range" and err.value.violations[0].node == "fc"
+    assert err.value.violations[0].rule == "weight-int4-range" and err.value.violations[0].node == "fc"
 
 
 def _rules(graph: object, **opts) -> list:

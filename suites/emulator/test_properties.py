@@ -6,6 +6,7 @@ The three property tests below draw 200 + 120 + 60 examples under the "ci" profi
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -66,3 +67,15 @@ def test_golden_equals_engine_with_connection_delays(data) -> None:
     options = data.draw(conversion_options(graph, scale_weights=False, min_delay=1))
     assert options.conn_delay >= 1
     _check(graph, options, data)
+
+
+@pytest.mark.slow
+@settings(deadline=None)  # the profile's example count: 50 in "ci", 10 000 in "slow"
+@given(data=st.data())
+def test_golden_equals_engine_bigger_graphs(data) -> None:
+    """Bigger fuzz: three stages, up to 48 neurons per population, up to 30 ticks, batch up to 3."""
+    graph = data.draw(nir_graphs(max_neurons=48, max_stages=3, integer_weights=data.draw(st.booleans())))
+    options = data.draw(conversion_options(graph))
+    net = lower(graph, options)
+    x = data.draw(spike_inputs(net.populations[net.input_name].shape, max_batch=3, max_ticks=30))
+    assert_same_bits(Engine(net).run(x, record="all"), GoldenModel(net).run(x, record="all"))
