@@ -75,6 +75,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         print(f"s2gate {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (e.g. `s2gate map m.nir | head`): not an error of ours
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"s2gate {args.command}: interrupted; files already written are intact", file=sys.stderr)
         return 130
