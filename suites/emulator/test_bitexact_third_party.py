@@ -50,3 +50,22 @@ def test_cnn_first_layer_input_is_the_integer_convolution() -> None:
         expect = np.einsum("bchwij,ocij->bohw", win, w)
         assert np.array_equal(rec.get(proj.post, "i")[:, t + 1], expect), t
     assert np.array_equal(rec.get(proj.post, "i")[:, 0], np.zeros_like(rec.get(proj.post, "i")[:, 0]))
+
+
+@pytest.mark.parametrize("fixture,ticks,batch,density", CASES, ids=[c[0] for c in CASES])
+def test_golden_equals_engine_on_quantized_third_party_graph(fixture: str, ticks: int, batch: int,
+                                                             density: float) -> None:
+    """The same graphs after s2gate's own PTQ (integer codes, run with weight scaling off)."""
+    quantize = pytest.importorskip("harness.quantize")
+    import nir
+
+    path = third_party(fixture)
+    qgraph = quantize.quantize_ptq(nir.read(path), percentile=99.0, source=path).graph
+    net = lower(qgraph, ConversionOptions(scale_weights=False))
+    assert all(p.w_scale == 1.0 for p in net.populations.values())
+    rng = np.random.default_rng(4321)
+    x = rng.random((batch, ticks) + net.populations[net.input_name].shape) < density
+    fast = Engine(net).run(x, record="all")
+    assert_same_bits(fast, GoldenModel(net).run(x, record="all"))
+    hidden = [n for n, p in net.populations.items() if p.model != "spike_list"]
+    assert sum(int(fast.spikes(n).sum()) for n in hidden) > 0
