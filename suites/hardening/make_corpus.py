@@ -49,6 +49,8 @@ class Case:
         stage: ``"load"``, ``"deploy"``, ``"quantized"`` or ``"input"`` (see the module docstring).
         rules: accepted values of ``S2GateError.rule``.
         node: the node or edge the message must name (``None`` for file-level problems).
+        backend: the ``s2gate run`` backend that must reject it (default: ``reference`` for load and
+            input cases, ``emulator`` for deploy and quantized cases).
     """
 
     name: str
@@ -56,16 +58,18 @@ class Case:
     stage: str
     rules: Tuple[str, ...]
     node: Optional[str] = None
+    backend: Optional[str] = None
 
 
 _BUILDERS: List[Tuple[Case, Callable[[Path], None]]] = []
 
 
-def _case(name: str, what: str, rules: Sequence[str] | str, node: Optional[str] = None, stage: str = "load"):
+def _case(name: str, what: str, rules: Sequence[str] | str, node: Optional[str] = None, stage: str = "load",
+          backend: Optional[str] = None):
     rules = (rules,) if isinstance(rules, str) else tuple(rules)
 
     def deco(fn: Callable[[Path], None]) -> Callable[[Path], None]:
-        _BUILDERS.append((Case(name, what, stage, rules, node), fn))
+        _BUILDERS.append((Case(name, what, stage, rules, node, backend), fn))
         return fn
 
     return deco
@@ -603,6 +607,25 @@ def _(path: Path) -> None:
 def _(path: Path) -> None:
     _base(path)
     np.save(str(path) + ".input.npy", np.zeros((2, 5, 5), np.float32), allow_pickle=False)
+
+
+@_case("pickled_input.nir", "a valid graph; --input is a pickled object array (.npy)", "bad-input", stage="input")
+def _(path: Path) -> None:
+    _base(path)
+    np.save(str(path) + ".input.npy", np.array([{"spikes": 1}], dtype=object), allow_pickle=True)
+
+
+@_case("text_input.nir", "a valid graph; --input is a text file named .npy", "bad-input", stage="input")
+def _(path: Path) -> None:
+    _base(path)
+    Path(str(path) + ".input.npy").write_text("0 1 0\n1 0 1\n")
+
+
+@_case("negative_spikes_input.nir", "a valid graph; the emulator's --input holds -1 (spikes are 0/1)", "bad-input",
+       stage="input", backend="emulator")
+def _(path: Path) -> None:
+    _base(path)
+    np.save(str(path) + ".input.npy", -np.ones((2, 5, 3), np.float32), allow_pickle=False)
 
 
 _register_poison()
