@@ -306,7 +306,7 @@ def plot_divergence_raster(ev: Dict[str, Any]) -> Optional[bytes]:
     r = ev.get("raster")
     if not r:
         return None
-    fig = _figure()
+    fig = _figure(8.0, 4.0)
     ax = fig.add_subplot()
     emu = r.get("emulator") or []
     ref = r.get("reference") or []
