@@ -343,5 +343,23 @@ class _Run:
 def _decay_add(decay: torch.Tensor, state: torch.Tensor, inc: torch.Tensor, fma: bool) -> torch.Tensor:
     """``decay * state + inc`` in float32, rounding as :func:`s2emu.golden._decay_add` does."""
     if fma:
-        return (decay.double() * state.double() + inc.double()).to(torch.float32)
+        return fma_f32(decay, state, inc)
     return torch.add(torch.mul(decay, state), inc)  # two ops, two roundings
+
+
+def fma_f32(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Elementwise ``a * b + c`` rounded once to float32 (see :func:`s2emu.golden.fma_f32`)."""
+    p = a.double() * b.double()          # exact
+    q = c.double()
+    s = p + q
+    bb = s - p
+    err = (p - (s - bb)) + (q - bb)      # p + q == s + err exactly
+    r = s.to(torch.float32)
+    r64 = r.double()
+    up = s > r64
+    toward = torch.nextafter(r, torch.where(up, torch.full_like(r, float("inf")), torch.full_like(r, float("-inf"))))
+    tie = ((r64 + toward.double()) / 2.0 == s) & (err != 0.0) & (r64 != s)
+    if not bool(tie.any()):
+        return r
+    go = tie & ((err > 0) == (toward.double() > r64))
+    return torch.where(go, toward, r)

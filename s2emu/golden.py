@@ -209,5 +209,29 @@ def _decay_add(decay: np.float32, state: np.float32, inc: object, fma: bool) -> 
     """
     inc32 = F32(inc)
     if fma:
-        return F32(F64(decay) * F64(state) + F64(inc32))
+        return fma_f32(decay, state, inc32)
     return F32(F32(decay * state) + inc32)
+
+
+def fma_f32(a: np.float32, b: np.float32, c: np.float32) -> np.float32:
+    """``a * b + c`` rounded once to float32 (round to nearest, ties to even), like ``vfma.f32``.
+
+    The product of two float32 is exact in float64. The float64 sum ``s`` may be rounded, but
+    rounding is monotonic, so it can only land *on* a float32 rounding boundary (a midpoint
+    between two float32), never across it. On such a tie the exact remainder ``err`` of the
+    sum (Knuth's TwoSum: ``p + q == s + err`` exactly) says which side the true value is on.
+    (Finite values only; overflow to inf is not treated specially.)
+    """
+    p = F64(a) * F64(b)
+    q = F64(c)
+    s = p + q
+    bb = s - p
+    err = (p - (s - bb)) + (q - bb)
+    r = F32(s)
+    if err == 0.0 or F64(r) == s:
+        return r
+    toward = np.nextafter(r, F32(np.inf) if s > F64(r) else F32(-np.inf))
+    if (F64(r) + F64(toward)) / 2.0 != s:  # not a tie: float64 rounding cannot have crossed it
+        return r
+    # a tie in float64 but not in exact arithmetic: go to the neighbour on err's side
+    return toward if (err > 0) == (F64(toward) > F64(r)) else r
