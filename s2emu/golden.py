@@ -19,7 +19,7 @@ One tick of a ``lif_no_delay`` / ``lif`` / ``lif_conv2d`` neuron (``fused_multip
     v = v_reset              if spike and reset == "to_v_reset"
 
 With ``fused_multiply_add`` on, the first two lines are one rounding: ``v = fl32(alpha*v + I)``
-(evaluated in float64, where ``alpha*v`` is exact, then rounded to float32).
+(:func:`fma_f32`, an exact IEEE fused multiply-add).
 
 ``lif_curr_exp_no_delay`` (CubaLIF) keeps two synaptic currents; positive weights feed
 ``I_exc``, negative ones ``I_inh`` (as magnitudes)::
