@@ -133,10 +133,15 @@ def load_data(config: GateConfig, T: Optional[int] = None) -> Tuple[np.ndarray, 
                                     hint="use --s2-dataset stand-in, dvsgesture, or a .npz with arrays 'spikes' and 'labels'")
         try:
             with np.load(path, allow_pickle=False) as f:
+                missing = [k for k in ("spikes", "labels") if k not in getattr(f, "files", ())]
+                if missing:
+                    raise InputDataError(f"the .npz file has no array {' or '.join(repr(m) for m in missing)} "
+                                         f"(it has: {', '.join(getattr(f, 'files', ())) or 'nothing'})", file=path,
+                                         rule="bad-dataset", hint="save it with np.savez(path, spikes=(N, T, "
+                                                                  "*input_shape) 0/1, labels=(N,) ints)")
                 spikes, labels = np.asarray(f["spikes"]), np.asarray(f["labels"])
-        except KeyError as exc:
-            raise InputDataError(f"the .npz file lacks array {exc}", file=path, rule="bad-dataset",
-                                 hint="save it with np.savez(path, spikes=(N, T, *input_shape) 0/1, labels=(N,) ints)") from exc
+        except InputDataError:
+            raise
         except Exception as exc:  # noqa: BLE001 - numpy/zipfile raise many kinds
             raise InputDataError(f"cannot read the .npz file ({type(exc).__name__}: {exc})", file=path,
                                  rule="bad-dataset") from exc

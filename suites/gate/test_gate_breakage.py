@@ -258,3 +258,24 @@ def test_a_bug_becomes_a_failed_check_not_a_crash(tiny_config):
     assert check.verdict == FAIL and "[internal-error] ptq: ValueError: boom" in check.message
     with pytest.raises(ValueError, match="boom"):
         evaluate(tiny_config.replace(qat_model=None), quantizer=broken, debug=True)
+
+
+def test_float_model_given_as_qsnn_is_refused(tiny_config, tiny_models):
+    f, q, d = tiny_models
+    ev = evaluate(tiny_config.replace(qat_model=f))
+    check = run_check(ev, "accuracy.qat")
+    assert check.verdict == FAIL and "[not-quantized]" in check.message and "float.nir" in check.message
+    assert run_check(ev, "accuracy.ptq").verdict == PASS
+
+
+def test_npz_without_labels_or_of_the_wrong_shape(tiny_config, tmp_path):
+    no_labels = tmp_path / "nolabels.npz"
+    np.savez(no_labels, spikes=np.zeros((2, 12, 2, 8, 8), dtype=bool))
+    ev = evaluate(tiny_config.replace(dataset=str(no_labels), qat_model=None))
+    msg = run_check(ev, "accuracy.ptq").message
+    assert "[bad-dataset]" in msg and "'labels'" in msg
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, spikes=np.zeros((2, 12, 2, 16, 16), dtype=bool), labels=np.zeros(2, dtype=int))
+    ev = evaluate(tiny_config.replace(dataset=str(wrong), qat_model=None))
+    msg = run_check(ev, "accuracy.ptq").message
+    assert "[bad-input]" in msg and "(2, 8, 8)" in msg and "(2, 16, 16)" in msg
