@@ -1,6 +1,6 @@
 """Golden model == fast engine, bit for bit, on hypothesis-generated graphs over every pattern and option.
 
-The three property tests below draw 200 + 120 + 60 examples under the "ci" profile (more under
+The property tests below draw 3 x 70 + 120 + 60 = 390 examples under the "ci" profile (more under
 "slow"); each example is tiny (<= 16 neurons per population, <= 12 ticks, batch <= 2).
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from s2emu import Engine, GoldenModel, lower
-from suites.strategies import PATTERNS, conversion_options, nir_graphs, spike_inputs
+from suites.strategies import PATTERNS, PATTERNS_1D, PATTERNS_3D, conversion_options, nir_graphs, spike_inputs
 
 from .bits import assert_same_bits
 
@@ -40,10 +40,13 @@ def _check(graph, options, data) -> None:
         assert fast.spikes(name).shape[:2] == x.shape[:2]
 
 
-@settings(max_examples=_examples(200), deadline=None)
-@given(data=st.data(), patterns=st.sampled_from([PATTERNS] + [(p,) for p in PATTERNS]))
-def test_golden_equals_engine_float_graphs(data, patterns) -> None:
+@pytest.mark.parametrize("group", ["flat", "spatial", "mixed"])
+@settings(max_examples=_examples(70), deadline=None)
+@given(data=st.data())
+def test_golden_equals_engine_float_graphs(group, data) -> None:
     """Float weights, the converter's weight scaling (percentile 100/99/90), every pattern."""
+    choices = {"flat": PATTERNS_1D, "spatial": PATTERNS_3D, "mixed": PATTERNS}[group]
+    patterns = data.draw(st.sampled_from([choices] + [(p,) for p in choices]))
     graph = data.draw(nir_graphs(patterns=patterns, max_neurons=16))
     options = data.draw(conversion_options(graph, scale_weights=True))
     _check(graph, options, data)
