@@ -42,7 +42,9 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     d = p.add_argument_group("discretisation (both backends)")
     d.add_argument("--dt", type=float, help="tick in seconds (default 1e-4)")
     d.add_argument("--integrator", choices=("euler", "exp"))
-    d.add_argument("--reset", choices=("subtract", "to_v_reset"))
+    d.add_argument("--reset", choices=("subtract", "to_v_reset", "to_zero"),
+                   help="reference: to NIR's v_reset, to 0, or by subtraction; emulator: the converter's reset "
+                        "(its 'to_v_reset' resets to 0, so to_zero means the same there)")
     r = p.add_argument_group("reference backend")
     r.add_argument("--preset", default=None, help="nir (default), norse, snntorch, rockpool, sinabs, spinnaker2")
     for flag, (_, choices) in REFERENCE_FLAGS.items():
@@ -105,7 +107,8 @@ def _run_emulator(flat, x, args, record):
         meta = getattr(flat.graph, "metadata", None) or {}
         scale = not any(str(k).startswith("s2gate.quant") for k in meta)
     changes = {"scale_weights": scale}
-    for field, value in (("dt", args.dt), ("integrator", args.integrator), ("reset", args.reset),
+    reset = "to_v_reset" if args.reset == "to_zero" else args.reset
+    for field, value in (("dt", args.dt), ("integrator", args.integrator), ("reset", reset),
                          ("conn_delay", args.conn_delay), ("percentile", args.percentile)):
         if value is not None:
             changes[field] = value
