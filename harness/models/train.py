@@ -28,6 +28,7 @@ class TrainConfig:
     beta: float = 0.5  #: inverse temperature of the softmax over spike counts
     seed: int = 0
     max_steps: Optional[int] = None  #: stop after this many optimiser steps (smoke tests)
+    shift: int = 2  #: augmentation: random translation by up to this many pixels (0 = off)
     progress: bool = True
 
 
@@ -62,6 +63,19 @@ def predict_all(model: torch.nn.Module, x: np.ndarray, batch_size: int = 128) ->
     return predict(torch.from_numpy(c)).numpy().astype(np.int64)
 
 
+def random_shift(x: torch.Tensor, max_shift: int, rng: np.random.Generator) -> torch.Tensor:
+    """Translate each sample of (batch, T, C, H, W) by a random (dy, dx) in [-max_shift, max_shift], zero fill."""
+    B, T, C, H, W = x.shape
+    p = max_shift
+    padded = F.pad(x, (p, p, p, p))
+    out = torch.empty_like(x)
+    offs = rng.integers(0, 2 * p + 1, size=(B, 2))
+    for b in range(B):
+        dy, dx = int(offs[b, 0]), int(offs[b, 1])
+        out[b] = padded[b, :, :, dy:dy + H, dx:dx + W]
+    return out
+
+
 def train(model: torch.nn.Module, x_train: np.ndarray, y_train: np.ndarray,
           x_test: Optional[np.ndarray] = None, y_test: Optional[np.ndarray] = None,
           config: TrainConfig = TrainConfig(),
@@ -90,6 +104,8 @@ def train(model: torch.nn.Module, x_train: np.ndarray, y_train: np.ndarray,
         for b in batches:
             idx = order[b * config.batch_size:(b + 1) * config.batch_size]
             xb = torch.from_numpy(np.asarray(x_train[idx])).float()
+            if config.shift:
+                xb = random_shift(xb, config.shift, rng)
             yb = torch.from_numpy(np.asarray(y_train[idx])).long()
             counts = model(xb)
             loss = F.cross_entropy(counts * config.beta, yb)
