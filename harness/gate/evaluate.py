@@ -271,6 +271,13 @@ class _Equivalence:
                                    "flat_neuron": int(d.neuron), "tick": int(d.tick), "sample": offset + int(d.sample),
                                    "detail": detail})
 
+    def add_identical(self, trains: int, batch: int) -> None:
+        """A batch whose spike trains are all identical (no comparison needed)."""
+        self.trains += trains
+        self.identical += trains
+        self.same_pred += batch
+        self.samples += batch
+
     def result(self) -> Dict[str, Any]:
         t = max(self.trains, 1)
         return {"spike_trains": self.trains, "identical": self.identical, "ambiguous": self.ambiguous,
@@ -319,6 +326,28 @@ class _Activity:
     def synops(self) -> Dict[str, float]:
         n = max(self.samples, 1)
         return {k: v / n for k, v in self.syn.items()}
+
+
+def _equivalence_batch(graph: Any, flat: Any, x: np.ndarray, emu: Any, out_pop: str, dt: Optional[float]
+                       ) -> Tuple[Optional[Any], Any, int]:
+    """Reference (float64, ``spinnaker2`` preset) vs emulator on one batch of the same int8 graph.
+
+    Returns ``(comparison, reference recording, spike trains)``. Fast path: when every neuron
+    population's spikes are identical, the comparison is None (all trains identical) and the
+    reference ran without recording voltages; otherwise the reference is re-run recording
+    voltages and :func:`harness.compare.check_equivalence` applies the ambiguity-aware rule.
+    """
+    from harness.compare import check_equivalence
+    from reference import simulate
+
+    nodes = [n for n in _neuron_nodes(flat) if getattr(flat.nodes[n], "v_threshold", None) is not None]
+    b = int(x.shape[0])
+    trains = sum(b * int(np.prod(flat.out_shape[n])) for n in nodes)
+    ref = simulate(graph, x, preset="spinnaker2", dt=dt)
+    if all(np.array_equal(np.asarray(ref.spikes(n)), np.asarray(emu.spikes(n))) for n in nodes):
+        return None, ref, trains
+    ref = simulate(graph, x, preset="spinnaker2", record=nodes, dt=dt)
+    return check_equivalence(ref, emu, graph, reset="subtract", output_node=out_pop, nodes=nodes), ref, trains
 
 
 def _raster(ref: Any, emu: Any, layer: str, sample: int, flat_neuron: Optional[int], title: str,
@@ -535,10 +564,17 @@ def _run_batches(s: _Sections, ev: Dict[str, Any], cfg: GateConfig, spikes: np.n
                  deq_graph: Any, net_qat: Any, sweep_nets: Dict[float, Any]) -> None:
     from tqdm.auto import tqdm
 
-    from harness.compare import check_equivalence
     from harness.metrics import accuracy, predict
     from reference import simulate
     from s2emu import Engine
+
+    engines: Dict[int, Any] = {}
+
+    def _engine(net: Any) -> Any:
+        """One fast engine per lowered network, built on first use."""
+        if id(net) not in engines:
+            engines[id(net)] = Engine(net)
+        return engines[id(net)]
 
     N = int(spikes.shape[0])
     bs = max(1, int(cfg.batch_size))
@@ -578,17 +614,18 @@ def _run_batches(s: _Sections, ev: Dict[str, Any], cfg: GateConfig, spikes: np.n
                 act["float"].add(rec, float_flat, b)
         if have_ptq and s.ok("ptq_run"):
             with s.section("ptq_run", cfg.model):
-                emu_ptq = Engine(net_ptq).run(x)
+                emu_ptq = _engine(net_ptq).run(x)
                 preds.setdefault("ptq", []).append(predict(emu_ptq, out_pop))
                 act["int8"].add(emu_ptq, q.graph, b)
             if emu_ptq is not None and s.ok("equivalence_ptq"):
                 with s.section("equivalence_ptq", cfg.model):
-                    ref_q = simulate(q.graph, x, preset="spinnaker2", record=_neuron_nodes(float_flat),
-                                     dt=_dt(float_graph))
-                    comp = check_equivalence(ref_q, emu_ptq, q.graph, reset="subtract", output_node=out_pop)
+                    comp, ref_q, trains = _equivalence_batch(q.graph, float_flat, x, emu_ptq, out_pop, _dt(float_graph))
                     rank = {n: i for i, n in enumerate(float_flat.order)}
-                    eq["ptq"].add(comp, start, b, rank)
-                    d = comp.trains.first_unexplained
+                    if comp is None:
+                        eq["ptq"].add_identical(trains, b)
+                    else:
+                        eq["ptq"].add(comp, start, b, rank)
+                    d = None if comp is None else comp.trains.first_unexplained
                     if d is not None:
                         key = (int(d.tick), rank.get(d.node, 0), start + int(d.sample), int(d.neuron))
                         if raster_key is None or raster_key[0] != 0 or key < raster_key[1]:
@@ -607,7 +644,7 @@ def _run_batches(s: _Sections, ev: Dict[str, Any], cfg: GateConfig, spikes: np.n
                 continue
             with s.section("sweep", cfg.model):
                 xs = x[: max(0, min(b, sweep_n - start))]
-                preds.setdefault(f"sweep:{p!r}", []).append(predict(Engine(net).run(xs), out_pop))
+                preds.setdefault(f"sweep:{p!r}", []).append(predict(_engine(net).run(xs), out_pop))
         if have_qat:
             if s.ok("qat_float_run"):
                 with s.section("qat_float_run", cfg.qat_model):
@@ -617,16 +654,17 @@ def _run_batches(s: _Sections, ev: Dict[str, Any], cfg: GateConfig, spikes: np.n
             emu_qat = None
             if s.ok("qat_run"):
                 with s.section("qat_run", cfg.qat_model):
-                    emu_qat = Engine(net_qat).run(x)
+                    emu_qat = _engine(net_qat).run(x)
                     preds.setdefault("qat", []).append(predict(emu_qat, qat_out))
                     act["qat_int8"].add(emu_qat, qat_flat, b)
             if emu_qat is not None and s.ok("equivalence_qat"):
                 with s.section("equivalence_qat", cfg.qat_model):
-                    ref_q = simulate(qat_graph, x, preset="spinnaker2", record=_neuron_nodes(qat_flat),
-                                     dt=_dt(qat_graph))
-                    comp = check_equivalence(ref_q, emu_qat, qat_graph, reset="subtract", output_node=qat_out)
-                    eq["qat"].add(comp, start, b, {n: i for i, n in enumerate(qat_flat.order)})
-                    d = comp.trains.first_unexplained
+                    comp, ref_q, trains = _equivalence_batch(qat_graph, qat_flat, x, emu_qat, qat_out, _dt(qat_graph))
+                    if comp is None:
+                        eq["qat"].add_identical(trains, b)
+                    else:
+                        eq["qat"].add(comp, start, b, {n: i for i, n in enumerate(qat_flat.order)})
+                    d = None if comp is None else comp.trains.first_unexplained
                     if d is not None and (raster_key is None or raster_key[0] == 1):
                         raster_key = (2, None)
                         raster = _raster(ref_q, emu_qat, d.node, int(d.sample), int(d.neuron),
@@ -776,14 +814,15 @@ def sweep(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] =
         n_w = sum(r.n_weights for r in q.layers)
         clipped[p] = sum(r.clipped_fraction * r.n_weights for r in q.layers) / n_w if n_w else 0.0
     preds: Dict[Any, List[np.ndarray]] = {}
+    engines = {p: Engine(net) for p, net in nets.items()}
     N, bs = int(spikes.shape[0]), max(1, int(config.batch_size))
     preset = _preset(graph)
     with tqdm(total=N, desc="s2gate sweep", unit="sample", disable=not config.progress, leave=False) as bar:
         for start in range(0, N, bs):
             x = spikes[start:start + bs]
             preds.setdefault("float", []).append(predict(simulate(graph, x, preset=preset, dt=_dt(graph)), out_pop))
-            for p, net in nets.items():
-                preds.setdefault(p, []).append(predict(Engine(net).run(x), out_pop))
+            for p, eng in engines.items():
+                preds.setdefault(p, []).append(predict(eng.run(x), out_pop))
             bar.update(int(x.shape[0]))
     cfg = config.as_dict()
     for key in ("report", "batch_size", "progress"):
