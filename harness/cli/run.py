@@ -56,6 +56,9 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
                    help="derive an int8 weight scale per population (default: on, off for s2gate-quantized graphs)")
     e.add_argument("--no-scale-weights", dest="scale_weights", action="store_false")
     e.add_argument("--percentile", type=float, default=None, help="percentile of |W| mapped to 127 (default 100)")
+    e.add_argument("--vendor-cast", action="store_true",
+                   help="with --no-scale-weights, truncate non-integer weights to int8 as py-spinnaker2 does "
+                        "(what the NIR paper's lif_spinnaker2.py relied on) instead of rejecting them")
     e.add_argument("--engine", choices=("fast", "golden"), default="fast")
     return p
 
@@ -106,7 +109,7 @@ def _run_emulator(flat, x, args, record):
     if scale is None:
         meta = getattr(flat.graph, "metadata", None) or {}
         scale = not any(str(k).startswith("s2gate.quant") for k in meta)
-    changes = {"scale_weights": scale}
+    changes = {"scale_weights": scale, "vendor_cast": bool(args.vendor_cast)}
     reset = "to_v_reset" if args.reset == "to_zero" else args.reset
     for field, value in (("dt", args.dt), ("integrator", args.integrator), ("reset", reset),
                          ("conn_delay", args.conn_delay), ("percentile", args.percentile)):
