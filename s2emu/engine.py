@@ -14,7 +14,13 @@ Same bits as :class:`s2emu.golden.GoldenModel` for any batch size and thread cou
 * The per-population sum over projections is done in int32; the float32 state update is
   elementwise, in the golden model's order (see :mod:`s2emu.golden`), one torch op per
   rounding (no fused kernels), so it is the same IEEE float32 arithmetic.
-* Work is skipped when a source population emitted no spike in the tick that is delivered.
+* Work is skipped when a source population emitted no spike in the ticks that are delivered.
+
+Internal layout (invisible in the Recording): buffers are time-major ``(time, batch, neurons)``
+so that a chunk of ticks is one contiguous slice, and the neurons of a (C, H, W) population are
+stored in (H, W, C) order so that a spike map is a channels-last view that ``conv2d`` and
+``avg_pool2d`` take without copying. Parameters and dense weight columns are permuted to match;
+the Recording is put back in NIR's (C, H, W) order at the end.
 """
 from __future__ import annotations
 
@@ -54,6 +60,14 @@ def exactness_bound(proj: Projection, pre: Population) -> int:
     return int(w.reshape(w.shape[0], -1).sum(axis=1).max(initial=0)) * area
 
 
+def hwc_order(shape: Tuple[int, ...]) -> np.ndarray:
+    """For each internal neuron position, its C-order (NIR) index. 3-D shapes are stored as (H, W, C)."""
+    size = int(np.prod(shape))
+    if len(shape) != 3:
+        return np.arange(size)
+    return np.arange(size).reshape(shape).transpose(1, 2, 0).ravel()
+
+
 @dataclass
 class _Compiled:
     proj: Projection
@@ -61,6 +75,8 @@ class _Compiled:
     bound: int
     weights: Tuple[Optional[torch.Tensor], ...]  # (all,) or (exc, inh) for curr_exp posts
     split: bool
+    pre_shape: Tuple[int, ...]                  # NIR shape of the pre population
+    post_size: int
 
 
 class Engine:
@@ -106,7 +122,8 @@ class Engine:
                 problems.append(RuleViolation("accumulator-overflow", proj.name, f"input bound {bound} exceeds 2**53"))
                 continue
             split = post.model == "lif_curr_exp_no_delay"
-            self.compiled.append(_Compiled(proj, dtype, bound, self._weights(proj, dtype, split), split))
+            self.compiled.append(_Compiled(proj, dtype, bound, self._weights(proj, pre, dtype, split), split,
+                                           tuple(pre.shape), post.size))
         for name, b in self.post_bound.items():
             if b > INT32_MAX:
                 problems.append(RuleViolation("accumulator-overflow", name,
@@ -115,46 +132,67 @@ class Engine:
             raise DesignRuleError("; ".join(p.one_line() for p in problems), violations=problems,
                                   rule=problems[0].rule, node=problems[0].node)
         self.neurons = [p for p in net.populations.values() if p.model != "spike_list"]
-        self.max_delay = max((p.delay for p in net.projections), default=0)
+        self.order = {n: hwc_order(p.shape) for n, p in net.populations.items()}
         # populations whose whole input (all projections summed) stays below 2**24 are summed in
         # float32 directly: every partial sum is an exactly representable integer, so this is
         # the same number as the int32 sum converted to float32
         self.float_sum = {p.name: self.post_bound.get(p.name, 0) < FLOAT32_EXACT for p in self.neurons}
+        self.params = {p.name: {k: torch.from_numpy(np.ascontiguousarray(
+                                    np.asarray(getattr(p, k), dtype=np.float32)[self.order[p.name]]))
+                                for k in ("alpha_decay", "threshold", "i_offset", "v_reset", "exc_decay", "inh_decay")
+                                if getattr(p, k) is not None}
+                       for p in self.neurons}
 
     @staticmethod
-    def _weights(proj: Projection, dtype: torch.dtype, split: bool) -> Tuple[Optional[torch.Tensor], ...]:
+    def _weights(proj: Projection, pre: Population, dtype: torch.dtype, split: bool) -> Tuple[Optional[torch.Tensor], ...]:
         if proj.kind == "pool":
             return (None,)
-        w = torch.from_numpy(proj.weight.astype(np.int64))
+        w = proj.weight.astype(np.int64)
+        if proj.kind == "dense" and len(pre.shape) == 3:
+            # the (pooled) pre map arrives flattened in (H, W, C) order: permute the columns
+            c, h, wd = pre.shape
+            if proj.pool is not None:
+                h, wd = h // proj.pool[0], wd // proj.pool[1]
+            w = w[:, hwc_order((c, h, wd))]
+        t = torch.from_numpy(np.ascontiguousarray(w))
+        fmt = torch.channels_last if proj.kind == "conv2d" else torch.contiguous_format
         if not split:
-            return (w.to(dtype).contiguous(),)
-        return (w.clamp(min=0).to(dtype).contiguous(), (-w).clamp(min=0).to(dtype).contiguous())
+            return (t.to(dtype).contiguous(memory_format=fmt),)
+        return (t.clamp(min=0).to(dtype).contiguous(memory_format=fmt),
+                (-t).clamp(min=0).to(dtype).contiguous(memory_format=fmt))
 
     # ------------------------------------------------------------------ synapses
-    def _apply(self, c: _Compiled, spikes: torch.Tensor, batch: int, check: bool) -> List[torch.Tensor]:
-        """Exact integer input(s) (batch, post.size), as float tensors, from pre spikes (batch, *pre.shape)."""
+    def _apply(self, c: _Compiled, spikes: torch.Tensor, check: bool) -> List[torch.Tensor]:
+        """Exact integer input(s) (n, post.size) in internal order, from pre spikes (n, pre.size) internal.
+
+        ``n`` is batch (tick schedule) or ticks x batch (layer schedule).
+        """
         proj = c.proj
+        n = spikes.shape[0]
         x = spikes if spikes.dtype == c.dtype else spikes.to(c.dtype)
-        if proj.pool is not None:
-            x = F.avg_pool2d(x, kernel_size=proj.pool, stride=proj.pool, divisor_override=1)
+        if len(c.pre_shape) == 3:
+            ch, h, w = c.pre_shape
+            x = x.reshape(n, h, w, ch).permute(0, 3, 1, 2)  # NCHW view in channels-last memory
+            if proj.pool is not None:
+                x = F.avg_pool2d(x, kernel_size=proj.pool, stride=proj.pool, divisor_override=1)
         outs = []
         if proj.kind == "pool":
-            outs.append(x.reshape(batch, -1))
+            outs.append(_flat_hwc(x, n))
         elif proj.kind == "dense":
-            x = x.reshape(batch, -1)
-            for w in c.weights:
-                outs.append(torch.mm(x, w.t()))
+            x = _flat_hwc(x, n) if x.dim() == 4 else x
+            for wt in c.weights:
+                outs.append(torch.mm(x, wt.t()))
         else:
-            for w in c.weights:
-                y = F.conv2d(x, w, stride=proj.stride, padding=proj.padding, dilation=proj.dilation, groups=proj.groups)
-                outs.append(y.reshape(batch, -1))
+            for wt in c.weights:
+                y = F.conv2d(x, wt, stride=proj.stride, padding=proj.padding, dilation=proj.dilation, groups=proj.groups)
+                outs.append(_flat_hwc(y, n))
         if check:
             for y in outs:
                 if not torch.equal(y, torch.round(y)):
                     raise UnsupportedError(f"projection {proj.name}: the {c.dtype} kernel returned a non-integer sum; "
-                                          "the exactness argument does not hold for this torch build",
-                                          rule="inexact-integer-kernel", node=proj.name,
-                                          hint="report this; run with a float64 build or the golden model")
+                                           "the exactness argument does not hold for this torch build",
+                                           rule="inexact-integer-kernel", node=proj.name,
+                                           hint="report this; run with a float64 build or the golden model")
         return outs
 
     # ------------------------------------------------------------------ run
@@ -174,23 +212,23 @@ class Engine:
         x_np = check_input(net, input_spikes)
         batch, ticks = x_np.shape[:2]
         detail = detail_set(net, record)
-        rec_state = _Run(self, batch, ticks, detail)
-        rec_state.spikes[net.input_name] = x_np.reshape(batch, ticks, -1)
         mode = self.schedule
+        run = _Run(self, batch, ticks, detail)
+        inp = net.populations[net.input_name]
+        run.spikes[net.input_name] = torch.from_numpy(_to_internal(x_np, inp.shape))
         if mode == "layers":
-            self._run_layers(rec_state)
+            self._run_layers(run)
         else:
-            self._run_ticks(rec_state)
+            self._run_ticks(run)
 
         rec = Recording(dt=float(net.options.dt),
                         meta=meta(net, "torch", {"threads": torch.get_num_threads(), "schedule": mode}))
         rec.add(net.input_name, "spikes", x_np.copy())
         for p in self.neurons:
-            shape = (batch, ticks) + tuple(p.shape)
-            rec.add(p.name, "spikes", rec_state.spikes[p.name].reshape(shape))
+            rec.add(p.name, "spikes", _to_nir(run.spikes[p.name].numpy(), p.shape))
             if p.name in detail:
-                rec.add(p.name, "i", rec_state.i_rec[p.name].reshape(shape))
-                rec.add(p.name, "v", rec_state.v_rec[p.name].reshape(shape))
+                rec.add(p.name, "i", _to_nir(run.i_rec[p.name].numpy(), p.shape))
+                rec.add(p.name, "v", _to_nir(run.v_rec[p.name].numpy(), p.shape))
         return rec
 
     @property
@@ -223,33 +261,30 @@ class Engine:
                 exc: List[torch.Tensor] = []
                 inh: List[torch.Tensor] = []
                 for k, c in incoming:
-                    pre = net.populations[c.proj.pre]
                     a, b = t0 - 1 - c.proj.delay, t1 - 1 - c.proj.delay   # source ticks of targets t0..t1-1
                     lo = max(a, 0)
                     if b <= lo:
                         continue
-                    src = run.spikes[pre.name][:, lo:b]
-                    if not src.any():  # no spike in the window: no synaptic work
+                    src = run.spikes[c.proj.pre][lo:b]                     # (ticks, batch, pre) contiguous
+                    if not bool(src.any()):  # no spike in the window: no synaptic work
                         continue
-                    n_src = b - lo
-                    s = torch.from_numpy(np.ascontiguousarray(src)).reshape((batch * n_src,) + tuple(pre.shape))
-                    outs = self._apply(c, s, batch * n_src, self._check(k, checked))
+                    outs = self._apply(c, src.reshape((b - lo) * batch, -1), self._check(k, checked))
                     for j, y in enumerate(outs):
-                        y = y.reshape(batch, n_src, p.size)
-                        if lo > a:
-                            y = torch.cat([torch.zeros(batch, lo - a, p.size, dtype=y.dtype), y], dim=1)
+                        y = y.reshape(b - lo, batch, p.size)
+                        if lo > a:  # the first ticks of the run have no source tick yet
+                            y = torch.cat([torch.zeros(lo - a, batch, p.size, dtype=y.dtype), y], dim=0)
                         (exc if j == 0 else inh).append(y)
-                e_f, e_i = self._sum(exc, self.float_sum[p.name], None, p.name in run.detail, (batch, length, p.size))
-                h_f, h_i = self._sum(inh, self.float_sum[p.name], None, p.name in run.detail, (batch, length, p.size))
+                shape = (length, batch, p.size)
+                e_f, e_i = self._sum(exc, self.float_sum[p.name], p.name in run.detail, shape)
+                h_f, h_i = self._sum(inh, self.float_sum[p.name], p.name in run.detail, shape)
                 for j in range(length):
-                    run.step(p, state, t0 + j, e_f[:, j], h_f[:, j],
-                             None if e_i is None else e_i[:, j], None if h_i is None else h_i[:, j])
+                    run.step(p, state, t0 + j, e_f[j], h_f[j],
+                             None if e_i is None else e_i[j], None if h_i is None else h_i[j])
 
     def _run_ticks(self, run: "_Run") -> None:
-        net, batch = self.net, run.batch
+        batch = run.batch
         checked: set = set()
         states = {p.name: run.new_state(p) for p in self.neurons}
-        shapes = {n: (batch,) + tuple(p.shape) for n, p in net.populations.items()}
         for t in range(run.ticks):
             exc: Dict[str, List[torch.Tensor]] = {p.name: [] for p in self.neurons}
             inh: Dict[str, List[torch.Tensor]] = {p.name: [] for p in self.neurons}
@@ -257,22 +292,21 @@ class Engine:
                 src_tick = t - 1 - c.proj.delay
                 if src_tick < 0:
                     continue
-                src = run.spikes[c.proj.pre][:, src_tick]
-                if not src.any():  # no spike in that tick: no synaptic work
+                src = run.spikes[c.proj.pre][src_tick]
+                if not bool(src.any()):  # no spike in that tick: no synaptic work
                     continue
-                s = torch.from_numpy(np.ascontiguousarray(src)).reshape(shapes[c.proj.pre])
-                outs = self._apply(c, s, batch, self._check(k, checked))
+                outs = self._apply(c, src, self._check(k, checked))
                 exc[c.proj.post].append(outs[0])
                 if c.split and len(outs) > 1:  # a pool projection has only positive (excitatory) counts
                     inh[c.proj.post].append(outs[1])
             for p in self.neurons:
                 n = p.name
-                e_f, e_i = self._sum(exc[n], self.float_sum[n], None, n in run.detail, (batch, p.size))
-                h_f, h_i = self._sum(inh[n], self.float_sum[n], None, n in run.detail, (batch, p.size))
+                e_f, e_i = self._sum(exc[n], self.float_sum[n], n in run.detail, (batch, p.size))
+                h_f, h_i = self._sum(inh[n], self.float_sum[n], n in run.detail, (batch, p.size))
                 run.step(p, states[n], t, e_f, h_f, e_i, h_i)
 
     @staticmethod
-    def _sum(parts: List[torch.Tensor], float_ok: bool, _unused: object, want_int: bool, shape: Tuple[int, ...]
+    def _sum(parts: List[torch.Tensor], float_ok: bool, want_int: bool, shape: Tuple[int, ...]
              ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Sum exact per-projection inputs: (float32 value used by the update, int32 value or None).
 
@@ -293,21 +327,42 @@ class Engine:
         return total_i.to(torch.float32), total_i
 
 
+def _flat_hwc(x: torch.Tensor, n: int) -> torch.Tensor:
+    """(n, C, H, W) -> (n, H*W*C) in (H, W, C) order (free when x is channels-last in memory)."""
+    return x.permute(0, 2, 3, 1).reshape(n, -1)
+
+
+def _to_internal(x: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
+    """(batch, time, *shape) -> (time, batch, neurons) with 3-D shapes in (H, W, C) order."""
+    batch, ticks = x.shape[:2]
+    if len(shape) == 3:
+        x = x.transpose(1, 0, 3, 4, 2)
+    else:
+        x = x.swapaxes(0, 1)
+    return np.ascontiguousarray(x).reshape(ticks, batch, -1)
+
+
+def _to_nir(a: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
+    """(time, batch, neurons) internal -> (batch, time, *shape) in NIR (C, H, W) order."""
+    ticks, batch = a.shape[:2]
+    if len(shape) == 3:
+        c, h, w = shape
+        return np.ascontiguousarray(a.reshape(ticks, batch, h, w, c).transpose(1, 0, 4, 2, 3))
+    return np.ascontiguousarray(a.swapaxes(0, 1)).reshape((batch, ticks) + tuple(shape))
+
+
 class _Run:
-    """Buffers and neuron state of one :meth:`Engine.run` call."""
+    """Buffers and neuron state of one :meth:`Engine.run` call (time-major, internal neuron order)."""
 
     def __init__(self, engine: Engine, batch: int, ticks: int, detail: set) -> None:
         net = engine.net
         self.batch, self.ticks, self.detail = batch, ticks, detail
         self.fma = net.options.fused_multiply_add
-        self.spikes: Dict[str, np.ndarray] = {p.name: np.zeros((batch, ticks, p.size), dtype=bool)
-                                              for p in engine.neurons}
-        self.i_rec = {n: np.zeros((batch, ticks, net.populations[n].size), dtype=np.int32) for n in detail}
-        self.v_rec = {n: np.zeros((batch, ticks, net.populations[n].size), dtype=np.float32) for n in detail}
-        self.params = {p.name: {k: torch.from_numpy(np.asarray(getattr(p, k), dtype=np.float32))
-                                for k in ("alpha_decay", "threshold", "i_offset", "v_reset", "exc_decay", "inh_decay")
-                                if getattr(p, k) is not None}
-                       for p in engine.neurons}
+        self.spikes: Dict[str, torch.Tensor] = {p.name: torch.zeros((ticks, batch, p.size), dtype=torch.bool)
+                                                for p in engine.neurons}
+        self.i_rec = {n: torch.zeros((ticks, batch, net.populations[n].size), dtype=torch.int32) for n in detail}
+        self.v_rec = {n: torch.zeros((ticks, batch, net.populations[n].size), dtype=torch.float32) for n in detail}
+        self.params = engine.params
 
     def new_state(self, p: Population) -> Dict[str, torch.Tensor]:
         z = lambda: torch.zeros(self.batch, p.size, dtype=torch.float32)  # noqa: E731
@@ -333,11 +388,11 @@ class _Run:
                 vn = torch.where(fired, vn - pr["threshold"], vn)
             else:
                 vn = torch.where(fired, pr["v_reset"].expand_as(vn), vn)
-            self.spikes[n][:, t] = fired.numpy()
+            self.spikes[n][t] = fired
         state["v"] = vn
         if n in self.detail:
-            self.i_rec[n][:, t] = net_in.numpy()
-            self.v_rec[n][:, t] = vn.numpy()
+            self.i_rec[n][t] = net_in
+            self.v_rec[n][t] = vn
 
 
 def _decay_add(decay: torch.Tensor, state: torch.Tensor, inc: torch.Tensor, fma: bool) -> torch.Tensor:
