@@ -254,3 +254,93 @@ def spike_inputs(draw: st.DrawFn, input_shape: Tuple[int, ...], max_batch: int =
     density = draw(st.sampled_from([0.05, 0.3, 0.7]))
     rng = np.random.default_rng(seed)
     return rng.random((batch, ticks) + tuple(int(s) for s in input_shape)) < density
+
+
+#: the rejected patterns :func:`rejected_graphs` can draw, with the rule lowering must report
+REJECTED = {
+    "neuron_to_neuron": "unsupported-edge-pattern",
+    "two_weight_layers": "unsupported-edge-pattern",
+    "flatten_without_pool": "vendor-drops-flatten-without-pool",
+    "conv1d": "vendor-drops-conv1d",
+    "li": "unsupported-node-type",
+    "threshold": "unsupported-node-type",
+    "avgpool": "unsupported-node-type",
+    "delay": "unsupported-node-type",
+}
+
+
+@st.composite
+def rejected_graphs(draw: st.DrawFn, kinds: Sequence[str] = tuple(REJECTED)) -> Tuple[object, str, str]:
+    """Draw ``(graph, rule, node)``: a small graph the converter cannot map, the rule name that
+    must be reported and the node (or ``"a -> b"`` edge) it must name.
+
+    The offending construct sits after a valid first stage (Input -> weights -> neuron).
+    """
+    import nir
+
+    kind = draw(st.sampled_from(list(kinds)))
+    seed = draw(st.integers(0, 2 ** 32 - 1))
+    b = _Builder(np.random.default_rng(seed), False, 127, False)
+    n = draw(st.integers(1, 8))
+    f = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
+    typ = draw(st.sampled_from(["LIF", "IF"]))
+    if kind in ("flatten_without_pool", "avgpool"):
+        c, h = draw(st.integers(1, 2)), draw(st.integers(2, 4))
+        b.nodes["input"] = nir.Input(input_type={"input": np.array([c, h, h])})
+        w = b.weights((c, c, 1, 1), c)
+        b.nodes["conv"] = nir.Conv2d(input_shape=(h, h), weight=w, stride=1, padding=0, dilation=1, groups=1,
+                                     bias=np.zeros(c, np.float32))
+        b.nodes["a"] = b.neuron(typ, (c, h, h), 1.0)
+        b.edges += [("input", "conv"), ("conv", "a")]
+        if kind == "flatten_without_pool":
+            b.nodes["flat"] = nir.Flatten(input_type={"input": np.array([c, h, h])}, start_dim=0)
+            b.nodes["fc"] = nir.Affine(weight=b.weights((n, c * h * h), c * h * h), bias=np.zeros(n, np.float32))
+            b.nodes["b"] = b.neuron(typ, (n,), 1.0)
+            b.edges += [("a", "flat"), ("flat", "fc"), ("fc", "b")]
+            b.nodes["output"] = nir.Output(output_type={"output": np.array([n])})
+            b.edges.append(("b", "output"))
+            return nir.NIRGraph(nodes=b.nodes, edges=b.edges), REJECTED[kind], "a -> flat -> fc -> b"
+        b.nodes["avg"] = nir.AvgPool2d(kernel_size=np.array([1, 1]), stride=np.array([1, 1]), padding=np.array([0, 0]))
+        b.nodes["b"] = b.neuron(typ, (c, h, h), 1.0)
+        b.nodes["output"] = nir.Output(output_type={"output": np.array([c, h, h])})
+        b.edges += [("a", "avg"), ("avg", "b"), ("b", "output")]
+        return nir.NIRGraph(nodes=b.nodes, edges=b.edges), REJECTED[kind], "avg"
+    if kind == "conv1d":
+        c, L = draw(st.integers(1, 2)), draw(st.integers(2, 5))
+        b.nodes["input"] = nir.Input(input_type={"input": np.array([c, L])})
+        b.nodes["c1"] = nir.Conv1d(input_shape=L, weight=b.weights((c, c, 1), c), stride=1, padding=0, dilation=1,
+                                   groups=1, bias=np.zeros(c, np.float32))
+        b.nodes["a"] = b.neuron(typ, (c, L), 1.0)
+        b.nodes["output"] = nir.Output(output_type={"output": np.array([c, L])})
+        b.edges += [("input", "c1"), ("c1", "a"), ("a", "output")]
+        return nir.NIRGraph(nodes=b.nodes, edges=b.edges), REJECTED[kind], "input -> c1"
+    n_in = draw(st.integers(1, 8))
+    b.nodes["input"] = nir.Input(input_type={"input": np.array([n_in])})
+    b.nodes["fc"] = nir.Linear(weight=b.weights((n, n_in), n_in))
+    b.nodes["a"] = b.neuron(typ, (n,), 1.0)
+    b.edges += [("input", "fc"), ("fc", "a")]
+    last, node = "b", None
+    if kind == "neuron_to_neuron":
+        b.nodes["b"] = b.neuron(typ, (n,), 1.0)
+        b.edges.append(("a", "b"))
+        node = "a -> b"
+    elif kind == "two_weight_layers":
+        b.nodes["fc2"] = nir.Linear(weight=b.weights((n, n), n))
+        b.nodes["fc3"] = nir.Linear(weight=b.weights((n, n), n))
+        b.nodes["b"] = b.neuron(typ, (n,), 1.0)
+        b.edges += [("a", "fc2"), ("fc2", "fc3"), ("fc3", "b")]
+        node = "fc2 -> fc3"
+    else:
+        bad = {"li": nir.LI(tau=f(np.full(n, 1e-3)), r=f(np.ones(n)), v_leak=f(np.zeros(n))),
+               "threshold": nir.Threshold(threshold=f(np.ones(n))),
+               "delay": nir.Delay(delay=f(np.ones(n)))}[kind]
+        b.nodes["x"] = bad
+        b.nodes["fc2"] = nir.Linear(weight=b.weights((n, n), n))
+        b.nodes["b"] = b.neuron(typ, (n,), 1.0)
+        b.edges += [("a", "fc2"), ("fc2", "x")]
+        last, node = "x", "x"
+    b.nodes["output"] = nir.Output(output_type={"output": np.array([n])})
+    b.edges.append((last, "output"))
+    if last == "x":
+        b.nodes.pop("b")
+    return nir.NIRGraph(nodes=b.nodes, edges=b.edges), REJECTED[kind], node

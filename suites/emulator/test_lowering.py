@@ -10,11 +10,13 @@ import math
 import nir
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 from s2common.errors import DesignRuleError
 from s2common.graph import flatten_graph, read_flat
 from s2emu import ConversionOptions, find_projection_paths, lower
 from suites.fixtures import third_party
+from suites.strategies import rejected_graphs
 
 F = np.float32
 
@@ -298,3 +300,13 @@ def test_error_message_lists_every_violation_on_one_line() -> None:
     text = str(err.value)
     assert "\n" not in text
     assert "[unsupported-node-type] node 'c'" in text and "[unsupported-edge-pattern] node 'a -> b'" in text
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=rejected_graphs())
+def test_every_rejected_pattern_is_named(case) -> None:
+    graph, rule, node = case
+    with pytest.raises(DesignRuleError) as err:
+        lower(graph)
+    assert (rule, node) in [(v.rule, v.node) for v in err.value.violations]
+    assert f"[{rule}] node '{node}'" in str(err.value)
