@@ -20,7 +20,8 @@ S2_MODELS = ("spike_list", "lif_no_delay", "lif", "lif_conv2d", "lif_curr_exp_no
 
 @dataclass(frozen=True)
 class ConversionOptions:
-    """How a NIR graph is lowered; defaults are py-spinnaker2's ``s2_nir.from_nir`` defaults.
+    """How a NIR graph is lowered; defaults are the settings the NIR paper ran py-spinnaker2 with
+    (dt 1e-4, forward Euler, conn_delay 0, weight scaling on; see s2emu/README.md, "Defaults").
 
     Attributes:
         dt: tick in seconds.
