@@ -181,5 +181,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(line)
     folder = config.getoption("--s2-report")
     if folder:
-        written = write_report(ev, checks, folder)
+        try:
+            written = write_report(ev, checks, folder)
+        except OSError as exc:
+            terminalreporter.write_line(f"s2gate report: could not write into {folder}: {exc}", red=True)
+            return
         terminalreporter.write_line(f"s2gate report: {written['html']} ({written['json']}, {written['markdown']})")
