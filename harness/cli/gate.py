@@ -93,7 +93,11 @@ def run(args: argparse.Namespace) -> int:
     checks = run_checks(ev)
     print(terminal_summary(ev, checks))
     if cfg.report:
-        written = write_report(ev, checks, cfg.report)
+        try:
+            written = write_report(ev, checks, cfg.report)
+        except OSError as exc:
+            print(f"s2gate gate: error: cannot write the report into {cfg.report}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
         print(f"\nreport: {written['html']}  ({written['markdown']}, {written['json']})")
     print(f"s2gate gate: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     bad_input = [ev["errors"][s] for s in INPUT_SECTIONS if s in ev.get("errors", {})]
