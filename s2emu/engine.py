@@ -216,10 +216,19 @@ class Engine:
         run = _Run(self, batch, ticks, detail)
         inp = net.populations[net.input_name]
         run.spikes[net.input_name] = torch.from_numpy(_to_internal(x_np, inp.shape))
-        if mode == "layers":
-            self._run_layers(run)
-        else:
-            self._run_ticks(run)
+        # IEEE subnormals as the golden model (numpy) has them, even if someone enabled
+        # torch.set_flush_denormal(True) in this process
+        flushed = _denormals_flushed()
+        if flushed:
+            torch.set_flush_denormal(False)
+        try:
+            if mode == "layers":
+                self._run_layers(run)
+            else:
+                self._run_ticks(run)
+        finally:
+            if flushed:
+                torch.set_flush_denormal(True)
 
         rec = Recording(dt=float(net.options.dt),
                         meta=meta(net, "torch", {"threads": torch.get_num_threads(), "schedule": mode}))
@@ -325,6 +334,12 @@ class Engine:
         for y in parts[1:]:
             total_i = total_i + y.to(torch.int32)
         return total_i.to(torch.float32), total_i
+
+
+def _denormals_flushed() -> bool:
+    """True if torch currently flushes float32 subnormals to zero."""
+    tiny = torch.tensor([1e-39], dtype=torch.float32)  # a subnormal
+    return bool((tiny * torch.tensor([1.0], dtype=torch.float32)).item() == 0.0)
 
 
 def _flat_hwc(x: torch.Tensor, n: int) -> torch.Tensor:

@@ -103,3 +103,30 @@ def test_layer_schedule_refuses_a_recurrent_network() -> None:
     assert Engine(net).schedule == "ticks"
     with pytest.raises(ValueError, match="feed-forward"):
         Engine(net, mode="layers").run(np.zeros((1, 3, 12), bool))
+
+
+def test_flush_denormal_elsewhere_does_not_change_bits() -> None:
+    """A LIF whose voltage decays into float32 subnormals: same bits with torch's flush-to-zero on."""
+    import nir
+
+    from s2emu import GoldenModel
+
+    f = np.float32
+    lif = nir.LIF(tau=f([1.2e-4]), r=f([1.0]), v_leak=f([0.0]), v_threshold=f([1e9]), v_reset=f([0.0]))
+    g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([1])}),
+                            "fc": nir.Linear(weight=f([[1.0]])), "n": lif,
+                            "output": nir.Output(output_type={"output": np.array([1])})},
+                     edges=[("input", "fc"), ("fc", "n"), ("n", "output")])
+    net = lower(g, ConversionOptions(scale_weights=False))   # alpha = 1 - 1/1.2 = 0.1667: fast decay
+    x = np.zeros((1, 60, 1), bool)
+    x[0, 0, 0] = True
+    gold = GoldenModel(net).run(x, record="all").get("n", "v")
+    assert np.any((gold > 0) & (gold < np.finfo(np.float32).tiny))  # the trace passes through subnormals
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormals")
+    try:
+        fast = Engine(net).run(x, record="all").get("n", "v")
+        assert (torch.tensor([1e-39]) * 1.0).item() == 0.0       # flushing is still on afterwards
+    finally:
+        torch.set_flush_denormal(False)
+    assert np.array_equal(fast.view(np.uint32), gold.view(np.uint32))
