@@ -115,6 +115,8 @@ def test_corpus_is_deterministic(tmp_path: Path) -> None:
 KNOWN_BUGS = {
     ("nan_input.nir", "run"): "harness/inputs.py load_inputs does not check for NaN; the reference's error names "
                               "node 'inp' but not the input file",
+    ("*", "gate"): "s2gate gate prints its run time ('s2gate gate: 2.0 s') on stderr before the error line, "
+                   "so stderr has two lines (harness/cli/gate.py)",
     ("negative_spikes_input.nir", "run"): "the emulator's check_input error names node 'inp' but not the input file "
                                           "(harness/cli/run.py could add it with err.with_file(args.input))",
 }
@@ -169,8 +171,19 @@ def _cli_case(case: Case, path: Path, command: str, argv: List[str], capsys: pyt
     except BaseException as exc:
         record_result(case.name, f"s2gate {command}", f"CRASH {type(exc).__name__}: {exc}")
         raise AssertionError(f"s2gate {' '.join(argv)}: unhandled {type(exc).__name__}\n{traceback.format_exc()}") from exc
-    record_result(case.name, f"s2gate {command}", f"exit {rc}: {err.strip()}")
-    check_cli_error(case, path, command, rc, err)
+    record_result(case.name, f"s2gate {command}", f"exit {rc}: {' | '.join(err.strip().splitlines())}")
+    try:
+        check_cli_error(case, path, command, rc, err)
+    except AssertionError:
+        known = KNOWN_BUGS.get(("*", command))
+        if not known:
+            raise
+        # the known defect only: without the timing line the error must be right
+        import re
+
+        rest = "\n".join(line for line in err.splitlines() if not re.fullmatch(r"s2gate \w+: [\d.]+ s", line.strip()))
+        check_cli_error(case, path, command, rc, rest)
+        pytest.xfail(known)
     if out_file is not None:
         assert not out_file.exists(), "a failed command left an output file behind"
         leftovers = [p.name for p in out_file.parent.iterdir() if p.name.startswith(".tmp-")]
@@ -253,6 +266,24 @@ def test_cli_quantize(case: Case, corpus_dir: Path, tmp_path: Path, capsys: pyte
     path = corpus_dir / case.name
     out = tmp_path / "q.nir"
     _cli_case(case, path, "quantize", ["quantize", str(path), "-o", str(out)], capsys, out_file=out)
+
+
+GATE_CLI_CASES = ["not_hdf5.nir", "truncated.nir", "nan_lif_tau.nir", "stateless_cycle.nir", "string_weight.nir"]
+
+
+@pytest.mark.parametrize("name", GATE_CLI_CASES)
+def test_cli_gate(name: str, corpus_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``s2gate gate --model BAD.nir``: exit 2 and the error on one stderr line (the table goes to stdout)."""
+    if not _has_command("gate"):
+        pytest.skip("s2gate gate is not available yet")
+    import numpy as np
+
+    case = next(c for c in CASES if c.name == name)
+    path = corpus_dir / name
+    data = tmp_path / "data.npz"
+    np.savez(data, spikes=np.zeros((2, 3, 3), dtype=bool), labels=np.zeros(2, dtype=np.int64))
+    _cli_case(case, path, "gate", ["gate", "--model", str(path), "--qat-model", "none", "--dataset", str(data),
+                                   "--quiet", "--no-report"], capsys)
 
 
 SUBPROCESS_CASES = ["not_hdf5.nir", "truncated.nir", "nan_lif_tau.nir", "shapes_do_not_chain.nir",
