@@ -1,0 +1,395 @@
+"""Throughput of the emulator next to its golden model, the reference and Norse (a script, not a test).
+
+    python benchmarks/throughput.py [--quick] [--json OUT] [--models psnn cnn_sinabs] [--ticks 100]
+                                    [--density 0.02] [--threads N] [--no-gate]
+
+In one run, on the same seeded inputs and the same machine, prints samples x ticks per second of
+
+* the emulator's fast engine (``s2emu.Engine``, batched) at batch 1 and 64,
+* its golden model (``s2emu.GoldenModel``, scalar; fewer ticks, throughput scales linearly),
+* the reference (``reference.simulate``, float64, preset ``spinnaker2`` as the gate runs it),
+* Norse 1.1.0 (``norse.torch.from_nir``, float32, 1 torch thread by default), one sample at a time: the Flatten that Norse
+  imports from NIR (``torch.nn.Flatten(start_dim=0)``) flattens the batch axis too, so a batch
+  of >1 fails in the first Affine (checked at run time: if a batched call works it is used),
+
+on ``cnn_sinabs.nir`` and the bundled P-SNN (a model whose file is missing is left out). Then
+
+* the ratio emulator(batch 64) / Norse (target >= 10x),
+* the dense compute bound: the graph's multiply-adds per sample and tick (conv:
+  C_out*H_out*W_out*C_in/groups*kh*kw, dense: in*out; pooling adds not counted) over this
+  machine's float32 matrix-multiply rate (best of ``torch.matmul`` at a few sizes, in
+  multiply-adds per second = FLOP/s / 2), as "emulator time / dense bound = X x" (target <= 5x),
+* the engine (batch 64) against input spike density 0.5 %, 2 %, 10 % (work should follow spikes),
+* the full gate ``s2gate gate`` on the bundled default, timed in a subprocess (target < 120 s).
+
+Inputs: Bernoulli spikes with ``--density`` per input pixel and tick, seed 0. Each measurement
+is one call after a 2-tick warm-up call (torch chooses kernels on the first call); the load
+average is printed because other processes on a 2-core machine change every number.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BUNDLED = os.path.join(ROOT, "harness", "bundled")
+GATE_TARGET_S = 120.0
+NORSE_TARGET = 10.0
+BOUND_TARGET = 5.0
+
+
+# ----------------------------------------------------------------------------- inputs and models
+
+def model_file(name: str, folder: Optional[str] = None) -> str:
+    """``<folder or harness/bundled>/<name>.nir``; a path ending in .nir is returned as is."""
+    if name.endswith(".nir"):
+        return name
+    return os.path.join(folder or BUNDLED, f"{name}.nir")
+
+
+def make_spikes(input_shape, batch: int, ticks: int, density: float, seed: int = 0) -> np.ndarray:
+    """Seeded Bernoulli spikes, bool, (batch, ticks, *input_shape)."""
+    rng = np.random.default_rng(seed)
+    return rng.random((batch, ticks, *input_shape)) < density
+
+
+def lower_model(flat) -> Any:
+    """The graph lowered for the emulator (float: py-spinnaker2's weight scaling; quantized: as is)."""
+    from s2emu import ConversionOptions, lower
+
+    g = flat.graph
+    meta = getattr(g, "metadata", None) or {}
+    quantized = any(str(k).startswith("s2gate.quant") for k in meta) or any(
+        "s2gate.quant" in (getattr(n, "metadata", None) or {}) for n in g.nodes.values())
+    return lower(flat, ConversionOptions(scale_weights=not quantized))
+
+
+# ----------------------------------------------------------------------------- dense bound
+
+def macs_per_tick(flat) -> Dict[str, int]:
+    """Multiply-adds per sample and tick of every weight node of a flattened NIR graph.
+
+    Conv2d/Conv1d: ``prod(output shape) * C_in/groups * prod(kernel)`` (= the weight's size
+    per output channel); Linear/Affine: ``in * out`` (the weight's size). Output shapes come
+    from ``FlatGraph.out_shape`` (the graph's own shape inference).
+    """
+    out: Dict[str, int] = {}
+    for name, node in flat.nodes.items():
+        kind = type(node).__name__
+        if kind in ("Conv2d", "Conv1d"):
+            w = np.asarray(node.weight)
+            out[name] = int(np.prod(flat.out_shape[name])) * int(np.prod(w.shape[1:]))
+        elif kind in ("Linear", "Affine"):
+            out[name] = int(np.asarray(node.weight).size)
+    return out
+
+
+def matmul_rate(threads: int, sizes=(256, 512, 1024, 2048), budget_s: float = 0.5) -> Dict[str, Any]:
+    """Best float32 ``torch.matmul`` rate of this machine over square sizes: GFLOP/s and MAC/s."""
+    import torch
+
+    best = 0.0
+    per_size = {}
+    for n in sizes:
+        a = torch.randn(n, n, dtype=torch.float32)
+        b = torch.randn(n, n, dtype=torch.float32)
+        torch.matmul(a, b)  # warm-up
+        reps, t0 = 0, time.perf_counter()
+        while True:
+            torch.matmul(a, b)
+            reps += 1
+            el = time.perf_counter() - t0
+            if el > budget_s and reps >= 2:
+                break
+        gflops = 2.0 * n ** 3 * reps / el / 1e9
+        per_size[n] = gflops
+        best = max(best, gflops)
+    return {"gflops": best, "macs_per_s": best * 1e9 / 2.0, "per_size_gflops": per_size, "threads": threads}
+
+
+# ----------------------------------------------------------------------------- runners
+
+def timed(fn: Callable[[], Any]) -> tuple:
+    t0 = time.perf_counter()
+    res = fn()
+    return time.perf_counter() - t0, res
+
+
+def run_engine(net, x: np.ndarray):
+    from s2emu import Engine
+
+    eng = Engine(net)
+    eng.run(x[:, :2])  # warm-up
+    return timed(lambda: eng.run(x))
+
+
+def run_golden(net, x: np.ndarray):
+    from s2emu import GoldenModel
+
+    gold = GoldenModel(net)
+    return timed(lambda: gold.run(x))
+
+
+def run_reference(flat, x: np.ndarray):
+    from reference import simulate
+
+    simulate(flat, x[:, :2], preset="spinnaker2", dtype=np.float64)  # warm-up
+    return timed(lambda: simulate(flat, x, preset="spinnaker2", dtype=np.float64))
+
+
+def run_norse(graph, x: np.ndarray, dt: float, threads: int = 1) -> tuple:
+    """Norse on ``x`` (batch, T, ...): batched if its imported model accepts a batch, else sample
+    by sample, on ``threads`` torch threads. Returns (seconds, mode, output spikes (batch, T, n_out))."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _run_norse(graph, x, dt)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run_norse(graph, x: np.ndarray, dt: float) -> tuple:
+    import torch
+    import norse.torch as nt
+
+    model = nt.from_nir(graph, dt=dt)
+    xt = torch.from_numpy(x.astype(np.float32))
+    batched = False
+    if x.shape[0] > 1:
+        try:
+            with torch.no_grad():
+                o, _ = model(xt[:2, 0], None)
+            batched = o.shape[0] == 2 and o.ndim == 2
+        except RuntimeError:
+            batched = False
+    with torch.no_grad():
+        model(xt[:1, 0], None)  # warm-up
+        outs: List[np.ndarray] = []
+        t0 = time.perf_counter()
+        if batched:
+            state = None
+            for t in range(x.shape[1]):
+                o, state = model(xt[:, t], state)
+                outs.append(o.reshape(x.shape[0], -1).numpy())
+            out = np.stack(outs, axis=1)
+        else:
+            per = []
+            for b in range(x.shape[0]):
+                state, seq = None, []
+                for t in range(x.shape[1]):
+                    o, state = model(xt[b:b + 1, t], state)
+                    seq.append(o.reshape(-1).numpy())
+                per.append(np.stack(seq))
+            out = np.stack(per)
+        sec = time.perf_counter() - t0
+    return sec, ("batched" if batched else "sample by sample"), out
+
+
+def spikes_total(rec, names) -> int:
+    return int(sum(int(np.count_nonzero(rec.get(n, "spikes"))) for n in names))
+
+
+# ----------------------------------------------------------------------------- gate
+
+def time_gate(timeout: float = 900.0) -> Dict[str, Any]:
+    """``s2gate gate`` on the bundled default in a subprocess (fresh interpreter, temp folder)."""
+    exe = os.path.join(os.path.dirname(sys.executable), "s2gate")
+    cmd = [exe] if os.path.exists(exe) else ([shutil.which("s2gate")] if shutil.which("s2gate") else None)
+    if cmd is None:
+        return {"skipped": "no s2gate command"}
+    missing = [m for m in ("psnn", "qsnn") if not os.path.exists(model_file(m))]
+    if missing:
+        return {"skipped": f"bundled model(s) missing: {', '.join(m + '.nir' for m in missing)}"}
+    help_ = subprocess.run(cmd + ["gate", "--help"], capture_output=True, text=True)
+    if help_.returncode != 0:
+        return {"skipped": "s2gate has no gate command"}
+    with tempfile.TemporaryDirectory() as tmp:
+        full = cmd + ["gate", "--quiet", "--report", os.path.join(tmp, "report")]
+        t0 = time.perf_counter()
+        try:
+            p = subprocess.run(full, cwd=tmp, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"command": " ".join(full[1:]), "seconds": None, "exit": None, "timeout": timeout}
+        sec = time.perf_counter() - t0
+    tail = (p.stdout + p.stderr).strip().splitlines()[-3:]
+    return {"command": "s2gate " + " ".join(full[1:]), "seconds": sec, "exit": p.returncode, "tail": tail}
+
+
+# ----------------------------------------------------------------------------- main
+
+def measure_model(name: str, path: str, args, rate: Dict[str, Any], log) -> Dict[str, Any]:
+    import nir
+
+    from s2common.graph import flatten_graph
+
+    graph = nir.read(path)
+    flat = flatten_graph(graph, file=path)
+    net = lower_model(flat)
+    T = args.ticks
+    x64 = make_spikes(flat.input_shape, 64, T, args.density, seed=0)
+    x1 = x64[:1]
+    pops = [p.name for p in net.populations.values() if p.model != "spike_list"]
+    rows: List[Dict[str, Any]] = []
+
+    def add(sim: str, batch: int, ticks: int, sec: float, note: str = "") -> Dict[str, Any]:
+        row = {"model": name, "simulator": sim, "batch": batch, "ticks": ticks, "seconds": sec,
+               "samples_ticks_per_s": batch * ticks / sec, "note": note}
+        rows.append(row)
+        log(f"  {sim:<22} batch {batch:>2}: {sec:8.2f} s  {row['samples_ticks_per_s']:10.1f} samples*ticks/s {note}")
+        return row
+
+    log(f"{name}: {path}")
+    sec, _ = run_engine(net, x1)
+    add("emulator (engine)", 1, T, sec)
+    sec, rec64 = run_engine(net, x64)
+    e64 = add("emulator (engine)", 64, T, sec)
+    gt = args.golden_ticks
+    sec, _ = run_golden(net, x1[:, :gt])
+    add("golden model", 1, gt, sec, f"{gt} ticks")
+    sec, _ = run_reference(flat, x1)
+    add("reference float64", 1, T, sec)
+    sec, _ = run_reference(flat, x64)
+    add("reference float64", 64, T, sec)
+    norse_rows = []
+    try:
+        import norse  # noqa: F401
+    except ImportError as exc:
+        log(f"  norse not available: {exc}")
+    else:
+        dt = float((getattr(graph, "metadata", None) or {}).get("s2gate.dt", 1e-3))
+        sec, mode, _ = run_norse(graph, x1, dt, args.norse_threads)
+        th = f", {args.norse_threads} thread(s)"
+        norse_rows.append(add("norse 1.1.0 float32", 1, T, sec, mode + th))
+        nb = min(64, args.norse_samples)
+        sec, mode, _ = run_norse(graph, x64[:nb], dt, args.norse_threads)
+        norse_rows.append(add("norse 1.1.0 float32", nb, T, sec, mode + th + ("" if nb == 64 else f", {nb} of 64")))
+    res: Dict[str, Any] = {"model": name, "file": path, "rows": rows}
+    if norse_rows:
+        best_norse = max(r["samples_ticks_per_s"] for r in norse_rows)
+        res["ratio_emulator64_over_norse"] = e64["samples_ticks_per_s"] / best_norse
+    macs = macs_per_tick(flat)
+    total = sum(macs.values())
+    bound = total / rate["macs_per_s"]  # seconds per sample-tick
+    per = e64["seconds"] / (64 * T)
+    res["dense"] = {"macs_per_sample_tick": total, "macs_per_node": macs, "bound_s_per_sample_tick": bound,
+                    "emulator_s_per_sample_tick": per, "emulator_over_bound": per / bound}
+    dens = []
+    for d in args.densities:
+        xd = make_spikes(flat.input_shape, 64, T, d, seed=1)
+        sec, rec = run_engine(net, xd)
+        dens.append({"model": name, "density": d, "seconds": sec, "samples_ticks_per_s": 64 * T / sec,
+                     "input_spikes": int(np.count_nonzero(xd)), "network_spikes": spikes_total(rec, pops)})
+        log(f"  density {d:6.3f}: {sec:8.2f} s")
+    res["density"] = dens
+    res["network_spikes_at_default_density"] = spikes_total(rec64, pops)
+    return res
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from tabulate import tabulate
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="*", default=["cnn_sinabs", "psnn"],
+                   help="bundled model names or .nir paths (default cnn_sinabs psnn)")
+    p.add_argument("--model-dir", default=None, help="folder of the <name>.nir files (default harness/bundled)")
+    p.add_argument("--ticks", type=int, default=None, help="ticks per run (default 100; --quick 20)")
+    p.add_argument("--golden-ticks", type=int, default=None, help="golden-model ticks (default 5; --quick 2)")
+    p.add_argument("--density", type=float, default=0.02, help="input spike density of the main table (0.02)")
+    p.add_argument("--densities", type=float, nargs="*", default=[0.005, 0.02, 0.10])
+    p.add_argument("--norse-samples", type=int, default=None,
+                   help="samples Norse runs for the batch-64 row (default 64; --quick 8)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads for every simulator (default: torch's)")
+    p.add_argument("--norse-threads", type=int, default=1,
+                   help="torch threads for Norse (default 1: its batch-1 steps are tiny, and two threads made it "
+                        "up to 50x slower on a loaded 2-core machine; 1 is Norse's best case, so the ratio is "
+                        "conservative)")
+    p.add_argument("--quick", action="store_true", help="20 ticks, 2 golden ticks, 8 Norse samples")
+    p.add_argument("--no-gate", action="store_true", help="do not time s2gate gate")
+    p.add_argument("--json", metavar="OUT", default=None, help="also write every number to OUT (JSON)")
+    args = p.parse_args(argv)
+    args.ticks = args.ticks or (20 if args.quick else 100)
+    args.golden_ticks = args.golden_ticks or (2 if args.quick else 5)
+    args.norse_samples = args.norse_samples or (8 if args.quick else 64)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    log("measuring float32 matmul rate...")
+    rate = matmul_rate(threads)
+    results: Dict[str, Any] = {"ticks": args.ticks, "density": args.density, "threads": threads,
+                               "cpus": os.cpu_count(), "load_before": os.getloadavg()[0], "matmul": rate,
+                               "torch": torch.__version__, "models": []}
+    for m in args.models:
+        path = model_file(m, args.model_dir)
+        if not os.path.exists(path):
+            log(f"{m}: {path} does not exist, left out")
+            results["models"].append({"model": m, "skipped": f"{path} missing"})
+            continue
+        results["models"].append(measure_model(os.path.basename(path)[:-4], path, args, rate, log))
+    results["gate"] = {"skipped": "--no-gate"} if args.no_gate else time_gate()
+    results["load_after"] = os.getloadavg()[0]
+
+    done = [r for r in results["models"] if "rows" in r]
+    print(f"throughput: {args.ticks} ticks, input density {args.density}, torch {torch.__version__} on {threads} "
+          f"thread(s), {os.cpu_count()} CPUs, load average {results['load_before']:.1f} -> {results['load_after']:.1f}")
+    table = [[r["model"], r["simulator"], r["batch"], r["ticks"], f"{r['seconds']:.2f}",
+              f"{r['samples_ticks_per_s']:.1f}", r["note"]] for m in done for r in m["rows"]]
+    print(tabulate(table, headers=["model", "simulator", "batch", "ticks", "seconds", "samples x ticks / s", "note"]))
+    print()
+    print(f"float32 matmul: best {rate['gflops']:.1f} GFLOP/s = {rate['macs_per_s'] / 1e9:.1f} G multiply-adds/s "
+          f"({', '.join(f'{n}: {g:.1f}' for n, g in rate['per_size_gflops'].items())} GFLOP/s)")
+    for m in done:
+        d = m["dense"]
+        if "ratio_emulator64_over_norse" in m:
+            r = m["ratio_emulator64_over_norse"]
+            print(f"{m['model']}: emulator (batch 64) / Norse = {r:.1f}x "
+                  f"(target >= {NORSE_TARGET:.0f}x: {'met' if r >= NORSE_TARGET else 'NOT met'})")
+        print(f"{m['model']}: {d['macs_per_sample_tick']:,} multiply-adds per sample and tick; dense bound "
+              f"{d['bound_s_per_sample_tick'] * 1e6:.1f} us, emulator {d['emulator_s_per_sample_tick'] * 1e6:.1f} us "
+              f"per sample-tick: emulator time / dense bound = {d['emulator_over_bound']:.1f}x "
+              f"(target <= {BOUND_TARGET:.0f}x: {'met' if d['emulator_over_bound'] <= BOUND_TARGET else 'NOT met'})")
+    print()
+    drows = []
+    for m in done:
+        top = m["density"][-1]
+        for r in m["density"]:
+            drows.append([m["model"], f"{100 * r['density']:.1f} %", f"{r['seconds']:.2f}",
+                          f"{r['samples_ticks_per_s']:.1f}", r["input_spikes"], r["network_spikes"],
+                          f"{r['seconds'] / top['seconds']:.2f}", f"{r['density'] / top['density']:.2f}"])
+    print("engine at batch 64 against input spike density (sub-linear: time ratio above density ratio)")
+    print(tabulate(drows, headers=["model", "input density", "seconds", "samples x ticks / s", "input spikes",
+                                   "network spikes", "time / time at max", "density / max"]))
+    print()
+    g = results["gate"]
+    if "skipped" in g:
+        print(f"full gate: not timed ({g['skipped']})")
+    elif g.get("seconds") is None:
+        print(f"full gate: {g['command']} did not finish in {g['timeout']:.0f} s (target {GATE_TARGET_S:.0f} s)")
+    else:
+        print(f"full gate: {g['command']}: {g['seconds']:.1f} s, exit {g['exit']} (target < {GATE_TARGET_S:.0f} s: "
+              f"{'met' if g['seconds'] < GATE_TARGET_S else 'NOT met'})")
+    if args.json:
+        from s2common.atomic import write_text_atomic
+
+        write_text_atomic(args.json, json.dumps(results, indent=2, default=float))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
