@@ -140,12 +140,16 @@ class FlatGraph:
 
 
 def load_graph(path: "str | os.PathLike[str]") -> object:
-    """Read a NIR file with ``nir.read``; every failure becomes one :class:`InvalidGraphError`.
+    """Read a NIR file as ``nir.read`` does; every failure becomes one :class:`InvalidGraphError`
+    (or :class:`UnsupportedError` for unknown node types).
 
-    The error names the file and, where it can, the node, with a hint.
+    The raw HDF5 content is checked node by node first (missing/unknown parameters, non-numeric or
+    non-finite values, parameter shapes), because nir's constructors fail on bad values with
+    messages that name no node; nodes are then built without nir's type inference (shapes are
+    inferred and checked by :func:`flatten_graph`, which names the node or edge). The error names
+    the file and, where it can, the node, with a hint.
     """
     import h5py
-    import nir
 
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -271,27 +275,6 @@ def _build_raw(d: Dict[str, object], prefix: str) -> object:
 
 def _text(value: object) -> str:
     return value.decode("utf8") if isinstance(value, bytes) else str(value)
-
-
-def _unknown_types(group: object, prefix: str) -> List[Tuple[str, str]]:
-    """Walk an HDF5 NIR node group and list (name, type) of node types nir does not know."""
-    found: List[Tuple[str, str]] = []
-    nodes = group.get("nodes") if hasattr(group, "get") else None
-    if nodes is None:
-        return found
-    for name in sorted(nodes.keys()):
-        sub = nodes[name]
-        typ = sub.get("type") if hasattr(sub, "get") else None
-        if typ is None:
-            continue
-        t = typ[()]
-        t = t.decode() if isinstance(t, bytes) else str(t)
-        full = f"{prefix}{name}"
-        if t == "NIRGraph":
-            found.extend(_unknown_types(sub, full + "."))
-        elif t not in KNOWN_TYPES:
-            found.append((full, t))
-    return found
 
 
 def flatten_graph(graph: object, file: Optional[str] = None) -> FlatGraph:
