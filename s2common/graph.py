@@ -139,7 +139,49 @@ class FlatGraph:
         return self.in_shape[self.outputs[0]]
 
 
-def load_graph(path: "str | os.PathLike[str]") -> object:
+_PROBE = """
+import sys, h5py
+def walk(group):
+    for key in group:
+        obj = group[key]
+        for name in obj.attrs:
+            obj.attrs[name]
+        if isinstance(obj, h5py.Group):
+            walk(obj)
+        else:
+            obj[()]
+try:
+    with h5py.File(sys.argv[1], "r") as f:
+        walk(f)
+except Exception:
+    pass  # errors are the parent's to report; only a crash matters here
+"""
+
+
+def probe_file(path: "str | os.PathLike[str]", timeout: float = 120.0) -> None:
+    """Read every dataset of an HDF5 file in a child process (about 0.3 s), so that a damaged file that
+    crashes the HDF5 C library (SIGSEGV: it is not hardened against malformed files) becomes an
+    :class:`InvalidGraphError` instead of killing this process."""
+    import signal
+    import subprocess
+    import sys
+
+    path = os.fspath(path)
+    try:
+        proc = subprocess.run([sys.executable, "-c", _PROBE, path], capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise InvalidGraphError(f"reading the file took more than {timeout:g} s", file=path, rule="unreadable-nir",
+                                hint="the file may be damaged") from exc
+    if proc.returncode < 0:
+        try:
+            name = signal.Signals(-proc.returncode).name
+        except ValueError:
+            name = f"signal {-proc.returncode}"
+        raise InvalidGraphError(f"the HDF5 library crashed ({name}) reading this file", file=path, rule="damaged-hdf5",
+                                hint="the file is damaged; export it again")
+
+
+def load_graph(path: "str | os.PathLike[str]", isolate: bool = False) -> object:
     """Read a NIR file as ``nir.read`` does; every failure becomes one :class:`InvalidGraphError`
     (or :class:`UnsupportedError` for unknown node types).
 
@@ -148,6 +190,9 @@ def load_graph(path: "str | os.PathLike[str]") -> object:
     messages that name no node; nodes are then built without nir's type inference (shapes are
     inferred and checked by :func:`flatten_graph`, which names the node or edge). The error names
     the file and, where it can, the node, with a hint.
+
+    ``isolate=True`` first reads the file in a child process (:func:`probe_file`, about 0.3 s): use
+    it for files from outside, where a damaged file could otherwise crash the process.
     """
     import h5py
 
@@ -164,6 +209,8 @@ def load_graph(path: "str | os.PathLike[str]") -> object:
     if not is_h5:
         raise InvalidGraphError("is not an HDF5 file, so it cannot be a NIR graph", file=path, rule="not-hdf5",
                                 hint="export the model with nir.write(path, graph)")
+    if isolate:
+        probe_file(path)
     try:
         with h5py.File(path, "r") as f:
             if "node" not in f:
@@ -327,9 +374,10 @@ def _fill_types(nodes: Dict[str, object], in_shape: Dict[str, Shape], out_shape:
                 setattr(node, attr, {key: np.array(shapes[name])})
 
 
-def read_flat(path: "str | os.PathLike[str]") -> FlatGraph:
-    """``load_graph`` then ``flatten_graph``: the one call both simulators use for files."""
-    return flatten_graph(load_graph(path), file=os.fspath(path))
+def read_flat(path: "str | os.PathLike[str]", isolate: bool = False) -> FlatGraph:
+    """``load_graph`` then ``flatten_graph``: the one call both simulators use for files
+    (``isolate``: see :func:`load_graph`)."""
+    return flatten_graph(load_graph(path, isolate=isolate), file=os.fspath(path))
 
 
 def _inline(graph: object, prefix: str) -> Tuple[Dict[str, object], List[Edge]]:
