@@ -63,13 +63,15 @@ class SensorConfig:
     threshold_mismatch: float = 0.25  #: relative std of the per-pixel thresholds
     refractory_us: int = 4_000        #: minimum spacing of two events of one pixel (µs)
     jitter_us: float = 2_000.0        #: std of the Gaussian timing jitter (µs)
-    noise_hz: Tuple[float, float] = (0.05, 0.4)  #: per-pixel background rate range (Hz)
-    distractor_prob: float = 0.6      #: probability of a distractor blob
+    noise_hz: Tuple[float, float] = (0.03, 0.3)  #: per-pixel background rate range (Hz)
+    distractor_prob: float = 0.4      #: probability of a distractor blob
     offset_px: float = 14.0           #: max shift of the person's centre (pixels)
     scale_range: Tuple[float, float] = (0.75, 1.25)
-    freq_hz: Tuple[float, float] = (1.2, 2.8)
+    freq_hz: Tuple[float, float] = (0.7, 1.6)
     hand_contrast: Tuple[float, float] = (0.5, 1.6)
-    sloppiness: float = 0.35          #: amplitude of random extra hand motion (relative)
+    sloppiness: float = 0.2           #: amplitude of random extra hand motion (relative)
+    hand_sigma: float = 9.0           #: hand blob size (std, pixels at scale 1)
+    arm_sigma: float = 6.0            #: upper/lower arm blob size (std, pixels at scale 1)
 
 
 DEFAULT_CONFIG = SensorConfig()
@@ -180,7 +182,7 @@ def _scene(label: int, rng: np.random.Generator, cfg: SensorConfig) -> Tuple[np.
     arm_amp = rng.uniform(0.2, 0.5)
     hand_amp = rng.uniform(*cfg.hand_contrast)
     for slots in (_R_ARM, _L_ARM):
-        sig[slots[0]], sig[slots[1]], sig[slots[2]] = 4.5 * s, 4.0 * s, 6.0 * s
+        sig[slots[0]], sig[slots[1]], sig[slots[2]] = cfg.arm_sigma * s, 0.9 * cfg.arm_sigma * s, cfg.hand_sigma * s
         amp[slots[0]], amp[slots[1]], amp[slots[2]] = arm_amp, arm_amp, hand_amp
     if rng.random() < cfg.distractor_prob:
         p0 = rng.uniform(0, 128, 2)

@@ -1,0 +1,264 @@
+"""Seeded N-MNIST-like event frames: rendered digits seen by a simulated event camera during saccades.
+
+N-MNIST (Orchard et al. 2015, read by ``tonic.datasets.NMNIST``) is an ATIS camera on a pan-tilt
+unit looking at MNIST digits on a monitor while it makes three saccades of ~105 ms each along a
+triangle; the 34x34 sensor crop holds the 28x28 digit plus the motion. This module makes inputs
+of that kind without downloading anything, for checks that need *in-distribution* inputs for
+networks trained on N-MNIST (e.g. the NIR paper's ``cnn_sinabs.nir``):
+
+1. **Digit.** A random digit 0-9 drawn with matplotlib (Agg) in a random bundled font, weight,
+   stroke thickness, slant and rotation, rendered 4x supersampled, then normalised like MNIST:
+   its ink box scaled so that the longer side is ``glyph_size`` px (MNIST: 20), placed in a
+   28x28 image by its centre of mass, intensity in [0, 1] (white digit on black).
+2. **Motion.** The 28x28 image moves inside the 34x34 field along N-MNIST's saccade triangle,
+   ``(0, 0) -> (3.5, 7) -> (7, 0) -> (0, 0)`` px in (x, y), each leg ``saccade_ms`` long (the
+   constants of tonic's ``NMNIST`` ``stabilize``, ported from Orchard's code), with a random
+   offset of the whole path and a small random jitter (px) of every vertex. Sub-pixel positions
+   use bilinear interpolation (the optics' blur).
+3. **Sensor.** A DVS pixel model on ``log(background + contrast * image)``: every pixel keeps a
+   reference level; per-pixel ON / OFF thresholds drawn around ``threshold`` with a relative
+   mismatch; in each simulation step (``dt_ms / substeps``) a pixel emits
+   ``floor(|L - L_ref| / C)`` events of the sign of the change (at most
+   ``max_events_per_step``, the refractory limit; the rest carries over); background activity
+   adds Poisson noise events (``noise_hz`` per pixel, random polarity).
+4. **Frames.** Events are counted per ``dt_ms`` bin and polarity, not clipped: the NIR paper fed
+   this network ``tonic.transforms.ToFrame(sensor_size=NMNIST.sensor_size, time_window=1e3)``
+   frames (counts in 1 ms bins) and used the first 300 (``paper/02_cnn/cnn_numbers.ipynb``,
+   ``sinabs.py``, ``s2_apply.py``, ``norse_apply.ipynb`` in GitHub ``neuromorphs/NIR``).
+   Channel 0 is OFF (``p = 0``), channel 1 is ON (``p = 1``): tonic's ``ToFrame`` indexes the
+   frame's channel by the event's polarity value.
+
+Determinism: sample ``i`` depends only on ``(seed, i)`` (its own ``numpy.random.Generator``),
+not on how many samples are asked for; labels are ``i % 10``. Matplotlib's rasteriser is
+deterministic for a given matplotlib/freetype version, so frames are reproducible on one
+installation (a different freetype may move anti-aliasing by a grey level).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+
+#: (family, weight, style) choices for the digit: matplotlib's bundled fonts.
+FONTS: Tuple[Tuple[str, str, str], ...] = (
+    ("DejaVu Sans", "normal", "normal"), ("DejaVu Sans", "bold", "normal"), ("DejaVu Sans", "normal", "oblique"),
+    ("DejaVu Serif", "normal", "normal"), ("DejaVu Serif", "bold", "normal"), ("DejaVu Sans Mono", "normal", "normal"),
+    ("DejaVu Sans Mono", "bold", "normal"), ("STIXGeneral", "normal", "normal"), ("STIXGeneral", "normal", "italic"),
+    ("cmss10", "normal", "normal"), ("cmr10", "normal", "normal"),
+)
+SENSOR = 34          #: sensor side (px)
+DIGIT = 28           #: digit image side (px), as MNIST
+_SS = 4              #: supersampling factor of the glyph renderer
+
+
+@dataclass(frozen=True)
+class NMNISTLikeConfig:
+    """Parameters of the digits, the saccades and the sensor (defaults: the ones used in the suite).
+
+    Attributes:
+        n_ticks: number of frames T.
+        dt_ms: frame length (ms): the NIR paper's 1 ms.
+        substeps: sensor simulation steps per frame.
+        saccade_ms: duration of one saccade leg (ms).
+        glyph_size: (min, max) of the digit's longer ink side (px); MNIST normalises to 20.
+        stroke_px: (min, max) extra stroke width (px at 28x28) added around the glyph's outline.
+        rotation_deg: max |rotation| (degrees).
+        offset_px: max |random offset| of the whole trajectory (px, uniform, per axis).
+        jitter_px: standard deviation of each saccade vertex's jitter (px).
+        background: monitor black level (relative intensity; white = background + contrast).
+        contrast: (min, max) of the digit's contrast.
+        threshold: nominal log-intensity contrast threshold of a pixel.
+        threshold_mismatch: relative standard deviation of the per-pixel thresholds.
+        max_events_per_step: refractory limit: events per pixel and simulation step.
+        noise_hz: background activity rate per pixel (Hz), each event of random polarity.
+    """
+
+    n_ticks: int = 300
+    dt_ms: float = 1.0
+    substeps: int = 4
+    saccade_ms: float = 105.0
+    glyph_size: Tuple[float, float] = (17.0, 21.0)
+    stroke_px: Tuple[float, float] = (0.0, 1.2)
+    rotation_deg: float = 12.0
+    offset_px: float = 1.0
+    jitter_px: float = 0.4
+    background: float = 0.05
+    contrast: Tuple[float, float] = (0.7, 1.0)
+    threshold: float = 0.3
+    threshold_mismatch: float = 0.15
+    max_events_per_step: int = 2
+    noise_hz: float = 0.5
+
+
+DEFAULT_CONFIG = NMNISTLikeConfig()
+
+
+def sample_rng(seed: int, index: int) -> np.random.Generator:
+    """The generator of sample ``index`` (independent of the batch)."""
+    return np.random.default_rng([int(seed), 0x4E4D, int(index)])
+
+
+def _render(digit: int, font: Tuple[str, str, str], size_pt: float, stroke_pt: float, rotation: float,
+            canvas_px: int) -> np.ndarray:
+    """Ink image (canvas_px, canvas_px) in [0, 1] of one digit, drawn with matplotlib's Agg backend."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    import matplotlib.patheffects as pe
+
+    fig = Figure(figsize=(1, 1), dpi=canvas_px, facecolor="black")
+    FigureCanvasAgg(fig)
+    effects = [pe.withStroke(linewidth=stroke_pt, foreground="white")] if stroke_pt > 0 else []
+    fig.text(0.5, 0.5, str(int(digit)), color="white", fontsize=size_pt, family=font[0], weight=font[1],
+             style=font[2], rotation=rotation, rotation_mode="anchor", ha="center", va="center",
+             path_effects=effects)
+    fig.canvas.draw()
+    rgba = np.asarray(fig.canvas.buffer_rgba())
+    return rgba[..., 0].astype(np.float64) / 255.0
+
+
+def render_digit(digit: int, rng: np.random.Generator, config: NMNISTLikeConfig = DEFAULT_CONFIG) -> np.ndarray:
+    """A random MNIST-style image of ``digit``: float64 (28, 28) in [0, 1], white on black.
+
+    Normalised like MNIST: the ink box is scaled so that its longer side is a random size in
+    ``config.glyph_size`` px, and the image is placed by its centre of mass at the centre.
+    """
+    font = FONTS[int(rng.integers(len(FONTS)))]
+    rot = float(rng.uniform(-config.rotation_deg, config.rotation_deg))
+    target = float(rng.uniform(*config.glyph_size)) * _SS
+    stroke = float(rng.uniform(*config.stroke_px))
+    canvas = 3 * DIGIT * _SS  # big enough that nothing is cut at any size used below
+    # first pass at a probe size: measure the ink box, then draw at the size that gives `target`
+    probe_pt = 40.0
+    ink = _render(digit, font, probe_pt, 0.0, rot, canvas)
+    rows, cols = np.nonzero(ink > 0.5)
+    extent = max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1)
+    size_pt = probe_pt * target / extent
+    px_per_pt = canvas / 72.0
+    stroke_pt = stroke * _SS / px_per_pt * 2.0  # withStroke's linewidth is the full width (both sides)
+    ink = _render(digit, font, size_pt, stroke_pt, rot, canvas)
+    # place by the centre of mass on the supersampled 28x28 grid, then average 4x4 blocks
+    total = ink.sum()
+    cy = float((ink.sum(axis=1) * np.arange(canvas)).sum() / total)
+    cx = float((ink.sum(axis=0) * np.arange(canvas)).sum() / total)
+    half = DIGIT * _SS / 2.0
+    y0, x0 = int(round(cy + 0.5 - half)), int(round(cx + 0.5 - half))
+    big = np.zeros((DIGIT * _SS, DIGIT * _SS))
+    ys, xs = max(y0, 0), max(x0, 0)
+    ye, xe = min(y0 + DIGIT * _SS, canvas), min(x0 + DIGIT * _SS, canvas)
+    big[ys - y0:ye - y0, xs - x0:xe - x0] = ink[ys:ye, xs:xe]
+    return big.reshape(DIGIT, _SS, DIGIT, _SS).mean(axis=(1, 3))
+
+
+def saccade_path(t_ms: np.ndarray, rng: np.random.Generator, config: NMNISTLikeConfig = DEFAULT_CONFIG) -> np.ndarray:
+    """Position (x, y) in px of the digit image's top-left corner at times ``t_ms``: shape (len(t), 2).
+
+    N-MNIST's triangle (0, 0) -> (3.5, 7) -> (7, 0) -> (0, 0), one leg per ``saccade_ms``, at
+    constant speed, every vertex jittered, the whole path offset so that the digit's mean
+    position is centred in the 34x34 field (plus a random offset), and held still after the third leg.
+    """
+    verts = np.array([[0.0, 0.0], [3.5, 7.0], [7.0, 0.0], [0.0, 0.0]])
+    verts = verts + rng.normal(0.0, config.jitter_px, verts.shape)
+    verts[3] = verts[0]
+    # centre: the time-averaged position of the triangle is (3.5, 7/3); the digit (28 px) in 34 px
+    centre = (SENSOR - DIGIT) / 2.0 - np.array([3.5, 7.0 / 3.0])
+    verts = verts + centre + rng.uniform(-config.offset_px, config.offset_px, 2)
+    leg = np.clip(t_ms / config.saccade_ms, 0.0, 3.0)
+    k = np.minimum(leg.astype(int), 2)
+    frac = (leg - k)[:, None]
+    return verts[k] * (1.0 - frac) + verts[k + 1] * frac
+
+
+def place(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """The 28x28 ``image`` with its top-left corner at sub-pixel positions ``xy`` (K, 2) in the
+    34x34 field (bilinear interpolation, zero outside): float64 (K, 34, 34)."""
+    k = xy.shape[0]
+    out = np.zeros((k, SENSOR + 2, SENSOR + 2))
+    ix = np.floor(xy[:, 0]).astype(int)
+    iy = np.floor(xy[:, 1]).astype(int)
+    fx = xy[:, 0] - ix
+    fy = xy[:, 1] - iy
+    pad = np.zeros((DIGIT + 1, DIGIT + 1))
+    pad[:DIGIT, :DIGIT] = image
+    # bilinear: the image shifted by (ix + fx, iy + fy) is a weighted sum of 4 integer shifts
+    src = np.zeros((DIGIT + 2, DIGIT + 2))
+    src[1:, 1:] = pad
+    for j in range(k):
+        a, b = fx[j], fy[j]
+        tile = ((1 - a) * (1 - b) * src[1:, 1:] + a * (1 - b) * src[1:, :-1]
+                + (1 - a) * b * src[:-1, 1:] + a * b * src[:-1, :-1])  # (29, 29): value at integer offsets
+        y0, x0 = iy[j] + 1, ix[j] + 1  # +1: the output has a 1 px margin
+        ys, xs = max(y0, 0), max(x0, 0)
+        ye, xe = min(y0 + DIGIT + 1, SENSOR + 2), min(x0 + DIGIT + 1, SENSOR + 2)
+        if ye > ys and xe > xs:
+            out[j, ys:ye, xs:xe] = tile[ys - y0:ye - y0, xs - x0:xe - x0]
+    return out[:, 1:-1, 1:-1]
+
+
+def dvs_frames(scene: np.ndarray, rng: np.random.Generator, config: NMNISTLikeConfig = DEFAULT_CONFIG) -> np.ndarray:
+    """Event counts of the DVS model watching ``scene``.
+
+    Args:
+        scene: relative intensity (steps, 34, 34), ``steps = n_ticks * substeps + 1`` (the first is
+            the state the pixels adapt to before t = 0).
+    Returns:
+        uint8 (n_ticks, 2, 34, 34) = (time, polarity OFF/ON, height, width): events per frame.
+    """
+    c = config
+    logi = np.log(c.background + scene)
+    shape = logi.shape[1:]
+    c_on = c.threshold * np.maximum(1.0 + c.threshold_mismatch * rng.standard_normal(shape), 0.3)
+    c_off = c.threshold * np.maximum(1.0 + c.threshold_mismatch * rng.standard_normal(shape), 0.3)
+    ref = logi[0].copy()
+    counts = np.zeros((c.n_ticks, 2, *shape), dtype=np.int64)
+    cap = c.max_events_per_step
+    for s in range(1, logi.shape[0]):
+        d = logi[s] - ref
+        n_on = np.minimum(np.floor(np.maximum(d, 0.0) / c_on), cap)
+        n_off = np.minimum(np.floor(np.maximum(-d, 0.0) / c_off), cap)
+        ref += n_on * c_on - n_off * c_off
+        tick = (s - 1) // c.substeps
+        counts[tick, 1] += n_on.astype(np.int64)
+        counts[tick, 0] += n_off.astype(np.int64)
+    lam = c.noise_hz * c.dt_ms * 1e-3 / 2.0  # per polarity, per frame
+    if lam > 0:
+        counts += rng.poisson(lam, counts.shape)
+    return np.minimum(counts, 255).astype(np.uint8)
+
+
+def nmnist_like_sample(index: int, seed: int = 0, config: NMNISTLikeConfig = DEFAULT_CONFIG
+                       ) -> Tuple[np.ndarray, int]:
+    """One sample: (frames uint8 (T, 2, 34, 34), label = ``index % 10``)."""
+    rng = sample_rng(seed, index)
+    label = int(index) % 10
+    image = render_digit(label, rng, config) * float(rng.uniform(*config.contrast))
+    steps = config.n_ticks * config.substeps
+    t = np.concatenate([[0.0], (np.arange(steps) + 1.0) * config.dt_ms / config.substeps])
+    scene = place(image, saccade_path(t, rng, config))
+    return dvs_frames(scene, rng, config), label
+
+
+def nmnist_like(n: int, seed: int = 0, config: NMNISTLikeConfig = DEFAULT_CONFIG, start: int = 0,
+                progress: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+    """``n`` N-MNIST-like samples (indices ``start .. start + n - 1``).
+
+    Returns:
+        frames uint8 (n, T, 2, 34, 34) = (batch, time, polarity OFF/ON, height, width): event
+        counts per ``config.dt_ms`` frame (not clipped); labels int64 (n,) = index % 10.
+    """
+    it = range(start, start + int(n))
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="nmnist-like")
+    xs, ys = [], []
+    for i in it:
+        x, y = nmnist_like_sample(i, seed, config)
+        xs.append(x)
+        ys.append(y)
+    frames = np.stack(xs) if xs else np.zeros((0, config.n_ticks, 2, SENSOR, SENSOR), np.uint8)
+    return frames, np.asarray(ys, dtype=np.int64)
+
+
+__all__ = ["NMNISTLikeConfig", "DEFAULT_CONFIG", "nmnist_like", "nmnist_like_sample", "render_digit",
+           "saccade_path", "place", "dvs_frames", "FONTS"]
