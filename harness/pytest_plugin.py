@@ -156,14 +156,19 @@ def assert_check(ev: Dict[str, Any], name: str) -> None:
 
 
 def _finished_evaluation(config: pytest.Config) -> Optional[Dict[str, Any]]:
+    """The evaluation a worker (or this process) stored in this session's shared root, if any.
+
+    The file is found by name pattern rather than by recomputing the digest: the digest covers
+    the source files, which may change while a long session runs (a developer editing code).
+    """
     try:
-        gate_config = config_from_options(config)
-        path = _result_path(config, gate_config)
+        root = _shared_root(config)
+        found = sorted(root.glob("s2gate-evaluation-*.json"), key=lambda p: p.stat().st_mtime)
     except Exception:  # noqa: BLE001 - the summary must never break a test run
         return None
-    if not path.exists():
+    if not found:
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads(found[-1].read_text(encoding="utf-8"))
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
