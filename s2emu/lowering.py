@@ -31,8 +31,8 @@ float32 bit from the vendor's; ``lif_spinnaker2.csv`` (alpha = 0.96f) agrees eit
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, List, Optional, Sequence, Set, Union
+from typing import Optional, Sequence, Set, Union
 
 import numpy as np
 

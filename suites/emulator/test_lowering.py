@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 
 from s2common.errors import DesignRuleError
-from s2common.graph import flatten_graph, read_flat
+from s2common.graph import read_flat
 from s2emu import ConversionOptions, find_projection_paths, lower
 from suites.fixtures import third_party
 from suites.strategies import rejected_graphs
