@@ -228,3 +228,109 @@ def test_reference_survives_an_enormous_delay(delay_s: float) -> None:
         assert err.node == name, str(err)
         return
     assert not rec.get(name, "output").any(), "nothing can come out of a Delay longer than the run"
+
+
+# --------------------------------------------------------------------------- mutated graphs in memory
+
+_BAD_VALUES = ("nan", "inf", "neg", "zero", "string", "none", "grow", "scalar", "huge")
+
+
+def _mutate(graph: object, draw: st.DrawFn) -> str:
+    """Damage ``graph`` in place in one drawn way; returns a description."""
+    nodes = graph.nodes
+    names = sorted(nodes)
+    kind = draw(st.sampled_from(["param", "param", "param", "drop_edge", "add_edge", "drop_node", "rename_edge"]))
+    if kind == "param":
+        name = draw(st.sampled_from(names))
+        node = nodes[name]
+        params = sorted(k for k, v in vars(node).items() if k not in ("metadata", "input_type", "output_type")
+                        and not isinstance(v, dict))
+        if not params:
+            return "no-op"
+        p = draw(st.sampled_from(params))
+        how = draw(st.sampled_from(_BAD_VALUES))
+        old = getattr(node, p)
+        arr = np.array(old, dtype=np.float64) if not isinstance(old, str) else np.zeros(1)
+        if how in ("nan", "inf", "neg", "zero", "huge") and arr.size:
+            flat = arr.reshape(-1)
+            flat[draw(st.integers(0, flat.size - 1))] = {"nan": np.nan, "inf": -np.inf, "neg": -3.0, "zero": 0.0,
+                                                         "huge": 1e300}[how]
+            new: object = arr
+        elif how == "string":
+            new = "not a number"
+        elif how == "none":
+            new = None
+        elif how == "grow":
+            new = np.zeros(tuple(s + 1 for s in arr.shape) or (2,))
+        else:
+            new = np.float64(1.0)
+        setattr(node, p, new)
+        return f"{name}.{p} <- {how}"
+    if kind == "drop_edge" and graph.edges:
+        e = draw(st.sampled_from(graph.edges))
+        graph.edges.remove(e)
+        return f"drop edge {e}"
+    if kind == "add_edge":
+        s = draw(st.sampled_from(names + ["ghost"]))
+        t = draw(st.sampled_from(names + ["ghost"]))
+        graph.edges.append((s, t))
+        return f"add edge {s} -> {t}"
+    if kind == "drop_node":
+        name = draw(st.sampled_from(names))
+        del nodes[name]
+        return f"drop node {name}"
+    if graph.edges:
+        i = draw(st.integers(0, len(graph.edges) - 1))
+        s, t = graph.edges[i]
+        graph.edges[i] = (s, t + "_typo")
+        return f"rename edge target {t}"
+    return "no-op"
+
+
+@st.composite
+def _mutated_case(draw: st.DrawFn):
+    graph = draw(any_nir_graphs(max_layers=3, max_size=6, allow_nested=False))
+    how = [_mutate(graph, draw) for _ in range(draw(st.integers(1, 2)))]
+    return graph, how, draw(st.integers(0, 2 ** 31 - 1))
+
+
+def mutated_graph_property(case) -> None:
+    """A damaged in-memory graph is rejected with an S2GateError, or (if still valid) simulates."""
+    from hypothesis import event
+
+    from reference import simulate
+
+    graph, how, seed = case
+    try:
+        flat = flatten_graph(graph)
+    except S2GateError as err:
+        assert "\n" not in str(err) and err.rule
+        event(f"rejected: {err.rule}")
+        return
+    except Exception as exc:
+        raise AssertionError(f"flatten_graph raised {type(exc).__name__}: {exc} after {how}") from exc
+    x = np.random.default_rng(seed).random((1, 3, *flat.input_shape)) < 0.5
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            simulate(flat, x)
+    except S2GateError as err:
+        event(f"reference refused: {err.rule}")
+        return
+    except Exception as exc:
+        raise AssertionError(f"the reference raised {type(exc).__name__}: {exc} on a graph s2common accepted "
+                             f"after {how}") from exc
+    event("still valid, simulated")
+
+
+@settings(max_examples=CI_EXAMPLES)
+@given(_mutated_case())
+def test_mutated_graphs_get_an_s2gate_error(case) -> None:
+    mutated_graph_property(case)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SLOW_PROFILE, reason="big fuzz run: HYPOTHESIS_PROFILE=slow pytest -m slow")
+@given(_mutated_case())
+def test_mutated_graphs_get_an_s2gate_error_slow(case) -> None:
+    mutated_graph_property(case)
