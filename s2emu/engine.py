@@ -375,8 +375,9 @@ class _Run:
         self.fma = net.options.fused_multiply_add
         self.spikes: Dict[str, torch.Tensor] = {p.name: torch.zeros((ticks, batch, p.size), dtype=torch.bool)
                                                 for p in engine.neurons}
-        self.i_rec = {n: torch.zeros((ticks, batch, net.populations[n].size), dtype=torch.int32) for n in detail}
-        self.v_rec = {n: torch.zeros((ticks, batch, net.populations[n].size), dtype=torch.float32) for n in detail}
+        # every tick writes every recorded population, so these need no zeroing
+        self.i_rec = {n: torch.empty((ticks, batch, net.populations[n].size), dtype=torch.int32) for n in detail}
+        self.v_rec = {n: torch.empty((ticks, batch, net.populations[n].size), dtype=torch.float32) for n in detail}
         self.params = engine.params
 
     def new_state(self, p: Population) -> Dict[str, torch.Tensor]:
