@@ -19,7 +19,7 @@ from typing import List, Optional, Tuple
 import pytest
 
 from s2common.errors import S2GateError
-from suites.hardening.conftest import record_result
+from suites.hardening.summary import record_result
 from suites.hardening.make_corpus import Case, build_corpus, cases
 
 CASES = cases()
