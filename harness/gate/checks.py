@@ -217,8 +217,9 @@ def check_fits_chip(ev: Dict[str, Any]) -> Check:
     if bad:
         layer = bad[0]["name"]
         msg += "; " + "; ".join(f"layer '{b['name']}': {b['reason']}" for b in bad[:3])
-        msg += (f" (hint: spread '{layer}' over more PEs with --atoms {layer}=N / --s2-atoms {layer}=N or the model's "
-                "s2gate.atoms_per_core metadata; design-rules.ptq names the largest N that fits)")
+        if "on one PE" in bad[0]["reason"]:
+            msg += (f" (hint: spread '{layer}' over more PEs with --atoms {layer}=N / --s2-atoms {layer}=N or the model's "
+                    "s2gate.atoms_per_core metadata; design-rules.ptq names the largest N that fits)")
     return Check(name, title, measured, budget, FAIL, msg, value=float(chip["pes"]), layer=layer)
 
 
