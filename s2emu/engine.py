@@ -326,7 +326,9 @@ class Engine:
         if not parts:
             return torch.zeros(shape, dtype=torch.float32), (torch.zeros(shape, dtype=torch.int32) if want_int else None)
         if float_ok:
-            total = parts[0] if parts[0].dtype == torch.float32 else parts[0].to(torch.float32)
+            # "+ 0.0" turns an empty floating-point sum's -0.0 (0 * negative weights, if a kernel
+            # accumulates that way) into the +0.0 that the chip's integer 0 converts to
+            total = torch.add(parts[0] if parts[0].dtype == torch.float32 else parts[0].to(torch.float32), 0.0)
             for y in parts[1:]:
                 total = total + (y if y.dtype == torch.float32 else y.to(torch.float32))
             return total, (total.to(torch.int32) if want_int else None)
