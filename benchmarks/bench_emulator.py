@@ -9,20 +9,35 @@ from .common import BATCHES, DENSITY, GOLDEN_TICKS, MODELS, TICKS, network, spik
 
 class FastEngine:
     """``Engine(net).run(x)``, x (batch, TICKS, *input_shape); seconds per call
-    (samples x ticks per second = batch * TICKS / time)."""
+    (samples x ticks per second = batch * TICKS / time).
 
-    params = (MODELS, BATCHES)
-    param_names = ["model", "batch"]
+    ``threads``: torch intra-op threads (0 = torch's default, what the gate uses). On a loaded
+    2-core machine two OpenMP threads made the engine 10-20x slower than one (measured
+    2026-11-27 at load average ~8), so both are tracked.
+    """
+
+    params = (MODELS, BATCHES, [0, 1])
+    param_names = ["model", "batch", "threads"]
     timeout = 300
 
-    def setup(self, model, batch):
+    def setup(self, model, batch, threads):
+        import torch
+
         from s2emu import Engine
 
+        self._threads = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
         self.engine = Engine(network(model))
         self.x = spikes(model, batch)
         self.engine.run(self.x[:, :2])  # warm-up: torch picks its kernels on the first call
 
-    def time_run(self, model, batch):
+    def teardown(self, model, batch, threads):
+        import torch
+
+        torch.set_num_threads(self._threads)
+
+    def time_run(self, model, batch, threads):
         self.engine.run(self.x)
 
 

@@ -29,6 +29,7 @@ average is printed because other processes on a 2-core machine change every numb
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -150,14 +151,8 @@ def run_reference(flat, x: np.ndarray):
 def run_norse(graph, x: np.ndarray, dt: float, threads: int = 1) -> tuple:
     """Norse on ``x`` (batch, T, ...): batched if its imported model accepts a batch, else sample
     by sample, on ``threads`` torch threads. Returns (seconds, mode, output spikes (batch, T, n_out))."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         return _run_norse(graph, x, dt)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _run_norse(graph, x: np.ndarray, dt: float) -> tuple:
@@ -229,8 +224,22 @@ def time_gate(timeout: float = 900.0) -> Dict[str, Any]:
 
 # ----------------------------------------------------------------------------- main
 
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run the block with ``n`` torch intra-op threads."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def measure_model(name: str, path: str, args, rate: Dict[str, Any], log) -> Dict[str, Any]:
     import nir
+    import torch
 
     from s2common.graph import flatten_graph
 
@@ -255,6 +264,11 @@ def measure_model(name: str, path: str, args, rate: Dict[str, Any], log) -> Dict
     add("emulator (engine)", 1, T, sec)
     sec, rec64 = run_engine(net, x64)
     e64 = add("emulator (engine)", 64, T, sec)
+    e64_1 = None
+    if torch.get_num_threads() > 1:  # the same run on one thread (a loaded machine punishes OpenMP threads)
+        with torch_threads(1):
+            sec, _ = run_engine(net, x64)
+        e64_1 = add("emulator (engine)", 64, T, sec, "1 thread")
     gt = args.golden_ticks
     sec, _ = run_golden(net, x1[:, :gt])
     add("golden model", 1, gt, sec, f"{gt} ticks")
@@ -279,12 +293,17 @@ def measure_model(name: str, path: str, args, rate: Dict[str, Any], log) -> Dict
     if norse_rows:
         best_norse = max(r["samples_ticks_per_s"] for r in norse_rows)
         res["ratio_emulator64_over_norse"] = e64["samples_ticks_per_s"] / best_norse
+        if e64_1 is not None:
+            res["ratio_emulator64_1thread_over_norse"] = e64_1["samples_ticks_per_s"] / best_norse
     macs = macs_per_tick(flat)
     total = sum(macs.values())
     bound = total / rate["macs_per_s"]  # seconds per sample-tick
     per = e64["seconds"] / (64 * T)
     res["dense"] = {"macs_per_sample_tick": total, "macs_per_node": macs, "bound_s_per_sample_tick": bound,
                     "emulator_s_per_sample_tick": per, "emulator_over_bound": per / bound}
+    if e64_1 is not None:
+        per1 = e64_1["seconds"] / (64 * T)
+        res["dense"].update({"emulator_1thread_s_per_sample_tick": per1, "emulator_1thread_over_bound": per1 / bound})
     dens = []
     for d in args.densities:
         xd = make_spikes(flat.input_shape, 64, T, d, seed=1)
@@ -359,10 +378,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             r = m["ratio_emulator64_over_norse"]
             print(f"{m['model']}: emulator (batch 64) / Norse = {r:.1f}x "
                   f"(target >= {NORSE_TARGET:.0f}x: {'met' if r >= NORSE_TARGET else 'NOT met'})")
+            if "ratio_emulator64_1thread_over_norse" in m:
+                print(f"{m['model']}: emulator (batch 64, 1 thread) / Norse = "
+                      f"{m['ratio_emulator64_1thread_over_norse']:.1f}x")
         print(f"{m['model']}: {d['macs_per_sample_tick']:,} multiply-adds per sample and tick; dense bound "
               f"{d['bound_s_per_sample_tick'] * 1e6:.1f} us, emulator {d['emulator_s_per_sample_tick'] * 1e6:.1f} us "
               f"per sample-tick: emulator time / dense bound = {d['emulator_over_bound']:.1f}x "
               f"(target <= {BOUND_TARGET:.0f}x: {'met' if d['emulator_over_bound'] <= BOUND_TARGET else 'NOT met'})")
+        if "emulator_1thread_over_bound" in d:
+            print(f"{m['model']}: on 1 thread: emulator {d['emulator_1thread_s_per_sample_tick'] * 1e6:.1f} us per "
+                  f"sample-tick: emulator time / dense bound = {d['emulator_1thread_over_bound']:.1f}x")
     print()
     drows = []
     for m in done:

@@ -87,7 +87,7 @@ def test_missing_model_is_skipped_not_failed(monkeypatch, tmp_path):
         from benchmarks.bench_emulator import FastEngine
 
         with pytest.raises(NotImplementedError):
-            FastEngine().setup("cnn_sinabs", 1)
+            FastEngine().setup("cnn_sinabs", 1, 0)
     finally:
         common.flat_graph.cache_clear()
         common.network.cache_clear()
