@@ -32,9 +32,29 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="qsnn: start from this float P-SNN NIR file (default: train the float model first)")
     p.add_argument("--data-root", default=None, help="DVS Gesture root (else $S2GATE_DVSGESTURE_ROOT)")
     p.add_argument("--out", default=None, help="output NIR file (default: <model>.nir)")
+    p.add_argument("--standin", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a stand-in sensor parameter (harness.data.standin.SensorConfig), e.g. "
+                        "--standin noise_hz=0.02,0.25 --standin sloppiness=0.15; repeatable")
     p.add_argument("--max-steps", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     return p
+
+
+def _parse_standin(items):
+    """``["k=v", ...]`` -> dict of SensorConfig overrides (tuples for comma-separated values)."""
+    from s2common.errors import InputDataError
+    from harness.data.standin import SensorConfig
+
+    fields = SensorConfig.__dataclass_fields__
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise InputDataError(f"bad --standin '{item}'", rule="bad-option",
+                                 hint=f"use KEY=VALUE with KEY one of {', '.join(fields)}")
+        vals = [float(v) for v in value.split(",")]
+        out[key] = tuple(vals) if len(vals) > 1 else (int(vals[0]) if fields[key].type == "int" else vals[0])
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, lr=args.lr or DEFAULTS[args.model]["lr"], batch_size=args.batch_size, T=args.T,
         n_train=args.n_train, n_test=args.n_test, init=args.init, data_root=args.data_root,
         out=args.out or f"{args.model}.nir", max_steps=args.max_steps, threads=args.threads,
+        standin=_parse_standin(args.standin),
         command="s2gate train " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if sys.argv[1:2] == ["train"]
         else "s2gate " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
     )

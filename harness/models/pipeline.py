@@ -32,6 +32,7 @@ class TrainRequest:
     threads: Optional[int] = None
     command: str = ""
     psnn_epochs: int = 30               #: qsnn without --init: epochs of the float pre-training
+    standin: dict = field(default_factory=dict)  #: SensorConfig overrides for the stand-in
 
 
 @dataclass
@@ -46,10 +47,14 @@ class TrainResult:
 def load_data(req: TrainRequest, progress: bool = False) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_train, y_train, x_test, y_test) as uint8 spikes (N, T, 2, 32, 32) and int64 labels."""
     if req.dataset == "stand-in":
-        from harness.data import standin_split
+        import dataclasses
 
-        xtr, ytr = standin_split("train", seed=req.seed, n=req.n_train, T=req.T, progress=progress)
-        xte, yte = standin_split("test", seed=req.seed, n=req.n_test, T=req.T, progress=progress)
+        from harness.data import standin_split
+        from harness.data.standin import DEFAULT_CONFIG
+
+        cfg = dataclasses.replace(DEFAULT_CONFIG, **req.standin)
+        xtr, ytr = standin_split("train", seed=req.seed, n=req.n_train, T=req.T, config=cfg, progress=progress)
+        xte, yte = standin_split("test", seed=req.seed, n=req.n_test, T=req.T, config=cfg, progress=progress)
     elif req.dataset == "dvsgesture":
         from harness.data.dvsgesture import load_frames
 
@@ -97,8 +102,9 @@ def run_training(req: TrainRequest, progress: bool = True) -> TrainResult:
     if req.threads:
         torch.set_num_threads(req.threads)
     xtr, ytr, xte, yte = load_data(req, progress=progress)
-    extra = {"s2gate.dataset": req.dataset, "s2gate.epochs": req.epochs, "s2gate.n_train": int(len(ytr)),
-             "s2gate.n_test": int(len(yte))}
+    extra = {"s2gate.standin_overrides": repr(req.standin)} if req.standin else {}
+    extra.update({"s2gate.dataset": req.dataset, "s2gate.epochs": req.epochs, "s2gate.n_train": int(len(ytr)),
+             "s2gate.n_test": int(len(yte))})
     cfg = TrainConfig(epochs=req.epochs, batch_size=req.batch_size, lr=req.lr, seed=req.seed,
                       max_steps=req.max_steps, progress=progress)
     torch.manual_seed(req.seed)
