@@ -47,6 +47,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="min weight-memory reduction float32 -> int8 (0.75)")
     g.addoption("--s2-atoms", action="append", default=None, metavar="POP=N",
                 help="max_atoms_per_core of one population for the chip map and design rules (repeatable)")
+    g.addoption("--s2-no-auto-atoms", action="store_true", default=False,
+                help="do not choose atoms per PE for layers that overflow one PE's SRAM (they then fail memory.fits-chip)")
     g.addoption("--s2-seed", default=0, type=int, metavar="S", help="seed of the data and sample order (0)")
     g.addoption("--s2-report", default=None, metavar="DIR",
                 help="write summary.json, report.md, report.html and plots into DIR")
@@ -84,7 +86,7 @@ def config_from_options(config: pytest.Config) -> "Any":
         percentile=opt("--s2-percentile"), backend=opt("--s2-backend"), board_host=opt("--s2-board-host"),
         ptq_budget=opt("--s2-ptq-budget"), qat_budget=opt("--s2-qat-budget"),
         min_memory_reduction=opt("--s2-min-memory-reduction"), report=opt("--s2-report"), seed=opt("--s2-seed"),
-        atoms_per_core=parse_atoms(opt("--s2-atoms")))
+        atoms_per_core=parse_atoms(opt("--s2-atoms")), auto_atoms=not opt("--s2-no-auto-atoms"))
     if opt("--s2-model"):
         kw["model"] = os.path.abspath(opt("--s2-model"))
     qat = opt("--s2-qat-model")

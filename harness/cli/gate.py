@@ -51,6 +51,8 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
     p.add_argument("--atoms", action="append", metavar="POP=N",
                    help="max_atoms_per_core of one population for the chip map and design rules (repeatable), "
                         "e.g. --atoms if3=4; overrides the model's s2gate.atoms_per_core metadata")
+    p.add_argument("--no-auto-atoms", action="store_true",
+                   help="do not choose atoms per PE for layers that overflow one PE (they then fail memory.fits-chip)")
     p.add_argument("--report", default="s2gate-report", metavar="DIR", help="report folder (default s2gate-report/)")
     p.add_argument("--no-report", action="store_true", help="print the summary only")
     return p
@@ -76,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     from harness.gate.config import parse_atoms
 
-    extra = dict(atoms_per_core=parse_atoms(args.atoms), percentile=args.percentile, backend=args.backend, board_host=args.board_host,
+    extra = dict(atoms_per_core=parse_atoms(args.atoms), auto_atoms=not args.no_auto_atoms, percentile=args.percentile, backend=args.backend, board_host=args.board_host,
                  ptq_budget=args.ptq_budget, qat_budget=args.qat_budget,
                  min_memory_reduction=args.min_memory_reduction,
                  report=None if args.no_report else os.path.abspath(args.report))

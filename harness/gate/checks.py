@@ -209,8 +209,15 @@ def check_fits_chip(ev: Dict[str, Any]) -> Check:
     chip = ev["memory"]["chip"]
     measured = f"{chip['pes']} PEs on {chip['chips']} chip(s)"
     budget = f"fits ({chip.get('pes_per_chip', '?')} PEs per chip)"
+    auto = chip.get("auto_atoms") or {}
+    if auto:
+        measured += " (" + ", ".join(f"{k}: {v} atoms/PE" for k, v in auto.items()) + ")"
     if chip["fits"]:
-        return Check(name, title, measured, budget, PASS, f"{name}: {measured}", value=float(chip["pes"]))
+        msg = f"{name}: {measured}"
+        if auto:
+            msg += (" - atoms per PE chosen by the gate so each layer fits one PE's SRAM; set them in py-spinnaker2 "
+                    "with pop.set_max_atoms_per_core(n)")
+        return Check(name, title, measured, budget, PASS, msg, value=float(chip["pes"]))
     bad = chip.get("failing_layers") or []
     msg = f"{name}: the model does not fit SpiNNaker2: {chip.get('detail') or measured}"
     layer = None

@@ -58,6 +58,10 @@ class GateConfig:
         atoms_per_core: ``((population, atoms), ...)``: ``max_atoms_per_core`` overrides for the chip
             map and the design rules (as ``s2gate map --atoms``); they take precedence over the
             model's own ``graph.metadata["s2gate.atoms_per_core"]`` (``{population: atoms}``).
+        auto_atoms: for a population that overflows one PE's data SRAM at the default (and that no
+            override names), use the largest ``max_atoms_per_core`` that fits, as a py-spinnaker2
+            user would set it; the chosen values are reported. Off: such a model fails
+            ``memory.fits-chip`` and ``design-rules.*``.
     """
 
     model: str = field(default_factory=lambda: bundled_model("psnn"))
@@ -79,6 +83,7 @@ class GateConfig:
     sweep_samples: Optional[int] = None
     progress: bool = False
     atoms_per_core: Tuple[Tuple[str, int], ...] = ()
+    auto_atoms: bool = True
 
     #: fields that do not change any number of the evaluation (left out of the digest)
     NOT_IN_DIGEST = ("report", "batch_size", "progress", "ptq_budget", "qat_budget", "min_memory_reduction")

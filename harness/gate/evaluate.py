@@ -432,6 +432,7 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
 
     # ---- PTQ graph, rules, lowering, memory
     q = net_ptq = None
+    ptq_atoms: Dict[str, int] = {}
     if s.ok("model"):
         with s.section("ptq", cfg.model):
             from harness.quantize import quantize_ptq
@@ -439,13 +440,15 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
             qfn = quantizer or quantize_ptq
             q = qfn(float_graph, percentile=cfg.percentile, source=cfg.model)
         if s.ok("ptq"):
-            net_ptq = _rules_and_lower(s, "ptq", q.graph, opts, cfg.model, ev, atoms_for_graph(cfg, float_graph))
+            net_ptq, ptq_atoms = _rules_and_lower(s, "ptq", q.graph, opts, cfg.model, ev,
+                                                  atoms_for_graph(cfg, float_graph), cfg.auto_atoms)
     if net_ptq is not None:
-        _memory(s, ev, net_ptq, float_graph, q.graph, atoms_for_graph(cfg, float_graph))
+        _memory(s, ev, net_ptq, float_graph, q.graph, ptq_atoms)
 
     net_qat = deq_graph = None
     if qat_graph is not None:
-        net_qat = _rules_and_lower(s, "qat", qat_graph, qat_opts, cfg.qat_model, ev, atoms_for_graph(cfg, qat_graph))
+        net_qat, _ = _rules_and_lower(s, "qat", qat_graph, qat_opts, cfg.qat_model, ev,
+                                      atoms_for_graph(cfg, qat_graph), cfg.auto_atoms)
         with s.section("qat_float_run", cfg.qat_model):
             from harness.quantize import dequantize
 
@@ -472,7 +475,7 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
                      net_qat, sweep_nets)
 
     # ---- hardware in the loop
-    ev["hil"] = _hil(s, cfg, q, net_ptq, spikes, atoms_for_graph(cfg, float_graph) if float_graph is not None else None)
+    ev["hil"] = _hil(s, cfg, q, net_ptq, spikes, ptq_atoms if net_ptq is not None else None)
     ev["errors"] = dict(sorted(s.errors.items()))
     return ev
 
@@ -492,22 +495,55 @@ def atoms_for_graph(config: GateConfig, graph: Any) -> Dict[str, int]:
     return atoms
 
 
+def fit_atoms(net: Any, atoms: Dict[str, int]) -> Dict[str, int]:
+    """Atoms per PE for every population that overflows one PE at its current setting and is not
+    named in ``atoms``: the largest number that fits (binary search on ``map_to_chip``'s per-layer
+    fit, which grows with the atoms per PE). Populations that do not fit even with one atom per PE
+    are left alone (the design rules report them)."""
+    from s2emu.chip import map_to_chip
+
+    chosen: Dict[str, int] = {}
+    chip = map_to_chip(net, atoms_per_core=atoms or None)
+    for row in chip.rows:
+        if row.fits or row.name in atoms:
+            continue
+        lo, hi, best = 1, int(row.atoms_per_core) - 1, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            trial = {**atoms, **chosen, row.name: mid}
+            if map_to_chip(net, atoms_per_core=trial).row(row.name).fits:
+                best, lo = mid, mid + 1
+            else:
+                hi = mid - 1
+        if best is not None:
+            chosen[row.name] = best
+    return chosen
+
+
 def _rules_and_lower(s: _Sections, flow: str, graph: Any, opts: Any, file: Optional[str], ev: Dict[str, Any],
-                     atoms: Optional[Dict[str, int]] = None) -> Any:
-    """Lower ``graph`` for the emulator and run the design rules on it (with the lowered network,
-    so the chip-fit and accumulator rules run too)."""
+                     atoms: Dict[str, int], auto: bool) -> Tuple[Any, Dict[str, int]]:
+    """Lower ``graph`` for the emulator, fit atoms per PE (``auto``), and run the design rules with
+    the lowered network (so the chip-fit and accumulator rules run too).
+
+    Returns (network or None, atoms per core used)."""
     from s2common.graph import flatten_graph
     from s2emu import lower
     from s2emu.rules import check_design_rules
 
     net = None
+    atoms = dict(atoms)
     with s.section(f"{flow}_lower", file):
         net = lower(graph, opts)
+        if auto:
+            chosen = fit_atoms(net, atoms)
+            if chosen:
+                ev.setdefault("auto_atoms", {})[flow] = dict(sorted(chosen.items()))
+                atoms.update(chosen)
     with s.section(f"rules_{flow}", file):
         flat = flatten_graph(graph, file=file)
         ev.setdefault("design_rules", {})[flow] = _violations(check_design_rules(flat, net=net, options=opts,
                                                                                  atoms_per_core=atoms or None))
-    return net
+    return net, atoms
 
 
 def _memory(s: _Sections, ev: Dict[str, Any], net: Any, float_graph: Any, q_graph: Any,
@@ -539,9 +575,11 @@ def _memory(s: _Sections, ev: Dict[str, Any], net: Any, float_graph: Any, q_grap
         if t.chips > t.max_chips:
             detail = (f"needs {t.pes} PEs = {t.chips} chips of {chip.spec.usable_pes_per_chip} usable PEs, "
                       f"more than the {t.max_chips} chip(s) allowed")
-            if not failing:
-                biggest = max(chip.rows, key=lambda r: r.pes)
-                failing = [{"name": biggest.name, "reason": f"takes {biggest.pes} PEs for {biggest.neurons:,} neurons"}]
+            biggest = max(chip.rows, key=lambda r: r.pes)
+            if biggest.name not in {f["name"] for f in failing}:
+                failing.append({"name": biggest.name, "reason": f"takes {biggest.pes} PEs for {biggest.neurons:,} neurons"})
+            if len(failing) > 1:
+                detail += f"; {len(failing) - 1} layer(s) do not fit one PE's data SRAM"
         elif failing:
             detail = f"{len(failing)} layer(s) do not fit one PE's data SRAM"
         mem = ev.setdefault("memory", {})
@@ -549,6 +587,7 @@ def _memory(s: _Sections, ev: Dict[str, Any], net: Any, float_graph: Any, q_grap
                        "pes_per_chip": int(chip.spec.usable_pes_per_chip), "total_bytes": int(t.total_bytes),
                        "max_bytes_per_pe": int(t.max_bytes_per_pe), "failing_layers": failing, "detail": detail,
                        "atoms_per_core": dict(sorted((atoms or {}).items())),
+                       "auto_atoms": dict(sorted((ev.get("auto_atoms") or {}).get("ptq", {}).items())),
                        "layers": [{"name": r.name, "model": r.model, "neurons": int(r.neurons), "pes": int(r.pes),
                                    "total_bytes": int(r.total_bytes), "fits": bool(r.fits)} for r in chip.rows]}
     ev.setdefault("neurobench", {})

@@ -110,7 +110,11 @@ def test_model_too_big_for_the_chip(tmp_path):
     ev = evaluate(GateConfig(model=path, qat_model=None, sweep=()), data=(x, y))
     fit = run_check(ev, "memory.fits-chip")
     assert fit.verdict == FAIL
-    assert fit.message.startswith("memory.fits-chip:") and "layer 'if2'" in fit.message
+    assert fit.message.startswith("memory.fits-chip:")
+    # 40,000 neurons need more than one chip's 148 PEs; the 40,000-wide fan-in of 'if3' does not
+    # fit one PE even with one neuron per PE
+    assert "more than the 1 chip(s) allowed" in fit.message
+    assert "layer 'if2': takes" in fit.message and "layer 'if3': needs" in fit.message
     assert ev["memory"]["chip"]["pes"] > 148
     rules = run_check(ev, "design-rules.ptq")
     assert rules.verdict == FAIL
@@ -279,3 +283,34 @@ def test_npz_without_labels_or_of_the_wrong_shape(tiny_config, tmp_path):
     ev = evaluate(tiny_config.replace(dataset=str(wrong), qat_model=None))
     msg = run_check(ev, "accuracy.ptq").message
     assert "[bad-input]" in msg and "(2, 8, 8)" in msg and "(2, 16, 16)" in msg
+
+
+def test_a_layer_too_big_for_one_pe_is_spread_or_reported(tmp_path):
+    """The P-SNN's Affine 1024 -> 128 after pooling needs ~1.1 MB of synapse rows at 250 atoms per
+    PE; the gate picks the largest atoms per PE that fits, or (auto off) fails naming the layer."""
+    import nir
+
+    from harness.gate.config import GateConfig
+    from harness.models.export import export_psnn
+    from harness.models.psnn import PSNN
+
+    g = export_psnn(PSNN(), T=4, dt=1e-3, seed=0)
+    path = str(tmp_path / "psnn.nir")
+    nir.write(path, g)
+    x = np.zeros((2, 4, 2, 32, 32), dtype=bool)
+    y = np.zeros(2, dtype=np.int64)
+    cfg = GateConfig(model=path, qat_model=None, sweep=())
+    ev = evaluate(cfg, data=(x, y))
+    fit = run_check(ev, "memory.fits-chip")
+    assert fit.verdict == PASS, fit.message
+    auto = ev["memory"]["chip"]["auto_atoms"]
+    assert list(auto) == ["if3"] and 1 <= auto["if3"] < 250
+    assert "if3: " in fit.measured
+    assert run_check(ev, "design-rules.ptq").verdict == PASS
+    ev = evaluate(cfg.replace(auto_atoms=False), data=(x, y))
+    fit = run_check(ev, "memory.fits-chip")
+    assert fit.verdict == FAIL and fit.layer == "if3" and "--atoms if3=N" in fit.message
+    rules = run_check(ev, "design-rules.ptq")
+    assert rules.verdict == FAIL and "population-exceeds-pe" in rules.message and "'if3'" in rules.message
+    # the largest atoms per PE that fits is exactly what the rule's hint says
+    assert f"<= {auto['if3']}" in rules.message
