@@ -198,13 +198,14 @@ def spikes_total(rec, names) -> int:
 
 # ----------------------------------------------------------------------------- gate
 
-def time_gate(timeout: float = 900.0) -> Dict[str, Any]:
-    """``s2gate gate`` on the bundled default in a subprocess (fresh interpreter, temp folder)."""
+def time_gate(timeout: float = 900.0, model_dir: Optional[str] = None) -> Dict[str, Any]:
+    """``s2gate gate`` on the bundled default in a subprocess (fresh interpreter, temp folder);
+    with ``model_dir``, on ``model_dir/psnn.nir`` and ``model_dir/qsnn.nir`` instead."""
     exe = os.path.join(os.path.dirname(sys.executable), "s2gate")
     cmd = [exe] if os.path.exists(exe) else ([shutil.which("s2gate")] if shutil.which("s2gate") else None)
     if cmd is None:
         return {"skipped": "no s2gate command"}
-    missing = [m for m in ("psnn", "qsnn") if not os.path.exists(model_file(m))]
+    missing = [m for m in ("psnn", "qsnn") if not os.path.exists(model_file(m, model_dir))]
     if missing:
         return {"skipped": f"bundled model(s) missing: {', '.join(m + '.nir' for m in missing)}"}
     help_ = subprocess.run(cmd + ["gate", "--help"], capture_output=True, text=True)
@@ -212,6 +213,8 @@ def time_gate(timeout: float = 900.0) -> Dict[str, Any]:
         return {"skipped": "s2gate has no gate command"}
     with tempfile.TemporaryDirectory() as tmp:
         full = cmd + ["gate", "--quiet", "--report", os.path.join(tmp, "report")]
+        if model_dir:
+            full += ["--model", model_file("psnn", model_dir), "--qat-model", model_file("qsnn", model_dir)]
         t0 = time.perf_counter()
         try:
             p = subprocess.run(full, cwd=tmp, capture_output=True, text=True, timeout=timeout)
@@ -324,7 +327,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="bundled model names or .nir paths (default cnn_sinabs psnn)")
     p.add_argument("--model-dir", default=None, help="folder of the <name>.nir files (default harness/bundled)")
     p.add_argument("--ticks", type=int, default=None, help="ticks per run (default 100; --quick 20)")
-    p.add_argument("--golden-ticks", type=int, default=None, help="golden-model ticks (default 5; --quick 2)")
+    p.add_argument("--golden-ticks", type=int, default=None, help="golden-model ticks (default 20; --quick 5)")
     p.add_argument("--density", type=float, default=0.02, help="input spike density of the main table (0.02)")
     p.add_argument("--densities", type=float, nargs="*", default=[0.005, 0.02, 0.10])
     p.add_argument("--norse-samples", type=int, default=None,
@@ -334,12 +337,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="torch threads for Norse (default 1: its batch-1 steps are tiny, and two threads made it "
                         "up to 50x slower on a loaded 2-core machine; 1 is Norse's best case, so the ratio is "
                         "conservative)")
-    p.add_argument("--quick", action="store_true", help="20 ticks, 2 golden ticks, 8 Norse samples")
+    p.add_argument("--quick", action="store_true", help="20 ticks, 5 golden ticks, 8 Norse samples")
     p.add_argument("--no-gate", action="store_true", help="do not time s2gate gate")
     p.add_argument("--json", metavar="OUT", default=None, help="also write every number to OUT (JSON)")
     args = p.parse_args(argv)
     args.ticks = args.ticks or (20 if args.quick else 100)
-    args.golden_ticks = args.golden_ticks or (2 if args.quick else 5)
+    args.golden_ticks = args.golden_ticks or (5 if args.quick else 20)
     args.norse_samples = args.norse_samples or (8 if args.quick else 64)
 
     import torch
@@ -360,7 +363,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             results["models"].append({"model": m, "skipped": f"{path} missing"})
             continue
         results["models"].append(measure_model(os.path.basename(path)[:-4], path, args, rate, log))
-    results["gate"] = {"skipped": "--no-gate"} if args.no_gate else time_gate()
+    results["gate"] = {"skipped": "--no-gate"} if args.no_gate else time_gate(model_dir=args.model_dir)
     results["load_after"] = os.getloadavg()[0]
 
     done = [r for r in results["models"] if "rows" in r]
