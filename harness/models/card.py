@@ -11,26 +11,33 @@ def _pct(v: float) -> str:
     return f"{100 * v:.2f} %"
 
 
-def write_card(path: str, results: Dict[str, Dict[str, float]], history: Dict[str, List], cmd_p: str, cmd_q: str,
-               seed: int) -> None:
-    """Render the model card. ``results[model]`` has ref_acc, torch_acc, agree, n, n_disagree."""
+def write_card(path: str, results: Dict[str, Dict[str, object]], seed: int) -> None:
+    """Render the model card. ``results[model]``: ref_acc, torch_acc, agree, n, n_disagree,
+    per_class, command, history (list of per-epoch dicts or None); see :func:`harness.models.bundle.measure`."""
     from tabulate import tabulate
 
     from harness.data import DEFAULT_N, DEFAULT_T
-    from harness.data.standin import DEFAULT_CONFIG, config_dict
+    from harness.data.standin import CLASSES, DEFAULT_CONFIG, config_dict
     from .pipeline import DEFAULT_DT
 
     p, q = results["psnn"], results["qsnn"]
+    cmd_p, cmd_q = p["command"], q["command"]
     hist_tables = []
-    for name, hist in history.items():
-        rows = [(s.epoch, f"{s.loss:.4f}", f"{100 * s.train_acc:.2f}", f"{100 * s.test_acc:.2f}") for s in hist]
+    for name, res in results.items():
+        hist = res.get("history")
+        if not hist:
+            hist_tables.append(f"**{name}**: per-epoch history not recorded in this file.")
+            continue
+        rows = [(h["epoch"], f"{h['loss']:.4f}", f"{100 * h['train_acc']:.2f}", f"{100 * h['test_acc']:.2f}") for h in hist]
         hist_tables.append(f"**{name}**\n\n" + tabulate(rows, headers=["epoch", "loss", "train acc %", "test acc % (torch)"],
-                                                      tablefmt="github"))
+                                                        tablefmt="github"))
+    per_class = tabulate([(c, _pct(a), _pct(b)) for c, a, b in zip(CLASSES, p["per_class"], q["per_class"])],
+                         headers=["class", "P-SNN (reference)", "Q-SNN (reference)"], tablefmt="github")
     sensor = "\n".join(f"| `{k}` | {v} |" for k, v in config_dict(DEFAULT_CONFIG).items())
     text = f"""# Bundled models: P-SNN and Q-SNN on the DVS-gesture stand-in
 
 Files: `psnn.nir` (float), `qsnn.nir` (quantized NIR, QAT: int8 codes, thresholds in chip units).
-Generated {_dt.date.today().isoformat()} by `python -m harness.models.bundle --seed {seed}`.
+Accuracy numbers below: `python -m harness.models.bundle --measure-only --seed {seed}` ({_dt.date.today().isoformat()}).
 
 ## Task and data
 11-class event-camera gestures (DVS Gesture's classes), from the generated stand-in
@@ -67,15 +74,18 @@ Exported with `harness.quantize.qat` (weights = `quant_weight().int()`, threshol
 {cmd_p}
 {cmd_q}
 ```
-Adam, cosine decay, batch 32, cross-entropy on 0.5 × spike counts, fast-sigmoid surrogate.
+Adam, cosine decay, batch 32, cross-entropy on 0.5 × spike counts, fast-sigmoid surrogate,
+random ±2-pixel shifts as augmentation, torch float32 on CPU.
 
-{chr(10).join(hist_tables)}
+{(chr(10) + chr(10)).join(hist_tables)}
 
 ## Accuracy on the stand-in test split ({p['n']} samples)
 | model | torch (float32) | reference simulator on the NIR file (spinnaker2 preset, float64) | NIR vs torch predictions |
 |---|---|---|---|
 | P-SNN (`psnn.nir`) | {_pct(p['torch_acc'])} | **{_pct(p['ref_acc'])}** | {_pct(p['agree'])} agree ({p['n_disagree']} differ) |
 | Q-SNN (`qsnn.nir`) | {_pct(q['torch_acc'])} | **{_pct(q['ref_acc'])}** | {_pct(q['agree'])} agree ({q['n_disagree']} differ) |
+
+{per_class}
 
 Residual disagreements (if any) come from float32 (torch) vs float64 (reference) sums landing on
 different sides of a threshold at exact ties.

@@ -91,6 +91,14 @@ def load_psnn(path: "str | os.PathLike[str]"):
     return m
 
 
+def history_json(history) -> str:
+    """Per-epoch statistics as a JSON string (stored in the graph metadata as ``s2gate.history``)."""
+    import json
+
+    return json.dumps([{"epoch": h.epoch, "loss": round(h.loss, 6), "train_acc": round(h.train_acc, 6),
+                        "test_acc": round(h.test_acc, 6)} for h in history])
+
+
 def run_training(req: TrainRequest, progress: bool = True) -> TrainResult:
     """Train the requested model, export it to NIR (atomically) and return the history."""
     import torch
@@ -113,6 +121,7 @@ def run_training(req: TrainRequest, progress: bool = True) -> TrainResult:
         history = train(model, xtr, ytr, xte, yte, cfg)
         acc = evaluate(model, xte, yte)
         extra["s2gate.torch_test_accuracy"] = acc
+        extra["s2gate.history"] = history_json(history)
         graph = export_psnn(model, req.T, DEFAULT_DT, req.seed, req.command, extra)
     elif req.model == "qsnn":
         from .qsnn import QSNN
@@ -129,6 +138,7 @@ def run_training(req: TrainRequest, progress: bool = True) -> TrainResult:
         history = train(model, xtr, ytr, xte, yte, cfg)
         acc = evaluate(model, xte, yte)
         extra["s2gate.torch_test_accuracy"] = acc
+        extra["s2gate.history"] = history_json(history)
         graph = export_qsnn(model, req.T, DEFAULT_DT, req.seed, req.command, extra)
     else:
         raise ValueError(f"unknown model {req.model!r}")
