@@ -11,16 +11,23 @@ Same bits as :class:`s2emu.golden.GoldenModel` for any batch size and thread cou
   ``B < 2**53``, else :class:`s2common.errors.DesignRuleError`. As a second guard the engine
   checks that conv/matmul outputs are integral (a convolution algorithm with non-integer
   transforms, e.g. Winograd, would break the argument) and raises UnsupportedError if not.
-* The per-population sum over projections is done in int32; the float32 state update is
-  elementwise, in the golden model's order (see :mod:`s2emu.golden`), one torch op per
-  rounding (no fused kernels), so it is the same IEEE float32 arithmetic.
-* Work is skipped when a source population emitted no spike in the ticks that are delivered.
+* The per-population sum over projections is exact (float32 below 2**24, else int32); the
+  float32 state update is elementwise, in the golden model's order (see :mod:`s2emu.golden`),
+  one IEEE operation per rounding (separate in-place torch ops, no fused kernels, no
+  torch.compile); operations that are provable identities (``1.0 * v``, ``v + 0.0`` where v
+  cannot be -0.0) are skipped, see :class:`_Plan`.
+* Work follows spikes: a projection is skipped when its source emitted no spike in the
+  delivered ticks, and only the (sample, tick) rows with at least one source spike go through
+  the conv/matmul (the others' input is exactly 0).
 
-Internal layout (invisible in the Recording): buffers are time-major ``(time, batch, neurons)``
-so that a chunk of ticks is one contiguous slice, and the neurons of a (C, H, W) population are
-stored in (H, W, C) order so that a spike map is a channels-last view that ``conv2d`` and
-``avg_pool2d`` take without copying. Parameters and dense weight columns are permuted to match;
-the Recording is put back in NIR's (C, H, W) order at the end.
+Layout (the Recording's): buffers are ``(batch, time, neurons)`` with neurons in NIR (C, H, W)
+order, so the Recording shares their memory. Spike maps are copied into channels-last float
+tensors for ``conv2d``/``avg_pool2d`` (faster on CPU), fused with the bool -> float conversion;
+conv outputs go back to C order in the pass that normalises -0.0 (see :func:`_rows`).
+
+Threads: the engine runs on the caller's torch setting (``torch.get_num_threads()``, recorded
+in the meta) and never changes it; results do not depend on it. On a loaded 2-core machine one
+thread can be faster than two (``torch.set_num_threads(1)`` before the run).
 """
 from __future__ import annotations
 
@@ -60,14 +67,6 @@ def exactness_bound(proj: Projection, pre: Population) -> int:
     return int(w.reshape(w.shape[0], -1).sum(axis=1).max(initial=0)) * area
 
 
-def hwc_order(shape: Tuple[int, ...]) -> np.ndarray:
-    """For each internal neuron position, its C-order (NIR) index. 3-D shapes are stored as (H, W, C)."""
-    size = int(np.prod(shape))
-    if len(shape) != 3:
-        return np.arange(size)
-    return np.arange(size).reshape(shape).transpose(1, 2, 0).ravel()
-
-
 @dataclass
 class _Compiled:
     proj: Projection
@@ -77,6 +76,11 @@ class _Compiled:
     split: bool
     pre_shape: Tuple[int, ...]                  # NIR shape of the pre population
     post_size: int
+
+    @property
+    def spike_map(self) -> bool:
+        """True if the kernel takes the pre spikes as a (n, C, H, W) map (conv or pooling), else (n, pre.size)."""
+        return len(self.pre_shape) == 3 and (self.proj.kind != "dense" or self.proj.pool is not None)
 
 
 class Engine:
@@ -132,29 +136,22 @@ class Engine:
             raise DesignRuleError("; ".join(p.one_line() for p in problems), violations=problems,
                                   rule=problems[0].rule, node=problems[0].node)
         self.neurons = [p for p in net.populations.values() if p.model != "spike_list"]
-        self.order = {n: hwc_order(p.shape) for n, p in net.populations.items()}
         # populations whose whole input (all projections summed) stays below 2**24 are summed in
         # float32 directly: every partial sum is an exactly representable integer, so this is
         # the same number as the int32 sum converted to float32
         self.float_sum = {p.name: self.post_bound.get(p.name, 0) < FLOAT32_EXACT for p in self.neurons}
         self.params = {p.name: {k: torch.from_numpy(np.ascontiguousarray(
-                                    np.asarray(getattr(p, k), dtype=np.float32)[self.order[p.name]]))
+                                    np.asarray(getattr(p, k), dtype=np.float32).reshape(-1)))
                                 for k in ("alpha_decay", "threshold", "i_offset", "v_reset", "exc_decay", "inh_decay")
                                 if getattr(p, k) is not None}
                        for p in self.neurons}
+        self.plan = {p.name: _plan(self.params[p.name]) for p in self.neurons}
 
     @staticmethod
     def _weights(proj: Projection, pre: Population, dtype: torch.dtype, split: bool) -> Tuple[Optional[torch.Tensor], ...]:
         if proj.kind == "pool":
             return (None,)
-        w = proj.weight.astype(np.int64)
-        if proj.kind == "dense" and len(pre.shape) == 3:
-            # the (pooled) pre map arrives flattened in (H, W, C) order: permute the columns
-            c, h, wd = pre.shape
-            if proj.pool is not None:
-                h, wd = h // proj.pool[0], wd // proj.pool[1]
-            w = w[:, hwc_order((c, h, wd))]
-        t = torch.from_numpy(np.ascontiguousarray(w))
+        t = torch.from_numpy(np.ascontiguousarray(proj.weight.astype(np.int64)))
         fmt = torch.channels_last if proj.kind == "conv2d" else torch.contiguous_format
         if not split:
             return (t.to(dtype).contiguous(memory_format=fmt),)
@@ -163,29 +160,30 @@ class Engine:
 
     # ------------------------------------------------------------------ synapses
     def _apply(self, c: _Compiled, spikes: torch.Tensor, check: bool) -> List[torch.Tensor]:
-        """Exact integer input(s) (n, post.size) in internal order, from pre spikes (n, pre.size) internal.
+        """Exact integer input(s) of one projection from its pre spikes.
 
-        ``n`` is batch (tick schedule) or ticks x batch (layer schedule).
+        ``spikes``: 0/1 in ``c.dtype``, (n, C, H, W) (channels-last memory is fastest) if
+        ``c.spike_map``, else (n, pre.size); ``n`` is batch x ticks rows. Returns one tensor per
+        weight set, (n, C', H', W') for conv/pool (any memory format) or (n, post.size) for dense.
         """
         proj = c.proj
         n = spikes.shape[0]
         x = spikes if spikes.dtype == c.dtype else spikes.to(c.dtype)
-        if len(c.pre_shape) == 3:
-            ch, h, w = c.pre_shape
-            x = x.reshape(n, h, w, ch).permute(0, 3, 1, 2)  # NCHW view in channels-last memory
-            if proj.pool is not None:
-                x = F.avg_pool2d(x, kernel_size=proj.pool, stride=proj.pool, divisor_override=1)
+        if c.spike_map and x.dim() == 2:
+            x = x.view((n,) + c.pre_shape)
+        if proj.pool is not None:
+            x = F.avg_pool2d(x, kernel_size=proj.pool, stride=proj.pool, divisor_override=1)
         outs = []
         if proj.kind == "pool":
-            outs.append(_flat_hwc(x, n))
+            outs.append(x)
         elif proj.kind == "dense":
-            x = _flat_hwc(x, n) if x.dim() == 4 else x
+            x = x.reshape(n, -1)  # pooled map -> C-order rows (a copy from channels-last)
             for wt in c.weights:
                 outs.append(torch.mm(x, wt.t()))
         else:
             for wt in c.weights:
-                y = F.conv2d(x, wt, stride=proj.stride, padding=proj.padding, dilation=proj.dilation, groups=proj.groups)
-                outs.append(_flat_hwc(y, n))
+                outs.append(F.conv2d(x, wt, stride=proj.stride, padding=proj.padding, dilation=proj.dilation,
+                                     groups=proj.groups))
         if check:
             for y in outs:
                 if not torch.equal(y, torch.round(y)):
@@ -207,6 +205,7 @@ class Engine:
         population at a time over a chunk of ticks; its synaptic input for the whole chunk
         is one batched matmul/conv, because every input comes from an earlier population or
         an earlier tick) and ``"ticks"`` (recurrent networks: all populations tick by tick).
+        Runs on torch's current thread setting (``torch.get_num_threads()``, recorded in the meta).
         """
         net = self.net
         x_np = check_input(net, input_spikes)
@@ -215,7 +214,9 @@ class Engine:
         mode = self.schedule
         run = _Run(self, batch, ticks, detail)
         inp = net.populations[net.input_name]
-        run.spikes[net.input_name] = torch.from_numpy(_to_internal(x_np, inp.shape))
+        x_int = _to_internal(x_np, inp.shape)
+        run.spikes[net.input_name] = torch.from_numpy(x_int)
+        run.active[net.input_name] = torch.from_numpy(x_int.any(axis=2))
         # IEEE subnormals as the golden model (numpy) has them, even if someone enabled
         # torch.set_flush_denormal(True) in this process
         flushed = _denormals_flushed()
@@ -234,10 +235,10 @@ class Engine:
                         meta=meta(net, "torch", {"threads": torch.get_num_threads(), "schedule": mode}))
         rec.add(net.input_name, "spikes", x_np.copy())
         for p in self.neurons:
-            rec.add(p.name, "spikes", _to_nir(run.spikes[p.name].numpy(), p.shape))
+            rec.add(p.name, "spikes", _to_nir(run.spikes[p.name], p.shape))
             if p.name in detail:
-                rec.add(p.name, "i", _to_nir(run.i_rec[p.name].numpy(), p.shape))
-                rec.add(p.name, "v", _to_nir(run.v_rec[p.name].numpy(), p.shape))
+                rec.add(p.name, "i", _to_nir(run.i_rec[p.name], p.shape))
+                rec.add(p.name, "v", _to_nir(run.v_rec[p.name], p.shape))
         return rec
 
     @property
@@ -256,6 +257,42 @@ class Engine:
         checked.add(k)
         return check
 
+    def _deliver(self, run: "_Run", k: int, c: _Compiled, t0: int, t1: int, checked: set
+                 ) -> Optional[List[torch.Tensor]]:
+        """Exact input(s) of projection ``c`` for target ticks ``t0..t1-1``: (batch, t1 - t0, post.size)
+        (NIR order), or None if no spike is delivered in that window.
+
+        Work follows activity: only the (sample, source tick) rows in which the source emitted at
+        least one spike go through the kernel; the other rows' input is exactly 0.
+        """
+        batch, ticks, length = run.batch, run.ticks, t1 - t0
+        a, b = t0 - 1 - c.proj.delay, t1 - 1 - c.proj.delay      # source ticks of targets t0..t1-1
+        lo = max(a, 0)
+        if b <= lo:
+            return None
+        act = run.active[c.proj.pre][:, lo:b]                     # (batch, b - lo) bool
+        n_act = int(act.sum())
+        if n_act == 0:                                           # no spike in the window: no synaptic work
+            return None
+        src = run.spikes[c.proj.pre]                              # (batch, ticks, pre) bool
+        check = self._check(k, checked)
+        if lo == a and n_act == act.numel():                      # every row active: one slice
+            x = _kernel_input(c, batch * length)
+            per = (batch, length) + tuple(x.shape[1:])
+            x.view(per).copy_(src[:, lo:b].view(per))          # bool -> float, C order -> kernel layout
+            return [_rows(y, batch * length).view(batch, length, c.post_size) for y in self._apply(c, x, check)]
+        rows = act.nonzero()                                      # (m, 2): sample, tick - lo
+        picked = src.reshape(batch * ticks, -1).index_select(0, rows[:, 0] * ticks + rows[:, 1] + lo)
+        x = _kernel_input(c, rows.shape[0])
+        x.copy_(picked.view(x.shape))
+        dst = rows[:, 0] * length + rows[:, 1] + (lo - a)
+        full = []
+        for y in self._apply(c, x, check):
+            z = torch.zeros((batch * length, c.post_size), dtype=y.dtype)
+            z.index_copy_(0, dst, _rows(y, rows.shape[0]))
+            full.append(z.view(batch, length, c.post_size))
+        return full
+
     def _run_layers(self, run: "_Run") -> None:
         net, batch, ticks = self.net, run.batch, run.ticks
         checked: set = set()
@@ -266,29 +303,19 @@ class Engine:
             state = run.new_state(p)
             for t0 in range(0, ticks, chunk):
                 t1 = min(ticks, t0 + chunk)
-                length = t1 - t0
                 exc: List[torch.Tensor] = []
                 inh: List[torch.Tensor] = []
                 for k, c in incoming:
-                    a, b = t0 - 1 - c.proj.delay, t1 - 1 - c.proj.delay   # source ticks of targets t0..t1-1
-                    lo = max(a, 0)
-                    if b <= lo:
+                    outs = self._deliver(run, k, c, t0, t1, checked)
+                    if outs is None:
                         continue
-                    src = run.spikes[c.proj.pre][lo:b]                     # (ticks, batch, pre) contiguous
-                    if not bool(src.any()):  # no spike in the window: no synaptic work
-                        continue
-                    outs = self._apply(c, src.reshape((b - lo) * batch, -1), self._check(k, checked))
-                    for j, y in enumerate(outs):
-                        y = y.reshape(b - lo, batch, p.size)
-                        if lo > a:  # the first ticks of the run have no source tick yet
-                            y = torch.cat([torch.zeros(lo - a, batch, p.size, dtype=y.dtype), y], dim=0)
-                        (exc if j == 0 else inh).append(y)
-                shape = (length, batch, p.size)
+                    exc.append(outs[0])
+                    if len(outs) > 1:  # a pool projection has only positive (excitatory) counts
+                        inh.append(outs[1])
+                shape = (batch, t1 - t0, p.size)
                 e_f, e_i = self._sum(exc, self.float_sum[p.name], p.name in run.detail, shape)
                 h_f, h_i = self._sum(inh, self.float_sum[p.name], p.name in run.detail, shape)
-                for j in range(length):
-                    run.step(p, state, t0 + j, e_f[j], h_f[j],
-                             None if e_i is None else e_i[j], None if h_i is None else h_i[j])
+                run.advance(p, state, t0, e_f, h_f, e_i, h_i)
 
     def _run_ticks(self, run: "_Run") -> None:
         batch = run.batch
@@ -298,21 +325,17 @@ class Engine:
             exc: Dict[str, List[torch.Tensor]] = {p.name: [] for p in self.neurons}
             inh: Dict[str, List[torch.Tensor]] = {p.name: [] for p in self.neurons}
             for k, c in enumerate(self.compiled):
-                src_tick = t - 1 - c.proj.delay
-                if src_tick < 0:
+                outs = self._deliver(run, k, c, t, t + 1, checked)
+                if outs is None:
                     continue
-                src = run.spikes[c.proj.pre][src_tick]
-                if not bool(src.any()):  # no spike in that tick: no synaptic work
-                    continue
-                outs = self._apply(c, src, self._check(k, checked))
                 exc[c.proj.post].append(outs[0])
-                if c.split and len(outs) > 1:  # a pool projection has only positive (excitatory) counts
+                if len(outs) > 1:
                     inh[c.proj.post].append(outs[1])
             for p in self.neurons:
                 n = p.name
-                e_f, e_i = self._sum(exc[n], self.float_sum[n], n in run.detail, (batch, p.size))
-                h_f, h_i = self._sum(inh[n], self.float_sum[n], n in run.detail, (batch, p.size))
-                run.step(p, states[n], t, e_f, h_f, e_i, h_i)
+                e_f, e_i = self._sum(exc[n], self.float_sum[n], n in run.detail, (batch, 1, p.size))
+                h_f, h_i = self._sum(inh[n], self.float_sum[n], n in run.detail, (batch, 1, p.size))
+                run.advance(p, states[n], t, e_f, h_f, e_i, h_i)
 
     @staticmethod
     def _sum(parts: List[torch.Tensor], float_ok: bool, want_int: bool, shape: Tuple[int, ...]
@@ -321,20 +344,20 @@ class Engine:
 
         ``float_ok``: the post's summed bound is below 2**24, so a float32 sum is exact.
         Otherwise the sum is taken in int32 (exact) and rounded once to float32, as the
-        golden model converts its integer sum.
+        golden model converts its integer sum. The parts are fresh kernel outputs (they are
+        modified in place).
         """
         if not parts:
             return torch.zeros(shape, dtype=torch.float32), (torch.zeros(shape, dtype=torch.int32) if want_int else None)
         if float_ok:
-            # "+ 0.0" turns an empty floating-point sum's -0.0 (0 * negative weights, if a kernel
-            # accumulates that way) into the +0.0 that the chip's integer 0 converts to
-            total = torch.add(parts[0] if parts[0].dtype == torch.float32 else parts[0].to(torch.float32), 0.0)
+            # the parts are already normalised to +0.0 (see _rows)
+            total = parts[0] if parts[0].dtype == torch.float32 else parts[0].to(torch.float32)
             for y in parts[1:]:
-                total = total + (y if y.dtype == torch.float32 else y.to(torch.float32))
+                total.add_(y)   # float64 parts: exact integers below 2**24, same sum
             return total, (total.to(torch.int32) if want_int else None)
         total_i = parts[0].to(torch.int32)
         for y in parts[1:]:
-            total_i = total_i + y.to(torch.int32)
+            total_i.add_(y.to(torch.int32))
         return total_i.to(torch.float32), total_i
 
 
@@ -344,80 +367,148 @@ def _denormals_flushed() -> bool:
     return bool((tiny * torch.tensor([1.0], dtype=torch.float32)).item() == 0.0)
 
 
-def _flat_hwc(x: torch.Tensor, n: int) -> torch.Tensor:
-    """(n, C, H, W) -> (n, H*W*C) in (H, W, C) order (free when x is channels-last in memory)."""
-    return x.permute(0, 2, 3, 1).reshape(n, -1)
+def _kernel_input(c: _Compiled, n: int) -> torch.Tensor:
+    """An uninitialised kernel input for ``n`` rows: (n, C, H, W) channels-last for maps, else (n, pre.size)."""
+    if c.spike_map:
+        return torch.empty((n,) + c.pre_shape, dtype=c.dtype, memory_format=torch.channels_last)
+    return torch.empty((n, int(np.prod(c.pre_shape))), dtype=c.dtype)
+
+
+def _rows(y: torch.Tensor, n: int) -> torch.Tensor:
+    """Kernel output -> fresh contiguous (n, post.size) rows in NIR (C, H, W) order, plus 0.0.
+
+    "+ 0.0" turns an empty floating-point sum's -0.0 (0 * negative weights, if a kernel
+    accumulates that way) into the +0.0 that the chip's integer 0 converts to; the same
+    pass converts a channels-last conv output to C order.
+    """
+    out = torch.empty((n, int(np.prod(y.shape[1:]))), dtype=y.dtype)
+    torch.add(y, 0.0, out=out.view(y.shape))
+    return out
 
 
 def _to_internal(x: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
-    """(batch, time, *shape) -> (time, batch, neurons) with 3-D shapes in (H, W, C) order."""
+    """(batch, time, *shape) -> contiguous (batch, time, neurons), neurons in NIR (C order)."""
     batch, ticks = x.shape[:2]
-    if len(shape) == 3:
-        x = x.transpose(1, 0, 3, 4, 2)
-    else:
-        x = x.swapaxes(0, 1)
-    return np.ascontiguousarray(x).reshape(ticks, batch, -1)
+    return np.ascontiguousarray(x).reshape(batch, ticks, -1)
 
 
-def _to_nir(a: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
-    """(time, batch, neurons) internal -> (batch, time, *shape) in NIR (C, H, W) order."""
-    ticks, batch = a.shape[:2]
-    if len(shape) == 3:
-        c, h, w = shape
-        return np.ascontiguousarray(a.reshape(ticks, batch, h, w, c).transpose(1, 0, 4, 2, 3))
-    return np.ascontiguousarray(a.swapaxes(0, 1)).reshape((batch, ticks) + tuple(shape))
+def _to_nir(a: torch.Tensor, shape: Tuple[int, ...]) -> np.ndarray:
+    """(batch, time, neurons) -> (batch, time, *shape) numpy, sharing memory."""
+    return a.numpy().reshape(a.shape[:2] + tuple(shape))
 
 
 class _Run:
-    """Buffers and neuron state of one :meth:`Engine.run` call (time-major, internal neuron order)."""
+    """Buffers and neuron state of one :meth:`Engine.run` call.
+
+    Buffers are (batch, time, neurons), neurons in NIR (C, H, W) order: the Recording's layout
+    (no copy at the end), and a chunk of ticks of one sample is contiguous.
+    ``active[name]`` (batch, time) bool says in which ticks a population emitted any spike.
+    """
 
     def __init__(self, engine: Engine, batch: int, ticks: int, detail: set) -> None:
         net = engine.net
         self.batch, self.ticks, self.detail = batch, ticks, detail
         self.fma = net.options.fused_multiply_add
-        self.spikes: Dict[str, torch.Tensor] = {p.name: torch.zeros((ticks, batch, p.size), dtype=torch.bool)
+        self.spikes: Dict[str, torch.Tensor] = {p.name: torch.empty((batch, ticks, p.size), dtype=torch.bool)
                                                 for p in engine.neurons}
-        # every tick writes every recorded population, so these need no zeroing
-        self.i_rec = {n: torch.empty((ticks, batch, net.populations[n].size), dtype=torch.int32) for n in detail}
-        self.v_rec = {n: torch.empty((ticks, batch, net.populations[n].size), dtype=torch.float32) for n in detail}
+        self.active: Dict[str, torch.Tensor] = {p.name: torch.empty((batch, ticks), dtype=torch.bool)
+                                                for p in engine.neurons}
+        # every tick writes every population's buffers, so these need no zeroing
+        self.i_rec = {n: torch.empty((batch, ticks, net.populations[n].size), dtype=torch.int32) for n in detail}
+        self.v_rec = {n: torch.empty((batch, ticks, net.populations[n].size), dtype=torch.float32) for n in detail}
         self.params = engine.params
+        self.plan = engine.plan
 
     def new_state(self, p: Population) -> Dict[str, torch.Tensor]:
         z = lambda: torch.zeros(self.batch, p.size, dtype=torch.float32)  # noqa: E731
         return {"v": z(), "i_exc": z(), "i_inh": z()}
 
-    def step(self, p: Population, state: Dict[str, torch.Tensor], t: int, e_f: torch.Tensor, h_f: torch.Tensor,
-             e_i: Optional[torch.Tensor], h_i: Optional[torch.Tensor]) -> None:
-        """One tick of one population, float32 elementwise in the golden model's order."""
-        pr, fma, n = self.params[p.name], self.fma, p.name
-        if p.model == "lif_curr_exp_no_delay":
-            state["i_exc"] = _decay_add(pr["exc_decay"], state["i_exc"], e_f, fma)
-            state["i_inh"] = _decay_add(pr["inh_decay"], state["i_inh"], h_f, fma)
-            vn = _decay_add(pr["alpha_decay"], state["v"], state["i_exc"], fma)
-            vn = torch.sub(vn, state["i_inh"])
-            net_in = None if e_i is None else e_i - h_i
-        else:
-            vn = _decay_add(pr["alpha_decay"], state["v"], e_f, fma)
-            net_in = e_i
-        vn = torch.add(vn, pr["i_offset"])
-        fired = vn > pr["threshold"]
-        if bool(fired.any()):
-            if p.reset == "subtract":
-                vn = torch.where(fired, vn - pr["threshold"], vn)
+    def advance(self, p: Population, state: Dict[str, torch.Tensor], t0: int, e_f: torch.Tensor, h_f: torch.Tensor,
+                e_i: Optional[torch.Tensor], h_i: Optional[torch.Tensor]) -> None:
+        """Ticks ``t0 .. t0 + L - 1`` of one population; inputs (batch, L, size) float32 (int32 or None).
+
+        Float32 elementwise in the golden model's order, one IEEE operation per rounding, done in
+        place on the state (see :class:`_Plan` for the operations that are provably identities and
+        are skipped). Spikes are produced as float32 0/1 into a chunk buffer, then stored as bool.
+        """
+        pr, plan, n = self.params[p.name], self.plan[p.name], p.name
+        fma, curr_exp = self.fma, p.model == "lif_curr_exp_no_delay"
+        length = e_f.shape[1]
+        fired = torch.empty((self.batch, length, p.size), dtype=torch.float32)
+        v = state["v"]
+        i_exc, i_inh = state["i_exc"], state["i_inh"]
+        alpha, thr, off = pr["alpha_decay"], pr["threshold"], pr["i_offset"]
+        v_rec = self.v_rec.get(n)
+        for j in range(length):
+            if curr_exp:
+                if fma:
+                    i_exc = fma_f32(pr["exc_decay"], i_exc, e_f[:, j])
+                    i_inh = fma_f32(pr["inh_decay"], i_inh, h_f[:, j])
+                    v = fma_f32(alpha, v, i_exc)
+                else:
+                    torch.mul(i_exc, pr["exc_decay"], out=i_exc)
+                    i_exc.add_(e_f[:, j])
+                    torch.mul(i_inh, pr["inh_decay"], out=i_inh)
+                    i_inh.add_(h_f[:, j])
+                    torch.mul(v, alpha, out=v)
+                    v.add_(i_exc)
+                v.sub_(i_inh)
+            elif fma and not plan.alpha_one:
+                v = fma_f32(alpha, v, e_f[:, j])
             else:
-                vn = torch.where(fired, pr["v_reset"].expand_as(vn), vn)
-            self.spikes[n][t] = fired
-        state["v"] = vn
+                if not plan.alpha_one:
+                    torch.mul(v, alpha, out=v)
+                v.add_(e_f[:, j])
+            if not plan.offset_zero:
+                v.add_(off)
+            s = fired[:, j]
+            torch.gt(v, thr, out=s)                     # 1.0 where v > threshold (strict), else 0.0
+            if p.reset == "subtract":
+                if plan.subtract_by_product:
+                    v.addcmul_(s, plan.neg_threshold)   # v + s * (-thr): see _Plan
+                else:
+                    torch.where(s.bool(), v - thr, v, out=v)
+            else:
+                torch.where(s.bool(), pr["v_reset"], v, out=v)
+            if v_rec is not None:
+                v_rec[:, t0 + j].copy_(v)
+        state["v"], state["i_exc"], state["i_inh"] = v, i_exc, i_inh
+        t1 = t0 + length
+        self.spikes[n][:, t0:t1].copy_(fired)               # float 0/1 -> bool
+        self.active[n][:, t0:t1] = fired.amax(dim=2) > 0
         if n in self.detail:
-            self.i_rec[n][t] = net_in
-            self.v_rec[n][t] = vn
+            self.i_rec[n][:, t0:t1].copy_(e_i if not curr_exp else e_i - h_i)
 
 
-def _decay_add(decay: torch.Tensor, state: torch.Tensor, inc: torch.Tensor, fma: bool) -> torch.Tensor:
-    """``decay * state + inc`` in float32, rounding as :func:`s2emu.golden._decay_add` does."""
-    if fma:
-        return fma_f32(decay, state, inc)
-    return torch.add(torch.mul(decay, state), inc)  # two ops, two roundings
+@dataclass
+class _Plan:
+    """Per population: float32 operations of the update that are exact identities, and can be skipped.
+
+    * ``alpha_one``: every alpha is 1.0, and ``fl32(1.0 * v) == v`` for every float32 (with FMA on,
+      ``fl32(1.0 * v + I) == fl32(v + I)``, the plain add).
+    * ``offset_zero``: every i_offset is +0.0 or -0.0. ``v + (-0.0) == v`` always; ``v + (+0.0) == v``
+      unless v is -0.0, which cannot happen here: v was just produced by ``x + I`` (or ``x - I_inh``)
+      where I is never -0.0 (the input sum is normalised to +0.0, currents start at +0.0 and
+      ``y + (+0.0)`` is never -0.0), and a round-to-nearest sum or difference is -0.0 only when both
+      terms are -0.0 (resp. -0.0 minus +0.0).
+    * ``subtract_by_product``: every threshold is finite with its sign bit clear, so for a spike
+      s in {0.0, 1.0} the product ``s * (-thr)`` is exact (``-thr`` or ``-0.0``) and
+      ``v + s * (-thr)`` equals ``where(s, fl32(v - thr), v)`` bit for bit (``v + (-0.0) == v`` for
+      every v; a fused multiply-add cannot change it because the product is exact).
+    """
+
+    alpha_one: bool
+    offset_zero: bool
+    subtract_by_product: bool
+    neg_threshold: torch.Tensor
+
+
+def _plan(params: Dict[str, torch.Tensor]) -> _Plan:
+    thr = params["threshold"].numpy()
+    return _Plan(alpha_one=bool(np.all(params["alpha_decay"].numpy() == 1.0)),
+                 offset_zero=bool(np.all(params["i_offset"].numpy() == 0.0)),
+                 subtract_by_product=bool(np.all(np.isfinite(thr)) and not np.any(np.signbit(thr))),
+                 neg_threshold=torch.neg(params["threshold"]))
 
 
 def fma_f32(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
