@@ -1,22 +1,32 @@
 """PTQ on the NIR paper's N-MNIST CNN (``cnn_sinabs.nir``), run on the reference simulator.
 
-Input: 256 seeded Bernoulli spike trains, density 7 %, shape (2, 34, 34), 50 ticks (N-MNIST
-recordings are sparse two-polarity event maps of that size). Preset ``"sinabs"``: the graph
-was trained in Sinabs (IAF: ``v += input``, spike when ``v >= threshold``, reset by
-subtraction), so its predictions mean what they meant in training; the ``"nir"`` preset
-(reset to 0) leaves the output layer mostly silent on these inputs. Predicted class:
-argmax of the output layer's spike counts over the 50 ticks; ties go to the lowest class
-index (``np.argmax``), for both graphs alike.
+Inputs: 256 seeded N-MNIST-like samples from :mod:`harness.data.nmnist_like` (rendered digits
+0-9 moved along N-MNIST's saccade triangle in front of a simulated DVS), binned as the NIR
+paper binned N-MNIST for this network: event counts in 1 ms frames, not clipped, the first
+300 frames (``tonic.transforms.ToFrame(time_window=1e3)``; ``paper/02_cnn/sinabs.py``,
+``s2_apply.py``, ``cnn_numbers.ipynb`` in GitHub ``neuromorphs/NIR``). Preset ``"sinabs"``: the
+graph was made by Sinabs' ANN-to-SNN conversion (IAF: ``v += input``, spike when ``v >= 1``,
+reset by subtraction). Readout: the paper's own for this network, argmax of the output
+layer's spike counts over all frames (``sinabs.py``: ``out.sum(dim=1).argmax(dim=1)``; Norse's
+``norse_apply.ipynb`` sums output spikes too); ties go to the lowest class (``np.argmax``, as
+``torch.argmax``), for both graphs alike.
 
-Measured (this file's numbers, seed 0): agreement with the float graph at p = 100 is
-85.5 %, at p = 99 84.8 %; the vendor path (truncate: conv wrap, dense saturate) at p = 99 30.9 %. Control: the same
-graph with weights on a 12-bit grid agrees 96.5 % (16-bit, on 128 inputs: ~97 %; float32
-vs float64 arithmetic: 100 %). So the issue's target of >= 99 % at p = 100 is NOT met on
-these inputs, and no int8 quantizer of this kind could meet it: an IF network without leak,
-driven by random events, is sensitive to any weight perturbation (a voltage near threshold
-flips a spike, the flip propagates through four layers, and output counts saturate near one
-spike per tick so top-2 margins are small); the coarser the grid the more decisions flip.
-The >= 99 % check is kept below as an expected failure so that it shows in every run.
+Measured (seed 0, reference in float64; ``pytest suites/quantize/test_ptq_cnn.py -s`` prints them):
+
+* the float graph's accuracy on the rendered labels: 90.2 % (chance 10 %; the paper reports
+  98.5 % on real N-MNIST), so these inputs are digits to this network; its errors are mostly
+  6 -> 0/5 and 8/9 -> 2 on font glyphs unlike handwriting;
+* agreement of the dequantized graph's prediction with the float graph's: p = 100 97.3 %
+  (7 of 256 differ), p = 99 97.7 %; accuracy 89.5 % at p = 100, 89.8 % at p = 99. Offline
+  with the same inputs: p = 99.9 99.6 %, per-channel p = 100 98.8 %.
+* every disagreement is a sample whose float top-2 counts were close (margins 5-15 spikes of
+  up to 300) between classes the float graph itself confuses; quantization moves the winning
+  class's spike count by a median of 3 spikes (95th percentile 14): the IF layers without leak
+  integrate each weight's rounding error for 300 ticks, and a moved spike moves later ones.
+
+So issue 4's ">= 99 % at p = 100" is NOT met on in-distribution inputs either (it was 85.5 %
+on the Bernoulli noise used before; out-of-distribution inputs exaggerate the loss but are not
+its whole cause). The >= 99 % check stays as an expected failure, visible in every run.
 """
 from __future__ import annotations
 
@@ -26,7 +36,8 @@ import pytest
 from harness.quantize import dequantize, quantize_ptq
 from suites.fixtures import third_party
 
-N, T, DENSITY, PRESET = 256, 50, 0.07, "sinabs"
+N, T, PRESET, SEED = 256, 300, "sinabs", 0
+CHUNK = 32  # samples per reference run: bounds the recording's memory (every layer's spikes are kept)
 POPS = {"0": "1", "2": "3", "5": "6", "9": "10", "11": "12"}  # weight node -> IF population
 
 
@@ -49,6 +60,14 @@ def _grid(graph, bits: int, percentile: float = 100.0):
     return out
 
 
+def _counts(graph, x: np.ndarray) -> np.ndarray:
+    """Output spike counts (batch, 10) of ``graph`` on the reference (float64), in chunks of CHUNK samples."""
+    from reference import simulate
+
+    return np.concatenate([simulate(graph, x[i:i + CHUNK], preset=PRESET).spikes("12").sum(axis=1)
+                           for i in range(0, len(x), CHUNK)])
+
+
 @pytest.mark.parametrize("p", [100.0, 99.0])
 def test_dequantized_cnn_is_the_independent_int8_grid(p):
     g = _load()
@@ -69,46 +88,82 @@ def test_dequantized_cnn_is_the_independent_int8_grid(p):
         assert all(0.005 < r.clipped_fraction <= 0.011 for r in qg.layers)
 
 
+def test_nmnist_like_inputs_look_like_nmnist_frames():
+    """Cheap checks of the generator itself (independent of the network)."""
+    from harness.data.nmnist_like import DEFAULT_CONFIG, nmnist_like, saccade_path
+
+    x, y = nmnist_like(4, seed=SEED, start=10)
+    assert x.shape == (4, T, 2, 34, 34) and x.dtype == np.uint8
+    assert y.tolist() == [0, 1, 2, 3]
+    # sample i depends on (seed, i) only
+    x1, _ = nmnist_like(1, seed=SEED, start=12)
+    np.testing.assert_array_equal(x1[0], x[2])
+    # events come with the saccades: each third of the recording has a comparable share
+    per_saccade = x.reshape(4, 3, T // 3, -1).sum(axis=(2, 3))
+    assert np.all(per_saccade > 0.15 * per_saccade.sum(axis=1, keepdims=True))
+    # ON events lead the motion: in saccade 1 the image moves by (+3.5, +7) px, so the ON
+    # events' centroid lies further along (x + 2y) than the OFF events'
+    on, off = DEFAULT_CONFIG.on_channel, 1 - DEFAULT_CONFIG.on_channel
+    first = x[:, :100].sum(axis=1).astype(np.float64)  # (4, 2, 34, 34)
+    yy, xx = np.mgrid[0:34, 0:34]
+    along = (xx + 2 * yy)[None]
+    lead = (first[:, on] * along).sum((1, 2)) / first[:, on].sum((1, 2)) - \
+        (first[:, off] * along).sum((1, 2)) / first[:, off].sum((1, 2))
+    assert np.all(lead > 1.0), lead
+    # the trajectory is N-MNIST's triangle: back at the start after three legs of 105 ms
+    rng = np.random.default_rng(0)
+    path = saccade_path(np.array([0.0, 105.0, 210.0, 315.0]), rng)
+    assert np.allclose(path[3], path[0])
+    assert np.allclose(path[1] - path[0], [3.5, 7.0], atol=2.0) and np.allclose(path[2] - path[0], [7.0, 0.0], atol=2.0)
+
+
 @pytest.fixture(scope="module")
-def agreement():
-    from reference import simulate
+def digits():
+    from harness.data.nmnist_like import nmnist_like
 
     g = _load()
-    x = np.random.default_rng(0).random((N, T, 2, 34, 34)) < DENSITY
-
-    def predict(graph):
-        counts = simulate(graph, x, preset=PRESET).spikes("12").sum(axis=1)  # (batch, 10)
-        return counts.argmax(axis=1), counts
-
-    ref, counts = predict(g)
-    out = {"float_counts": counts}
-    for key, graph in {
-        "p100": dequantize(quantize_ptq(g, percentile=100).graph),
-        "p99": dequantize(quantize_ptq(g, percentile=99).graph),
-        "p99_truncate": dequantize(quantize_ptq(g, percentile=99, rounding="truncate").graph),
-        "grid12": _grid(g, 12),
-    }.items():
-        out[key] = float((predict(graph)[0] == ref).mean())
-    out["majority"] = float(np.bincount(ref, minlength=10).max() / N)
-    print("\ncnn_sinabs agreement with the float graph:", {k: v for k, v in out.items() if k != "float_counts"})
+    x, labels = nmnist_like(N, seed=SEED)
+    ref_counts = _counts(g, x)
+    ref = ref_counts.argmax(axis=1)
+    out = {"labels": labels, "float_counts": ref_counts, "float_acc": float((ref == labels).mean())}
+    graphs = {"p100": dequantize(quantize_ptq(g, percentile=100).graph),
+              "p99": dequantize(quantize_ptq(g, percentile=99).graph)}
+    for key, graph in graphs.items():
+        pred = _counts(graph, x).argmax(axis=1)
+        out[key] = float((pred == ref).mean())
+        out[key + "_acc"] = float((pred == labels).mean())
+    # Bernoulli noise (7 % density, 50 ticks, 64 samples): out-of-distribution inputs, for contrast
+    noise = np.random.default_rng(SEED).random((64, 50, 2, 34, 34)) < 0.07
+    out["noise_p100"] = float((_counts(g, noise).argmax(1) == _counts(graphs["p100"], noise).argmax(1)).mean())
+    print("\ncnn_sinabs on N-MNIST-like digits:",
+          {k: round(v, 4) for k, v in out.items() if isinstance(v, float)})
     return out
 
 
 @pytest.mark.slow
-def test_ptq_cnn_agreement_figures(agreement):
-    # the float graph does classify these inputs: every sample has output spikes
-    assert np.all(agreement["float_counts"].sum(axis=1) > 0)
-    # PTQ keeps most decisions: far above the majority-class rate of the float predictions
-    assert agreement["p100"] >= agreement["majority"] + 0.4
-    # clipping at p = 99 with rounding costs little; the vendor's wrapping cast at p = 99 is ruinous
-    assert agreement["p99"] >= agreement["p100"] - 0.05
-    assert agreement["p99_truncate"] < agreement["p99"] - 0.3
-    # a finer grid (12 bits, same rule) agrees at least as well: the loss comes from the 8-bit step
-    assert agreement["grid12"] >= agreement["p100"]
+def test_float_cnn_reads_the_synthetic_digits(digits):
+    # the network reaches 98.5 % on real N-MNIST; well above chance (10 %) means the inputs are
+    # digits in the sense this network was trained on, so agreement figures on them mean something
+    assert digits["float_acc"] >= 0.8
+    # and every class is predicted (no collapse onto one output)
+    assert len(np.unique(digits["float_counts"].argmax(1))) == 10
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="issue 4's >= 99 % target: measured 85.5 % at p = 100; a 12-bit grid gets 96.5 %: "
-                                        "the IF net on random events is perturbation-sensitive (see module docstring)")
-def test_ptq_cnn_agreement_99_percent_at_p100(agreement):
-    assert agreement["p100"] >= 0.99
+def test_ptq_cnn_agreement_figures(digits):
+    # the seed lost 1.07 pp of accuracy on chip with PTQ at p = 100: a loss of more than 3 pp here,
+    # or agreement below 95 %, would mean the quantizer (not the int8 grid) is at fault
+    assert digits["p100_acc"] >= digits["float_acc"] - 0.03
+    assert digits["p100"] >= 0.95
+    # clipping ~1 % of the weights at p = 99 (with rounding) costs little more
+    assert digits["p99"] >= 0.93 and digits["p99_acc"] >= digits["float_acc"] - 0.05
+    # on Bernoulli noise the same quantized graph disagrees far more often: out-of-distribution
+    # inputs sit near decision boundaries (the previous version of this test measured 85.5 %)
+    assert digits["noise_p100"] < digits["p100"] - 0.03
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason="issue 4's >= 99 % target at p = 100: measured 97.3 % (7 of 256 differ) on "
+                                        "N-MNIST-like digits, float accuracy 90.2 %; see the module docstring")
+def test_ptq_cnn_agreement_99_percent_at_p100(digits):
+    assert digits["p100"] >= 0.99
