@@ -47,8 +47,12 @@ from .runio import Record, check_input, detail_set, meta
 FLOAT32_EXACT = 2 ** 24
 FLOAT64_EXACT = 2 ** 53
 INT32_MAX = 2 ** 31 - 1
-#: memory budget of one chunk of ticks in the layer schedule (float64 worst case)
-CHUNK_BYTES = 64 * 2 ** 20
+#: memory budget of one chunk buffer of ticks in the layer schedule (float64 worst case); below
+#: glibc's largest mmap threshold (32 MiB), so freed chunk buffers are reused without page faults
+CHUNK_BYTES = 16 * 2 ** 20
+#: fraction of active (sample, tick) rows above which all rows go through the kernel in one slice
+#: (gathering and scattering the active rows costs about two passes over the output)
+DENSE_ROWS = 0.9
 
 
 def exactness_bound(proj: Projection, pre: Population) -> int:
@@ -276,10 +280,13 @@ class Engine:
             return None
         src = run.spikes[c.proj.pre]                              # (batch, ticks, pre) bool
         check = self._check(k, checked)
-        if lo == a and n_act == act.numel():                      # every row active: one slice
+        pad = lo - a                                              # first ticks of the run: no source tick yet
+        if n_act >= DENSE_ROWS * batch * length:                  # (nearly) every row active: one slice
             x = _kernel_input(c, batch * length)
             per = (batch, length) + tuple(x.shape[1:])
-            x.view(per).copy_(src[:, lo:b].view(per))          # bool -> float, C order -> kernel layout
+            if pad:
+                x.view(per)[:, :pad].zero_()
+            x.view(per)[:, pad:].copy_(src[:, lo:b].view((batch, b - lo) + per[2:]))  # bool -> float, kernel layout
             return [_rows(y, batch * length).view(batch, length, c.post_size) for y in self._apply(c, x, check)]
         rows = act.nonzero()                                      # (m, 2): sample, tick - lo
         picked = src.reshape(batch * ticks, -1).index_select(0, rows[:, 0] * ticks + rows[:, 1] + lo)
