@@ -60,6 +60,10 @@ RASTER_HALF_WIDTH = 12
 Quantizer = Callable[..., Any]
 
 
+class _NoModel(Exception):
+    """Internal: no model could be read, so the data is not loaded."""
+
+
 class _Sections:
     """Collects one-line errors per section; ``with s.section("name"):`` swallows S2GateError.
 
@@ -83,6 +87,8 @@ class _Sections:
             if file:
                 err.with_file(file)
             self.errors.setdefault(name, str(err))
+        except _NoModel:
+            pass
         except Exception as exc:  # noqa: BLE001 - see the class docstring
             if self.debug:
                 raise
@@ -409,7 +415,10 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
 
     # ---- data
     spikes = labels = None
+    no_model = not s.ok("model") and (not cfg.qat_model or not s.ok("qat_model"))
     with s.section("data", cfg.dataset if os.path.exists(str(cfg.dataset)) else None):
+        if no_model and data is None:  # nothing to run the data through: do not generate or read it
+            raise _NoModel()
         spikes, labels = data if data is not None else load_data(cfg, _ticks(float_graph))
         spikes = np.asarray(spikes)
         labels = np.asarray(labels).astype(np.int64).reshape(-1)
@@ -470,7 +479,7 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
                 sweep_nets[p] = lower(qfn(float_graph, percentile=p, source=cfg.model).graph, opts)
 
     # ---- batched runs
-    if s.ok("data"):
+    if s.ok("data") and spikes is not None:
         _run_batches(s, ev, cfg, spikes, labels, float_graph, float_flat, q, net_ptq, qat_graph, qat_flat, deq_graph,
                      net_qat, sweep_nets)
 
