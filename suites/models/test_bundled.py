@@ -55,9 +55,14 @@ def test_bundled_psnn_accuracy_on_the_reference_simulator():
     from harness.data import standin_split
     from harness.models.evaluate import reference_accuracy
 
+    from harness.models.pipeline import load_psnn
+    from harness.models.train import predict_all
+
     x, y = standin_split("test", seed=0)
     acc, pred = reference_accuracy(str(_need(PSNN)), x, y)
     assert acc >= 0.90
+    # and the exported file reproduces the torch model's predictions on >= 99 % of the samples
+    assert np.mean(pred == predict_all(load_psnn(PSNN), x)) >= 0.99
     # every class is recognised well above chance (1/11)
     per_class = [np.mean(pred[y == c] == c) for c in range(11)]
     assert min(per_class) > 0.5
