@@ -291,6 +291,7 @@ def plot_memory(ev: Dict[str, Any]) -> Optional[bytes]:
         ax.annotate(f"-{100 * r.get('reduction', 0):.0f}%", (xi, max(r["float32_bytes"], 1)), textcoords="offset points",
                     xytext=(0, 3), ha="center", fontsize=8)
     ax.set_yscale("log")
+    ax.set_ylim(top=max(f32) * 4)  # room for the reduction labels
     ax.set_xticks(x, names, rotation=20, fontsize=8)
     ax.set_ylabel("bytes")
     ax.set_title(f"weight memory per layer: {mem.get('float32_bytes', 0):,} B -> {mem.get('int8_bytes', 0):,} B "
