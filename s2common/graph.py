@@ -71,6 +71,8 @@ _OPTIONAL_STORED = ("v_reset", "input_shape", "input_type", "start_dim", "end_di
 #: Largest number of values one node may emit per sample per tick (beyond any SpiNNaker2 system, and
 #: beyond int32 indexing); checked on declared shapes before anything is allocated.
 MAX_NODE_ELEMENTS = 2 ** 31 - 1
+#: Largest stride/padding/dilation/kernel/groups/dim value (int32; larger ones overflow the simulators' int64 math).
+MAX_INT_PARAM = 2 ** 31 - 1
 
 Shape = Tuple[int, ...]
 Edge = Tuple[str, str]
@@ -500,6 +502,10 @@ def _check_values(typ: str, name: str, params: Dict[str, object]) -> None:
             if param in NON_NEGATIVE_INT_PARAMS and np.any(arr < 0):
                 raise InvalidGraphError(f"{typ} parameter '{param}' must be >= 0, got {arr.tolist()}", node=name,
                                         rule="negative-parameter")
+            if param not in ("shape", "input_shape") and np.any(np.abs(arr) > MAX_INT_PARAM):
+                # shapes get their own size check; a stride/dilation/padding/kernel beyond int32 overflows torch/numpy
+                raise InvalidGraphError(f"{typ} parameter '{param}' is out of range ({np.abs(arr).max():.3g} > "
+                                        f"{MAX_INT_PARAM})", node=name, rule="parameter-out-of-range")
 
 
 def _check_param_shapes(typ: str, name: str, params: Dict[str, object]) -> None:

@@ -338,6 +338,13 @@ def _(path: Path) -> None:
     _edit(path, lambda f: _replace(f, _node_key("conv") + "/stride", np.array([0, 1])))
 
 
+@_case("huge_dilation.nir", "Conv1d dilation 1e300 (a whole number, but far beyond int64)", "parameter-out-of-range",
+       "conv")
+def _(path: Path) -> None:
+    write_nir(path, carrier("Conv1d")[0])
+    _edit(path, lambda f: _replace(f, _node_key("conv") + "/dilation", np.array([1e300])))
+
+
 @_case("fractional_kernel.nir", "SumPool2d kernel_size 1.5", "non-integer-parameter", "pool")
 def _(path: Path) -> None:
     write_nir(path, carrier("SumPool2d")[0])
