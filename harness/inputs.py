@@ -12,6 +12,9 @@ import numpy as np
 
 from s2common.errors import DataNotFoundError, InputDataError
 
+#: The most input values (batch x ticks x input neurons) generated at once: 2**31 bools = 2 GiB.
+MAX_INPUT_ELEMENTS = 2 ** 31
+
 
 def random_spikes(shape: Sequence[int], *, batch: int, ticks: int, density: float, seed: int) -> np.ndarray:
     """Bernoulli spikes, bool (batch, ticks, *shape), each entry 1 with probability ``density``.
@@ -22,6 +25,11 @@ def random_spikes(shape: Sequence[int], *, batch: int, ticks: int, density: floa
         raise InputDataError(f"--density must be in [0, 1], got {density}", rule="bad-option")
     if batch < 1 or ticks < 1:
         raise InputDataError(f"--batch and --ticks must be >= 1 (got {batch}, {ticks})", rule="bad-option")
+    elements = int(batch) * int(ticks) * int(np.prod(shape, dtype=np.int64))
+    if elements > MAX_INPUT_ELEMENTS:
+        raise InputDataError(f"--batch {batch} x --ticks {ticks} x {int(np.prod(shape))} inputs = {elements:.3g} input values, "
+                             f"more than the {MAX_INPUT_ELEMENTS:.3g} s2gate generates at once", rule="input-too-large",
+                             hint="run fewer samples or ticks per call")
     rng = np.random.default_rng(seed)
     return rng.random((batch, ticks, *shape)) < density
 
@@ -53,6 +61,11 @@ def load_inputs(path: "str | os.PathLike[str]", input_shape: Sequence[int], inpu
         raise
     except Exception as exc:
         raise InputDataError(f"cannot read inputs ({type(exc).__name__}: {exc})", file=path, rule="bad-input") from exc
+    if arr.dtype.kind not in "biuf":
+        raise InputDataError(f"inputs have dtype {arr.dtype}; use bool or numbers", file=path, rule="bad-input")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise InputDataError("inputs contain NaN or inf", file=path, rule="non-finite-input",
+                             hint="spike inputs are 0/1 per neuron and tick")
     if arr.ndim == len(shape) + 2 and tuple(arr.shape[2:]) == shape:
         return arr
     if arr.ndim == 3 and arr.shape[2] == int(np.prod(shape)):

@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from harness.inputs import load_inputs, parse_record, random_spikes
+    from s2common.errors import InputDataError
     from s2common.graph import read_flat
 
     flat = read_flat(args.model)
@@ -75,10 +76,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         x = random_spikes(flat.input_shape, batch=args.batch, ticks=args.ticks, density=args.density, seed=args.seed)
     record = parse_record(args.record)
-    if args.backend == "reference":
-        rec = _run_reference(flat, x, args, record)
-    else:
-        rec = _run_emulator(flat, x, args, record)
+    try:
+        if args.backend == "reference":
+            rec = _run_reference(flat, x, args, record)
+        else:
+            rec = _run_emulator(flat, x, args, record)
+    except InputDataError as err:
+        if args.input and err.rule != "bad-option":
+            err.with_file(args.input)  # the values came from the user's file: name it
+        raise
     rec.meta.update({"model": str(args.model), "seed": None if args.input else args.seed,
                      "input": args.input or f"bernoulli(density={args.density})"})
     print(tabulate(spike_table(flat, rec), headers=["node", "type", "shape", "spikes", "rate /neuron/tick"],
