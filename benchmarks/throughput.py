@@ -198,7 +198,7 @@ def spikes_total(rec, names) -> int:
 
 # ----------------------------------------------------------------------------- gate
 
-def time_gate(timeout: float = 900.0, model_dir: Optional[str] = None) -> Dict[str, Any]:
+def time_gate(timeout: float = 900.0, model_dir: Optional[str] = None, threads: Optional[int] = None) -> Dict[str, Any]:
     """``s2gate gate`` on the bundled default in a subprocess (fresh interpreter, temp folder);
     with ``model_dir``, on ``model_dir/psnn.nir`` and ``model_dir/qsnn.nir`` instead."""
     exe = os.path.join(os.path.dirname(sys.executable), "s2gate")
@@ -217,12 +217,13 @@ def time_gate(timeout: float = 900.0, model_dir: Optional[str] = None) -> Dict[s
             full += ["--model", model_file("psnn", model_dir), "--qat-model", model_file("qsnn", model_dir)]
         t0 = time.perf_counter()
         try:
-            p = subprocess.run(full, cwd=tmp, capture_output=True, text=True, timeout=timeout)
+            p = subprocess.run(full, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             return {"command": " ".join(full[1:]), "seconds": None, "exit": None, "timeout": timeout}
         sec = time.perf_counter() - t0
     tail = (p.stdout + p.stderr).strip().splitlines()[-3:]
-    return {"command": "s2gate " + " ".join(full[1:]), "seconds": sec, "exit": p.returncode, "tail": tail}
+    prefix = f"OMP_NUM_THREADS={threads} " if threads else ""
+    return {"command": prefix + "s2gate " + " ".join(full[1:]), "seconds": sec, "exit": p.returncode, "tail": tail}
 
 
 # ----------------------------------------------------------------------------- main
@@ -363,7 +364,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             results["models"].append({"model": m, "skipped": f"{path} missing"})
             continue
         results["models"].append(measure_model(os.path.basename(path)[:-4], path, args, rate, log))
-    results["gate"] = {"skipped": "--no-gate"} if args.no_gate else time_gate(model_dir=args.model_dir)
+    results["gate"] = {"skipped": "--no-gate"} if args.no_gate else time_gate(model_dir=args.model_dir, threads=args.threads)
     results["load_after"] = os.getloadavg()[0]
 
     done = [r for r in results["models"] if "rows" in r]
