@@ -63,13 +63,13 @@ class SensorConfig:
     threshold_mismatch: float = 0.25  #: relative std of the per-pixel thresholds
     refractory_us: int = 4_000        #: minimum spacing of two events of one pixel (µs)
     jitter_us: float = 2_000.0        #: std of the Gaussian timing jitter (µs)
-    noise_hz: Tuple[float, float] = (0.03, 0.3)  #: per-pixel background rate range (Hz)
-    distractor_prob: float = 0.4      #: probability of a distractor blob
-    offset_px: float = 14.0           #: max shift of the person's centre (pixels)
+    noise_hz: Tuple[float, float] = (0.02, 0.25)  #: per-pixel background rate range (Hz)
+    distractor_prob: float = 0.3      #: probability of a distractor blob
+    offset_px: float = 10.0           #: max shift of the person's centre (pixels)
     scale_range: Tuple[float, float] = (0.75, 1.25)
     freq_hz: Tuple[float, float] = (0.7, 1.6)
     hand_contrast: Tuple[float, float] = (0.5, 1.6)
-    sloppiness: float = 0.2           #: amplitude of random extra hand motion (relative)
+    sloppiness: float = 0.15          #: amplitude of random extra hand motion (relative)
     hand_sigma: float = 9.0           #: hand blob size (std, pixels at scale 1)
     arm_sigma: float = 6.0            #: upper/lower arm blob size (std, pixels at scale 1)
 
