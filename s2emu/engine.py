@@ -25,14 +25,20 @@ order, so the Recording shares their memory. Spike maps are copied into channels
 tensors for ``conv2d``/``avg_pool2d`` (faster on CPU), fused with the bool -> float conversion;
 conv outputs go back to C order in the pass that normalises -0.0 (see :func:`_rows`).
 
-Threads: the engine runs on the caller's torch setting (``torch.get_num_threads()``, recorded
-in the meta) and never changes it; results do not depend on it. On a loaded 2-core machine one
-thread can be faster than two (``torch.set_num_threads(1)`` before the run).
+Threads: the kernels (conv/matmul/pool and the per-chunk copies) run on the caller's torch
+setting (``torch.get_num_threads()``, recorded in the meta) unless ``Engine(threads=n)`` asks
+for n during the run; the per-tick elementwise loop runs
+on one thread (see :func:`_one_thread`; the caller's setting is restored). Results do not
+depend on either. On a loaded machine ``torch.set_num_threads(1)`` before the run is faster
+still (cnn_sinabs, batch 64, 2-core machine at load ~9: ~3 s with 2 threads, ~0.5-0.9 s with 1).
+Work below a (sample, tick) row is not sparse: a scatter-add per synapse costs ~360 dense
+multiply-adds with torch ops on this CPU, so a dense conv row is cheaper down to ~0.2 % density.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -98,11 +104,16 @@ class Engine:
             checks every tick; ``"never"`` trusts the static bound alone.
         mode: ``"auto"`` (default: ``"layers"`` for feed-forward networks, else ``"ticks"``),
             or force a schedule (``"layers"`` is only valid without recurrent projections).
+        threads: torch threads for the kernels during :meth:`run` (the caller's setting is
+            restored afterwards); None (default) uses the caller's ``torch.get_num_threads()``.
+            Results are the same bits for any value. On a loaded machine 1 is much faster (OpenMP
+            threads spin at every barrier while the other one waits to be scheduled).
     """
 
     name = "torch"
 
-    def __init__(self, net: S2Network, check_integral: str = "first", mode: str = "auto") -> None:
+    def __init__(self, net: S2Network, check_integral: str = "first", mode: str = "auto",
+                 threads: Optional[int] = None) -> None:
         if check_integral is True:
             check_integral = "always"
         elif check_integral is False:
@@ -111,6 +122,9 @@ class Engine:
             raise ValueError(f"check_integral must be 'first', 'always' or 'never', got {check_integral!r}")
         if mode not in ("auto", "layers", "ticks"):
             raise ValueError(f"mode must be 'auto', 'layers' or 'ticks', got {mode!r}")
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+        self.threads = threads
         self.net = net
         self.check_integral = check_integral
         self.mode = mode
@@ -226,6 +240,10 @@ class Engine:
         flushed = _denormals_flushed()
         if flushed:
             torch.set_flush_denormal(False)
+        caller_threads = torch.get_num_threads()
+        if self.threads is not None and self.threads != caller_threads:
+            torch.set_num_threads(self.threads)
+        used_threads = torch.get_num_threads()
         try:
             if mode == "layers":
                 self._run_layers(run)
@@ -234,9 +252,11 @@ class Engine:
         finally:
             if flushed:
                 torch.set_flush_denormal(True)
+            if torch.get_num_threads() != caller_threads:
+                torch.set_num_threads(caller_threads)
 
         rec = Recording(dt=float(net.options.dt),
-                        meta=meta(net, "torch", {"threads": torch.get_num_threads(), "schedule": mode}))
+                        meta=meta(net, "torch", {"threads": used_threads, "schedule": mode}))
         rec.add(net.input_name, "spikes", x_np.copy())
         for p in self.neurons:
             rec.add(p.name, "spikes", _to_nir(run.spikes[p.name], p.shape))
@@ -322,7 +342,8 @@ class Engine:
                 shape = (batch, t1 - t0, p.size)
                 e_f, e_i = self._sum(exc, self.float_sum[p.name], p.name in run.detail, shape)
                 h_f, h_i = self._sum(inh, self.float_sum[p.name], p.name in run.detail, shape)
-                run.advance(p, state, t0, e_f, h_f, e_i, h_i)
+                with _one_thread():
+                    run.advance(p, state, t0, e_f, h_f, e_i, h_i)
 
     def _run_ticks(self, run: "_Run") -> None:
         batch = run.batch
@@ -342,7 +363,8 @@ class Engine:
                 n = p.name
                 e_f, e_i = self._sum(exc[n], self.float_sum[n], n in run.detail, (batch, 1, p.size))
                 h_f, h_i = self._sum(inh[n], self.float_sum[n], n in run.detail, (batch, 1, p.size))
-                run.advance(p, states[n], t, e_f, h_f, e_i, h_i)
+                with _one_thread():
+                    run.advance(p, states[n], t, e_f, h_f, e_i, h_i)
 
     @staticmethod
     def _sum(parts: List[torch.Tensor], float_ok: bool, want_int: bool, shape: Tuple[int, ...]
@@ -366,6 +388,25 @@ class Engine:
         for y in parts[1:]:
             total_i.add_(y.to(torch.int32))
         return total_i.to(torch.float32), total_i
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run the per-tick elementwise loop on one torch thread, then restore the caller's setting.
+
+    Each tick is a handful of small ops (batch x neurons elements); with several OpenMP threads
+    every op ends in a barrier, and on a loaded machine a descheduled thread stalls every one of
+    them. Elementwise results do not depend on the thread count, so the bits are the same.
+    """
+    before = torch.get_num_threads()
+    if before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _denormals_flushed() -> bool:
