@@ -488,25 +488,29 @@ class _Run:
         alpha, thr, off = pr["alpha_decay"], pr["threshold"], pr["i_offset"]
         v_rec = self.v_rec.get(n)
         for j in range(length):
+            # the tick's v is computed where it is recorded (no copy), else in place in the state
+            dst = v if v_rec is None else v_rec[:, t0 + j]
             if curr_exp:
                 if fma:
                     i_exc = fma_f32(pr["exc_decay"], i_exc, e_f[:, j])
                     i_inh = fma_f32(pr["inh_decay"], i_inh, h_f[:, j])
-                    v = fma_f32(alpha, v, i_exc)
+                    dst.copy_(fma_f32(alpha, v, i_exc))
                 else:
                     torch.mul(i_exc, pr["exc_decay"], out=i_exc)
                     i_exc.add_(e_f[:, j])
                     torch.mul(i_inh, pr["inh_decay"], out=i_inh)
                     i_inh.add_(h_f[:, j])
-                    torch.mul(v, alpha, out=v)
-                    v.add_(i_exc)
-                v.sub_(i_inh)
+                    torch.mul(v, alpha, out=dst)
+                    dst.add_(i_exc)
+                dst.sub_(i_inh)
             elif fma and not plan.alpha_one:
-                v = fma_f32(alpha, v, e_f[:, j])
+                dst.copy_(fma_f32(alpha, v, e_f[:, j]))
+            elif plan.alpha_one:
+                torch.add(v, e_f[:, j], out=dst)
             else:
-                if not plan.alpha_one:
-                    torch.mul(v, alpha, out=v)
-                v.add_(e_f[:, j])
+                torch.mul(v, alpha, out=dst)
+                dst.add_(e_f[:, j])
+            v = dst
             if not plan.offset_zero:
                 v.add_(off)
             s = fired[:, j]
@@ -518,8 +522,6 @@ class _Run:
                     torch.where(s.bool(), v - thr, v, out=v)
             else:
                 torch.where(s.bool(), pr["v_reset"], v, out=v)
-            if v_rec is not None:
-                v_rec[:, t0 + j].copy_(v)
         state["v"], state["i_exc"], state["i_inh"] = v, i_exc, i_inh
         t1 = t0 + length
         self.spikes[n][:, t0:t1].copy_(fired)               # float 0/1 -> bool
