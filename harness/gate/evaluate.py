@@ -630,6 +630,7 @@ def _run_batches(s: _Sections, ev: Dict[str, Any], cfg: GateConfig, spikes: np.n
     have_float = float_graph is not None and s.ok("model")
     have_ptq = net_ptq is not None
     have_qat = net_qat is not None and deq_graph is not None
+    have_qat_float = deq_graph is not None and qat_flat is not None
     preset = _preset(float_graph) if have_float else "spinnaker2"
     qat_preset = _preset(qat_graph) if qat_graph is not None else "spinnaker2"
     sweep_n = min(N, cfg.sweep_samples or N)
@@ -693,12 +694,12 @@ def _run_batches(s: _Sections, ev: Dict[str, Any], cfg: GateConfig, spikes: np.n
             with s.section("sweep", cfg.model):
                 xs = x[: max(0, min(b, sweep_n - start))]
                 preds.setdefault(f"sweep:{p!r}", []).append(predict(_engine(net).run(xs), out_pop))
+        if have_qat_float and s.ok("qat_float_run"):
+            with s.section("qat_float_run", cfg.qat_model):
+                rec = simulate(deq_graph, x, preset=qat_preset, dt=_dt(qat_graph))
+                preds.setdefault("qat_float", []).append(predict(rec, qat_out))
+                act["qat_float"].add(rec, qat_flat, b)
         if have_qat:
-            if s.ok("qat_float_run"):
-                with s.section("qat_float_run", cfg.qat_model):
-                    rec = simulate(deq_graph, x, preset=qat_preset, dt=_dt(qat_graph))
-                    preds.setdefault("qat_float", []).append(predict(rec, qat_out))
-                    act["qat_float"].add(rec, qat_flat, b)
             emu_qat = None
             if s.ok("qat_run"):
                 with s.section("qat_run", cfg.qat_model):
