@@ -72,7 +72,8 @@ def qat_weight_node(layer: Any, *, input_shape: Optional[Sequence[int]] = None, 
     """Export one Brevitas layer as a NIR weight node holding its int8 codes.
 
     Args:
-        layer: ``brevitas.nn.QuantLinear`` (-> ``nir.Linear`` without bias, ``nir.Affine`` with),
+        layer: ``brevitas.nn.QuantLinear`` (-> ``nir.Affine``, zero bias if the layer has none: the
+            SpiNNaker2 converter maps ``SumPool2d -> Flatten -> Affine`` but not ``-> Linear``),
             ``QuantConv2d`` (-> ``nir.Conv2d``) or ``QuantConv1d`` (-> ``nir.Conv1d``), 8-bit signed,
             narrow range, one scale per tensor, zero point 0.
         input_shape: spatial input shape for convs, (H, W) or (L,); optional (NIR allows None).
@@ -118,9 +119,8 @@ def qat_weight_node(layer: Any, *, input_shape: Optional[Sequence[int]] = None, 
     typ = _layer_name(layer)
     if "Linear" in typ:
         if scaled_bias is None:
-            node = nir.Linear(weight=weight)
-        else:
-            node = nir.Affine(weight=weight, bias=scaled_bias)
+            scaled_bias = np.zeros(weight.shape[0], dtype=np.float32)
+        node = nir.Affine(weight=weight, bias=scaled_bias)
     elif "Conv2d" in typ or "Conv1d" in typ:
         nd = 2 if "Conv2d" in typ else 1
         if scaled_bias is None:

@@ -32,8 +32,9 @@ def test_quant_linear_codes_equal_brevitas_int_weights():
     np.testing.assert_array_equal(codes.astype(np.float32) * np.float32(s), qw.value.detach().numpy())
     meta = quant_meta(node)
     assert meta["flow"] == "qat" and meta["rounding"] == "brevitas" and meta["bits"] == 8 and meta["scale"] == lam
+    # without a bias it is still an Affine (zero bias): the S2 converter maps SumPool2d -> Flatten -> Affine only
     nobias, _ = qat_weight_node(qnn.QuantLinear(6, 4, bias=False))
-    assert type(nobias).__name__ == "Linear"
+    assert type(nobias).__name__ == "Affine" and not np.any(nobias.bias)
 
 
 def test_quant_conv2d_codes_and_geometry():
