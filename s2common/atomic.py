@@ -34,6 +34,8 @@ def atomic_path(path: "str | os.PathLike[str]", suffix: str = "") -> Iterator[st
     try:
         yield tmp
         try:
+            # mkstemp makes the file 0600; give it the mode a plain open() would (0666 & ~umask)
+            os.chmod(tmp, 0o666 & ~_umask())
             os.replace(tmp, path)
         except OSError as exc:
             raise OutputError(f"cannot replace the file ({exc.strerror or exc})", file=path) from exc
@@ -41,6 +43,12 @@ def atomic_path(path: "str | os.PathLike[str]", suffix: str = "") -> Iterator[st
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: "str | os.PathLike[str]", text: str) -> None:
