@@ -200,7 +200,9 @@ def spikes_total(rec, names) -> int:
 
 def time_gate(timeout: float = 900.0, model_dir: Optional[str] = None, threads: Optional[int] = None) -> Dict[str, Any]:
     """``s2gate gate`` on the bundled default in a subprocess (fresh interpreter, temp folder);
-    with ``model_dir``, on ``model_dir/psnn.nir`` and ``model_dir/qsnn.nir`` instead."""
+    with ``model_dir``, on ``model_dir/psnn.nir`` and ``model_dir/qsnn.nir`` instead; ``threads`` sets
+    ``OMP_NUM_THREADS`` (torch's intra-op threads) of the subprocess."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads)) if threads else None
     exe = os.path.join(os.path.dirname(sys.executable), "s2gate")
     cmd = [exe] if os.path.exists(exe) else ([shutil.which("s2gate")] if shutil.which("s2gate") else None)
     if cmd is None:
