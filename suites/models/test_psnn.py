@@ -130,6 +130,7 @@ def test_exported_graph_reproduces_torch_exactly_on_random_weights():
     assert s.numpy().mean() > 0.05  # the output layer is active, so the comparison means something
 
 
+@pytest.mark.slow
 def test_cli_train_writes_nir_and_prints_a_table(tmp_path, monkeypatch, capsys):
     """``s2gate train`` end to end on a tiny stand-in (a few steps)."""
     import nir
