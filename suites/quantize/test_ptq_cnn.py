@@ -19,10 +19,10 @@ Measured (seed 0, reference in float64; ``pytest suites/quantize/test_ptq_cnn.py
 * agreement of the dequantized graph's prediction with the float graph's: p = 100 97.3 %
   (7 of 256 differ), p = 99 97.7 %; accuracy 89.5 % at p = 100, 89.8 % at p = 99. Outside the
   suite (same 256 inputs, reference, float64): p = 99.9 99.6 %, per-channel p = 100 98.8 %,
-  per-channel p = 99 97.7 %. On 1024 further samples (indices 256-1279; with a batched float64
-  re-implementation of this IAF net whose spikes and figures on the 256 equal the reference's): float accuracy
-  90.7 %, agreement p = 100 98.3 % (95 % interval +-0.8), p = 99 97.9 %, p = 99.9 98.3 %,
-  per-channel p = 100 98.7 % (+-0.7); the accuracy cost of
+  per-channel p = 99 97.7 %. On 1024 further samples (indices 256-1279; run with a batched
+  float64 re-implementation of this IAF net whose spikes and figures on the 256 equal the
+  reference's): float accuracy 90.7 %, agreement p = 100 98.3 % (95 % interval +-0.8),
+  p = 99 97.9 %, p = 99.9 98.3 %, per-channel p = 100 98.7 % (+-0.7); the accuracy cost of
   PTQ at p = 100 is 0.2 pp there (the seed lost 1.07 pp on chip).
 * every disagreement is a sample whose float top-2 counts were close (margins 5-15 spikes of
   up to 300) between classes the float graph itself confuses; quantization moves the winning
