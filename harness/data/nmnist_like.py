@@ -297,6 +297,12 @@ def nmnist_like(n: int, seed: int = 0, config: NMNISTLikeConfig = DEFAULT_CONFIG
         holds the ON events. labels int64 (n,) = index % 10.
     """
     c = config
+    if c.on_channel not in (0, 1) or c.n_ticks < 1 or c.substeps < 1:
+        from s2common.errors import InputDataError
+
+        raise InputDataError(f"bad N-MNIST-like config: on_channel={c.on_channel!r} (0 or 1), n_ticks={c.n_ticks!r}, "
+                             f"substeps={c.substeps!r} (>= 1)", rule="bad-option",
+                             hint="use NMNISTLikeConfig's defaults or dataclasses.replace(DEFAULT_CONFIG, ...)")
     idx = list(range(int(start), int(start) + int(n)))
     frames = np.zeros((len(idx), c.n_ticks, 2, SENSOR, SENSOR), dtype=np.uint8)
     bar = None
