@@ -314,3 +314,27 @@ def test_a_layer_too_big_for_one_pe_is_spread_or_reported(tmp_path):
     assert rules.verdict == FAIL and "population-exceeds-pe" in rules.message and "'if3'" in rules.message
     # the largest atoms per PE that fits is exactly what the rule's hint says
     assert f"<= {auto['if3']}" in rules.message
+
+
+@pytest.mark.slow
+def test_broken_ptq_of_the_bundled_psnn_is_named(tmp_path):
+    """The same breakages on the bundled P-SNN (64 stand-in samples): thresholds left unscaled
+    blame the first population ('if1', fed by 'conv1'); fc1's codes quartered blame 'if3'."""
+    from harness.gate.config import GateConfig, bundled_model
+
+    if not os.path.exists(bundled_model("psnn")):
+        pytest.skip("bundled psnn.nir not present")
+
+    def fc1_quartered(graph, **kw):
+        from harness.quantize import quantize_ptq
+
+        qg = quantize_ptq(graph, **kw)
+        node = qg.graph.nodes["fc1"]
+        node.weight = np.round(np.asarray(node.weight) * 0.25).astype(np.float32)
+        return qg
+
+    cfg = GateConfig(qat_model=None, samples=64, sweep=())
+    for quantizer, layer, weights in ((_quantizer_unscaled_thresholds, "if1", "conv1"), (fc1_quartered, "if3", "fc1")):
+        check = run_check(evaluate(cfg, quantizer=quantizer), "accuracy.ptq")
+        assert check.verdict == FAIL and check.layer == layer, check.message
+        assert f"layer '{layer}' (fed by '{weights}')" in check.message
