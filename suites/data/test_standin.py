@@ -95,3 +95,9 @@ def test_standin_split_shapes_and_values(tmp_path, monkeypatch):
     # a prefix of a bigger split is the same data
     x3, _ = standin_split("test", seed=0, n=11, T=20, cache=False)
     assert x3.tobytes() == x[:11].tobytes()
+
+
+def test_parallel_generation_gives_the_same_bytes():
+    a, ya = standin_split("train", seed=5, n=70, T=10, cache=False, workers=1)
+    b, yb = standin_split("train", seed=5, n=70, T=10, cache=False, workers=2)
+    assert a.tobytes() == b.tobytes() and np.array_equal(ya, yb)
