@@ -128,8 +128,16 @@ def _generate_frames(split: str, seed: int, n: int, T: int, config: SensorConfig
     if workers > 1:
         import multiprocessing as mp
 
+        if "fork" not in mp.get_all_start_methods():  # Windows: no fork, generate serially
+            workers = 1
+    if workers > 1:
         # fork: the workers only run numpy/tonic code (no torch threads), and start instantly
-        with mp.get_context("fork").Pool(workers) as pool:
+        try:
+            pool = mp.get_context("fork").Pool(workers)
+        except (AssertionError, OSError):  # e.g. inside a daemonic worker process: go serial
+            workers = 1
+    if workers > 1:
+        with pool:
             for c in pool.imap(_frames_chunk, jobs):
                 chunks.append(c)
                 if bar is not None:
