@@ -98,6 +98,18 @@ def standin_split(split: str = "test", seed: int = 0, n: Optional[int] = None, T
     return x.copy(), y.copy()
 
 
+def dvsgesture_split(split: str = "test", root: Optional[str] = None, T: int = DEFAULT_T, progress: bool = False,
+                     **kw) -> Tuple[np.ndarray, np.ndarray]:
+    """DVS Gesture frames from a local copy (see :func:`harness.data.dvsgesture.load_frames`).
+
+    Returns spikes uint8 (N, T, 2, 32, 32) and labels int64 (N,); raises DataNotFoundError if the
+    copy at ``root`` (or ``$S2GATE_DVSGESTURE_ROOT``) is missing or incomplete.
+    """
+    from .dvsgesture import load_frames
+
+    return load_frames(root, split, T=T, progress=progress, **kw)
+
+
 _CHUNK = 64
 
 
@@ -153,4 +165,4 @@ def _generate_frames(split: str, seed: int, n: int, T: int, config: SensorConfig
     return x, labels.astype(np.int64)
 
 
-__all__ = ["CLASSES", "N_CLASSES", "DEFAULT_N", "DEFAULT_T", "standin_split", "cache_dir"]
+__all__ = ["CLASSES", "N_CLASSES", "DEFAULT_N", "DEFAULT_T", "standin_split", "dvsgesture_split", "cache_dir"]

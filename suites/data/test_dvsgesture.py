@@ -110,3 +110,11 @@ def test_archive_without_extracted_files_is_incomplete(tmp_path):
     with pytest.raises(DataNotFoundError) as err:
         load_frames(str(tmp_path), "test", cache_dir="")
     assert err.value.rule == "dvsgesture-incomplete"
+
+
+def test_dvsgesture_split_is_load_frames(tmp_path):
+    from harness.data import dvsgesture_split
+
+    write_layout(tmp_path, "Test")
+    x, y = dvsgesture_split("test", root=str(tmp_path), T=2, denoise_us=None, cache_dir="")
+    assert x.shape == (4, 2, 2, 32, 32) and y.tolist() == [0, 3, 1, 2]
