@@ -1,6 +1,6 @@
 """``s2gate train``: train the bundled P-SNN / Q-SNN and export them to NIR.
 
-    s2gate train --model psnn --dataset stand-in --epochs 30 --seed 0 --out harness/bundled/psnn.nir
+    s2gate train --model psnn --dataset stand-in --epochs 20 --seed 0 --out harness/bundled/psnn.nir
     s2gate train --model qsnn --dataset stand-in --init harness/bundled/psnn.nir --out harness/bundled/qsnn.nir
 
 Progress is shown with tqdm; a tabulate table of epoch / loss / accuracy closes the run; the NIR
@@ -13,7 +13,7 @@ import shlex
 import sys
 from typing import Optional
 
-DEFAULTS = {"psnn": {"epochs": 30, "lr": 2e-3}, "qsnn": {"epochs": 8, "lr": 5e-4}}
+DEFAULTS = {"psnn": {"epochs": 20, "lr": 2e-3}, "qsnn": {"epochs": 6, "lr": 5e-4}}  # the bundled models
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -21,7 +21,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", choices=["psnn", "qsnn"], required=True)
     p.add_argument("--dataset", choices=["stand-in", "dvsgesture"], default="stand-in")
-    p.add_argument("--epochs", type=int, default=None, help="default: 30 (psnn) / 8 (qsnn)")
+    p.add_argument("--epochs", type=int, default=None, help="default: 20 (psnn) / 6 (qsnn), as for the bundled models")
     p.add_argument("--seed", type=int, default=0, help="training seed (also the stand-in's generator seed)")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=32)

@@ -48,7 +48,7 @@ def measure(path: str, x: np.ndarray, y: np.ndarray) -> Dict[str, object]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=20)
-    ap.add_argument("--qat-epochs", type=int, default=8)
+    ap.add_argument("--qat-epochs", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out-dir", default=BUNDLED)
