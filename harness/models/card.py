@@ -65,6 +65,9 @@ per projection, T = {DEFAULT_T} ticks, dt = {DEFAULT_DT} s (a label only: IF has
 Readout: spike count of `if4` over all T ticks, argmax, ties -> lowest index.
 Graph metadata: `s2gate.preset`, `s2gate.T`, `s2gate.dt`, `s2gate.readout`, `s2gate.seed`, `s2gate.train_command`.
 
+Chip map (s2emu's model, `graph.metadata["s2gate.atoms_per_core"] = {"if3": 4}`): 86 PEs on one chip
+(if1 32, if2 16, if3 32 at 4 neurons/PE because its 1024×128 dense synapse rows overflow a PE at 250, if4 1, input 5).
+
 Q-SNN: the same network with Brevitas `QuantConv2d`/`QuantLinear` (`Int8WeightPerTensorFloat`:
 8-bit, per-tensor scale, narrow range [-127, 127]), fine-tuned with QAT from the P-SNN weights.
 Exported with `harness.quantize.qat` (weights = `quant_weight().int()`, thresholds × λ = 1/scale).

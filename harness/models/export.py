@@ -11,6 +11,7 @@ Q-SNN export (quantized-NIR contract, docs/contracts.md): weights are the Brevit
 weight layer that feeds it (via ``harness.quantize.qat`` when present).
 
 Graph metadata: ``s2gate.preset`` ("spinnaker2"), ``s2gate.T``, ``s2gate.dt``, ``s2gate.model``,
+``s2gate.atoms_per_core`` (``{"if3": 4}``: neurons per PE for the chip map),
 ``s2gate.readout`` ("spike-count-argmax"), ``s2gate.train_command``, ``s2gate.seed``.
 """
 from __future__ import annotations
@@ -26,6 +27,8 @@ NODE_ORDER = ("input", "conv1", "if1", "pool1", "conv2", "if2", "pool2", "flatte
               "fc2", "if4", "output")
 NEURON_NODES = ("if1", "if2", "if3", "if4")
 WEIGHT_NODES = ("conv1", "conv2", "fc1", "fc2")
+#: max_atoms_per_core overrides written into the graph metadata (``s2gate.atoms_per_core``).
+ATOMS_PER_CORE = {"if3": 4}
 
 
 def _if_node(n: int | Tuple[int, ...], theta: float):
@@ -107,6 +110,9 @@ def base_metadata(model: str, T: int, dt: float, seed: int, command: str, extra:
         "s2gate.readout": "spike-count-argmax",
         "s2gate.seed": int(seed),
         "s2gate.train_command": command,
+        # fc1 (1024 -> 128, dense after pooling) overflows one PE's data SRAM at py-spinnaker2's default
+        # 250 atoms/PE (~1.1 MB of synapse rows, s2emu's chip model); 4 atoms/PE fits (32 PEs, 86 in all)
+        "s2gate.atoms_per_core": dict(ATOMS_PER_CORE),
     }
     meta.update(extra or {})
     return meta

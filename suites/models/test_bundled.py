@@ -30,6 +30,13 @@ def test_bundled_psnn_fits_one_chip_and_uses_supported_patterns():
     pes = sum(-(-n // (256 if k in ("if1", "if2") else 250)) for k, n in neurons.items())
     assert neurons == {"if1": 8192, "if2": 4096, "if3": 128, "if4": 11}
     assert pes <= 148
+    atoms = {k: int(v) for k, v in g.metadata["s2gate.atoms_per_core"].items()}
+    assert atoms == {"if3": 4}
+    s2emu = pytest.importorskip("s2emu")
+    opt = s2emu.ConversionOptions(dt=0.05)
+    chip = s2emu.map_to_chip(s2emu.lower(g, opt), atoms_per_core=atoms)
+    assert chip.total.fits and chip.total.pes <= 148
+    assert s2emu.check_design_rules(g, options=opt, atoms_per_core=atoms) == []
     assert int(g.metadata["s2gate.T"]) == 20
 
 
