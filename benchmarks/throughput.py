@@ -198,7 +198,7 @@ def spikes_total(rec, names) -> int:
 
 # ----------------------------------------------------------------------------- gate
 
-def time_gate(timeout: float = 900.0, model_dir: Optional[str] = None, threads: Optional[int] = None) -> Dict[str, Any]:
+def measure_gate(timeout: float = 900.0, model_dir: Optional[str] = None, threads: Optional[int] = None) -> Dict[str, Any]:
     """``s2gate gate`` on the bundled default in a subprocess (fresh interpreter, temp folder);
     with ``model_dir``, on ``model_dir/psnn.nir`` and ``model_dir/qsnn.nir`` instead; ``threads`` sets
     ``OMP_NUM_THREADS`` (torch's intra-op threads) of the subprocess."""
@@ -366,7 +366,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             results["models"].append({"model": m, "skipped": f"{path} missing"})
             continue
         results["models"].append(measure_model(os.path.basename(path)[:-4], path, args, rate, log))
-    results["gate"] = {"skipped": "--no-gate"} if args.no_gate else time_gate(model_dir=args.model_dir, threads=args.threads)
+    results["gate"] = {"skipped": "--no-gate"} if args.no_gate else measure_gate(model_dir=args.model_dir, threads=args.threads)
     results["load_after"] = os.getloadavg()[0]
 
     done = [r for r in results["models"] if "rows" in r]

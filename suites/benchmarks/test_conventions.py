@@ -101,3 +101,17 @@ def test_spikes_are_seeded_and_at_the_density():
     assert (a == spikes("cnn_sinabs", 8, ticks=10, density=0.1)).all()
     # 184,960 Bernoulli(0.1) draws: the mean is within 0.1 +- 5 sigma (sigma = 0.0007)
     assert abs(a.mean() - 0.1) < 0.0035
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_scripts_define_nothing_asv_would_run(name):
+    """asv collects module-level ``time_*``/``track_*``... functions from every module in benchmarks/."""
+    import benchmarks
+
+    if name not in {m.name for m in pkgutil.iter_modules(benchmarks.__path__)}:
+        pytest.skip(f"benchmarks/{name}.py does not exist")
+    mod = importlib.import_module(f"benchmarks.{name}")
+    found = [n for n, v in vars(mod).items() if n.startswith(PREFIXES) and (inspect.isfunction(v) or inspect.isclass(v))]
+    found += [f"{c.__name__}.{m}" for _, c in inspect.getmembers(mod, inspect.isclass) if c.__module__ == mod.__name__
+              for m in vars(c) if m.startswith(PREFIXES)]
+    assert found == [], f"benchmarks/{name}.py: asv would run {found}"
