@@ -41,6 +41,7 @@ REQUIRED_PARAMS: Dict[str, Tuple[str, ...]] = {
     "Scale": ("scale",),
     "Conv1d": ("weight", "bias", "stride", "padding", "dilation", "groups"),
     "Conv2d": ("weight", "bias", "stride", "padding", "dilation", "groups"),
+    "Flatten": ("start_dim", "end_dim"),
     "SumPool2d": ("kernel_size", "stride", "padding"),
     "AvgPool2d": ("kernel_size", "stride", "padding"),
     "Threshold": ("threshold",),
