@@ -283,7 +283,7 @@ class Engine:
 
     def _deliver(self, run: "_Run", k: int, c: _Compiled, t0: int, t1: int, checked: set
                  ) -> Optional[List[torch.Tensor]]:
-        """Exact input(s) of projection ``c`` for target ticks ``t0..t1-1``: (batch, t1 - t0, post.size)
+        """Exact input(s) of projection ``c`` for target ticks ``t0..t1-1``: (t1 - t0, batch, post.size)
         (NIR order), or None if no spike is delivered in that window.
 
         Work follows activity: only the (sample, source tick) rows in which the source emitted at
@@ -302,22 +302,23 @@ class Engine:
         check = self._check(k, checked)
         pad = lo - a                                              # first ticks of the run: no source tick yet
         if n_act >= DENSE_ROWS * batch * length:                  # (nearly) every row active: one slice
-            x = _kernel_input(c, batch * length)
-            per = (batch, length) + tuple(x.shape[1:])
+            x = _kernel_input(c, length * batch)
+            per = (length, batch) + tuple(x.shape[1:])
             if pad:
-                x.view(per)[:, :pad].zero_()
-            x.view(per)[:, pad:].copy_(src[:, lo:b].view((batch, b - lo) + per[2:]))  # bool -> float, kernel layout
-            return [_rows(y, batch * length).view(batch, length, c.post_size) for y in self._apply(c, x, check)]
+                x.view(per)[:pad].zero_()
+            # bool -> float, (batch, tick) -> (tick, batch) rows, C order -> kernel layout, in one copy
+            x.view(per)[pad:].copy_(src[:, lo:b].transpose(0, 1).view((b - lo, batch) + per[2:]))
+            return [_rows(y, length * batch).view(length, batch, c.post_size) for y in self._apply(c, x, check)]
         rows = act.nonzero()                                      # (m, 2): sample, tick - lo
         picked = src.reshape(batch * ticks, -1).index_select(0, rows[:, 0] * ticks + rows[:, 1] + lo)
         x = _kernel_input(c, rows.shape[0])
         x.copy_(picked.view(x.shape))
-        dst = rows[:, 0] * length + rows[:, 1] + (lo - a)
+        dst = (rows[:, 1] + pad) * batch + rows[:, 0]
         full = []
         for y in self._apply(c, x, check):
-            z = torch.zeros((batch * length, c.post_size), dtype=y.dtype)
+            z = torch.zeros((length * batch, c.post_size), dtype=y.dtype)
             z.index_copy_(0, dst, _rows(y, rows.shape[0]))
-            full.append(z.view(batch, length, c.post_size))
+            full.append(z.view(length, batch, c.post_size))
         return full
 
     def _run_layers(self, run: "_Run") -> None:
@@ -339,7 +340,7 @@ class Engine:
                     exc.append(outs[0])
                     if len(outs) > 1:  # a pool projection has only positive (excitatory) counts
                         inh.append(outs[1])
-                shape = (batch, t1 - t0, p.size)
+                shape = (t1 - t0, batch, p.size)
                 e_f, e_i = self._sum(exc, self.float_sum[p.name], p.name in run.detail, shape)
                 h_f, h_i = self._sum(inh, self.float_sum[p.name], p.name in run.detail, shape)
                 with _one_thread():
@@ -361,8 +362,8 @@ class Engine:
                     inh[c.proj.post].append(outs[1])
             for p in self.neurons:
                 n = p.name
-                e_f, e_i = self._sum(exc[n], self.float_sum[n], n in run.detail, (batch, 1, p.size))
-                h_f, h_i = self._sum(inh[n], self.float_sum[n], n in run.detail, (batch, 1, p.size))
+                e_f, e_i = self._sum(exc[n], self.float_sum[n], n in run.detail, (1, batch, p.size))
+                h_f, h_i = self._sum(inh[n], self.float_sum[n], n in run.detail, (1, batch, p.size))
                 with _one_thread():
                     run.advance(p, states[n], t, e_f, h_f, e_i, h_i)
 
@@ -473,7 +474,7 @@ class _Run:
 
     def advance(self, p: Population, state: Dict[str, torch.Tensor], t0: int, e_f: torch.Tensor, h_f: torch.Tensor,
                 e_i: Optional[torch.Tensor], h_i: Optional[torch.Tensor]) -> None:
-        """Ticks ``t0 .. t0 + L - 1`` of one population; inputs (batch, L, size) float32 (int32 or None).
+        """Ticks ``t0 .. t0 + L - 1`` of one population; inputs (L, batch, size) float32 (tick-major, so each tick is contiguous) (int32 or None).
 
         Float32 elementwise in the golden model's order, one IEEE operation per rounding, done in
         place on the state (see :class:`_Plan` for the operations that are provably identities and
@@ -481,8 +482,8 @@ class _Run:
         """
         pr, plan, n = self.params[p.name], self.plan[p.name], p.name
         fma, curr_exp = self.fma, p.model == "lif_curr_exp_no_delay"
-        length = e_f.shape[1]
-        fired = torch.empty((self.batch, length, p.size), dtype=torch.float32)
+        length = e_f.shape[0]
+        fired = torch.empty((length, self.batch, p.size), dtype=torch.float32)
         v = state["v"]
         i_exc, i_inh = state["i_exc"], state["i_inh"]
         alpha, thr, off = pr["alpha_decay"], pr["threshold"], pr["i_offset"]
@@ -492,28 +493,28 @@ class _Run:
             dst = v if v_rec is None else v_rec[:, t0 + j]
             if curr_exp:
                 if fma:
-                    i_exc = fma_f32(pr["exc_decay"], i_exc, e_f[:, j])
-                    i_inh = fma_f32(pr["inh_decay"], i_inh, h_f[:, j])
+                    i_exc = fma_f32(pr["exc_decay"], i_exc, e_f[j])
+                    i_inh = fma_f32(pr["inh_decay"], i_inh, h_f[j])
                     dst.copy_(fma_f32(alpha, v, i_exc))
                 else:
                     torch.mul(i_exc, pr["exc_decay"], out=i_exc)
-                    i_exc.add_(e_f[:, j])
+                    i_exc.add_(e_f[j])
                     torch.mul(i_inh, pr["inh_decay"], out=i_inh)
-                    i_inh.add_(h_f[:, j])
+                    i_inh.add_(h_f[j])
                     torch.mul(v, alpha, out=dst)
                     dst.add_(i_exc)
                 dst.sub_(i_inh)
             elif fma and not plan.alpha_one:
-                dst.copy_(fma_f32(alpha, v, e_f[:, j]))
+                dst.copy_(fma_f32(alpha, v, e_f[j]))
             elif plan.alpha_one:
-                torch.add(v, e_f[:, j], out=dst)
+                torch.add(v, e_f[j], out=dst)
             else:
                 torch.mul(v, alpha, out=dst)
-                dst.add_(e_f[:, j])
+                dst.add_(e_f[j])
             v = dst
             if not plan.offset_zero:
                 v.add_(off)
-            s = fired[:, j]
+            s = fired[j]
             torch.gt(v, thr, out=s)                     # 1.0 where v > threshold (strict), else 0.0
             if p.reset == "subtract":
                 if plan.subtract_by_product:
@@ -524,10 +525,10 @@ class _Run:
                 torch.where(s.bool(), pr["v_reset"], v, out=v)
         state["v"], state["i_exc"], state["i_inh"] = v, i_exc, i_inh
         t1 = t0 + length
-        self.spikes[n][:, t0:t1].copy_(fired)               # float 0/1 -> bool
-        self.active[n][:, t0:t1] = fired.amax(dim=2) > 0
+        self.spikes[n][:, t0:t1].copy_(fired.transpose(0, 1))  # float 0/1 -> bool, (tick, batch) -> (batch, tick)
+        self.active[n][:, t0:t1] = (fired.amax(dim=2) > 0).t()
         if n in self.detail:
-            self.i_rec[n][:, t0:t1].copy_(e_i if not curr_exp else e_i - h_i)
+            self.i_rec[n][:, t0:t1].copy_((e_i if not curr_exp else e_i - h_i).transpose(0, 1))
 
 
 @dataclass
