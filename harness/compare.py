@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from s2common.errors import S2GateError
+from s2common.graph import as_flat
 from s2common.recording import Recording
 
 #: float32 unit roundoff (round to nearest): |fl(x) - x| <= U32 * |x|.
@@ -632,7 +633,7 @@ def classify_spike_trains(
 
 def thresholds_from_graph(graph: Any) -> Dict[str, np.ndarray]:
     """``{neuron node: v_threshold (flat)}`` of a NIR graph (or FlatGraph, or path), in its units."""
-    flat = _flat(graph)
+    flat = as_flat(graph)
     out = {}
     for name, node in flat.nodes.items():
         th = getattr(node, "v_threshold", None)
@@ -649,7 +650,7 @@ def offsets_from_graph(graph: Any, dt: float = 1e-4, integrator: str = "euler") 
     nodes feeding the neuron: ``|c| <= |g*v_leak| + |g*r*bias|``; IF (``v += r*x``):
     ``|r*bias|``; CubaLIF: the same as LIF with ``tau_mem`` and ``r*w_in`` (an over-estimate).
     """
-    flat = _flat(graph)
+    flat = as_flat(graph)
     out: Dict[str, np.ndarray] = {}
     for name, node in flat.nodes.items():
         typ = type(node).__name__
@@ -698,7 +699,7 @@ def check_equivalence(
     ambiguous and unexplained spike trains and of identical predictions; ``ok`` is True when
     nothing is unexplained; ``describe()`` names the first unexplained divergence.
     """
-    flat = _flat(graph)
+    flat = as_flat(graph)
     thresholds = thresholds_from_graph(flat)
     opts = reference.meta.get("options") or {}
     if reset is None:
@@ -716,20 +717,10 @@ def check_equivalence(
                               ambiguous=mask, output_node=output_node, order=flat.order)
 
 
-def _flat(graph: Any):
-    from s2common.graph import FlatGraph, flatten_graph, read_flat
-
-    if isinstance(graph, FlatGraph):
-        return graph
-    if isinstance(graph, (str, bytes)) or hasattr(graph, "__fspath__"):
-        return read_flat(graph)
-    return flatten_graph(graph)
-
-
 def _output_population(graph: Any, nodes: Sequence[str]) -> Optional[str]:
     """The neuron population feeding the graph's Output (the first one in ``nodes``), if any."""
     try:
-        flat = _flat(graph)
+        flat = as_flat(graph)
     except S2GateError:
         return None
     feeding = set()

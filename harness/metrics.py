@@ -31,6 +31,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 import numpy as np
 
 from s2common.errors import InputDataError, S2GateError
+from s2common.graph import as_flat
 from s2common.recording import Recording
 
 #: node types whose ``weight`` is a synaptic weight (stored at ``bits``).
@@ -90,7 +91,7 @@ def accuracy(pred: Sequence[int], labels: Sequence[int]) -> float:
 
 def memory_footprint_per_node(graph: Any, bits: int = 32, *, other_bits: int = 32) -> Dict[str, int]:
     """Bytes of parameters per node (see :func:`memory_footprint`); nodes without parameters omitted."""
-    flat = _flat(graph)
+    flat = as_flat(graph)
     out: Dict[str, int] = {}
     for name, node in flat.nodes.items():
         typ = type(node).__name__
@@ -129,7 +130,7 @@ def spiking_nodes(recording: Recording, graph: Any = None) -> List[str]:
     and nodes named ``"input"``.
     """
     if graph is not None:
-        flat = _flat(graph)
+        flat = as_flat(graph)
         return [n for n in recording.nodes if n in flat.nodes and type(flat.nodes[n]).__name__ in SPIKING_TYPES
                 and recording.get(n, "spikes") is not None]
     skip = {recording.meta.get("input"), "input"}
@@ -194,7 +195,7 @@ def synaptic_operations(graph_or_net: Any, recording: Recording) -> SynapticOps:
     """
     if hasattr(graph_or_net, "projections") and hasattr(graph_or_net, "populations"):
         return _synops_net(graph_or_net, recording)
-    return _synops_graph(_flat(graph_or_net), recording)
+    return _synops_graph(as_flat(graph_or_net), recording)
 
 
 def _synops_graph(flat: Any, recording: Recording) -> SynapticOps:
@@ -365,13 +366,3 @@ def _synops_net(net: Any, recording: Recording) -> SynapticOps:
         res.effective_acs += eff
         res.dense += dense
     return res
-
-
-def _flat(graph: Any):
-    from s2common.graph import FlatGraph, flatten_graph, read_flat
-
-    if isinstance(graph, FlatGraph):
-        return graph
-    if isinstance(graph, (str, bytes)) or hasattr(graph, "__fspath__"):
-        return read_flat(graph)
-    return flatten_graph(graph)

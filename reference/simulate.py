@@ -15,13 +15,12 @@ The walk (see ``reference/README.md`` for the full semantics):
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
 from s2common.errors import InputDataError
-from s2common.graph import NEURON_TYPES, STATEFUL_TYPES, FlatGraph, flatten_graph, read_flat
+from s2common.graph import NEURON_TYPES, STATEFUL_TYPES, FlatGraph, as_flat
 from s2common.recording import Recording
 
 from .discretisation import PRESETS, Discretisation, resolve
@@ -30,15 +29,6 @@ from .ops import make_op, torch_single_thread
 
 Edge = Tuple[str, str]
 SPIKING_TYPES = ("IF", "LIF", "CubaLIF", "Threshold")
-
-
-def as_flat(graph: object) -> FlatGraph:
-    """A :class:`FlatGraph` from a FlatGraph, a ``nir.NIRGraph`` or a path to a NIR file."""
-    if isinstance(graph, FlatGraph):
-        return graph
-    if isinstance(graph, (str, os.PathLike)):
-        return read_flat(graph)
-    return flatten_graph(graph)
 
 
 def edge_delays(flat: FlatGraph, latency: int) -> Dict[Edge, int]:

@@ -781,3 +781,12 @@ def _infer_shapes(nodes: Dict[str, object], edges: List[Edge], back: Set[Edge], 
 def param(node: object, name: str, shape: Shape, dtype: "np.dtype | type" = np.float64) -> np.ndarray:
     """A node parameter as an array broadcast to ``shape`` in ``dtype``."""
     return np.broadcast_to(np.asarray(getattr(node, name), dtype=dtype), shape).copy()
+
+
+def as_flat(source: object) -> FlatGraph:
+    """A :class:`FlatGraph` from a FlatGraph, a ``nir.NIRGraph`` or a path to a NIR file."""
+    if isinstance(source, FlatGraph):
+        return source
+    if isinstance(source, (str, bytes, os.PathLike)):
+        return read_flat(os.fsdecode(source))
+    return flatten_graph(source)

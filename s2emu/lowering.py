@@ -37,7 +37,7 @@ from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from s2common.errors import DesignRuleError, UnsupportedError
-from s2common.graph import FlatGraph, conv_padding, flatten_graph, pair, read_flat
+from s2common.graph import FlatGraph, as_flat, conv_padding, pair
 
 from .network import ConversionOptions, Population, Projection, RuleViolation, S2Network
 
@@ -84,14 +84,6 @@ class ProjectionPath:
     @property
     def pool_node(self) -> Optional[str]:
         return self.nodes[0] if self.kind.startswith("pool") else None
-
-
-def _as_flat(source: Source) -> FlatGraph:
-    if isinstance(source, FlatGraph):
-        return source
-    if isinstance(source, (str, os.PathLike)):
-        return read_flat(source)
-    return flatten_graph(source)
 
 
 def _v(rule: str, node: str, message: str, hint: str = "", severity: str = "error") -> RuleViolation:
@@ -474,7 +466,7 @@ def lower(source: Source, options: ConversionOptions = ConversionOptions()) -> S
         InvalidGraphError / UnsupportedError: from reading and validating the graph.
     """
     _check_options(options)
-    flat = _as_flat(source)
+    flat = as_flat(source)
     paths, problems = find_projection_paths(flat, options)
     problems = [p for p in problems if p.severity == "error"]
 
