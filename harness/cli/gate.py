@@ -101,10 +101,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"s2gate gate: error: cannot write the report into {cfg.report}: {exc.strerror or exc}", file=sys.stderr)
             return 2
         print(f"\nreport: {written['html']}  ({written['markdown']}, {written['json']})")
-    print(f"s2gate gate: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     bad_input = [ev["errors"][s] for s in INPUT_SECTIONS if s in ev.get("errors", {})]
     if bad_input:
         for msg in bad_input:
             print(f"s2gate gate: error: {msg}", file=sys.stderr)
         return 2
+    print(f"s2gate gate: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return 1 if any(c.verdict == FAIL for c in checks) else 0

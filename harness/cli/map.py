@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = conversion_options(args)
     atoms = _atoms(args.atoms)
-    flat = read_flat(args.model)
+    flat = read_flat(args.model, isolate=True)
     try:
         net = lower(flat, options)
     except DesignRuleError:

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
     from harness.quantize import memory_account, quantize_ptq
 
-    graph = load_graph(args.model)
+    graph = load_graph(args.model, isolate=True)
     qg = quantize_ptq(graph, percentile=args.percentile, per_channel=args.per_channel, rounding=args.rounding,
                       source=args.model)
     mode = "per channel" if args.per_channel else "per population"

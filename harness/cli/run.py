@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from s2common.errors import InputDataError
     from s2common.graph import read_flat
 
-    flat = read_flat(args.model)
+    flat = read_flat(args.model, isolate=True)
     if args.input:
         x = load_inputs(args.input, flat.input_shape, flat.inputs[0])
     else:

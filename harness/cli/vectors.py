@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     inputs = None
     if args.input:
-        graph = load_graph(args.model)
+        graph = load_graph(args.model, isolate=True)
         inputs = load_inputs(args.input, tuple(flatten_graph(graph, file=args.model).input_shape))
     vs = write_vectors(args.model, args.out, inputs=inputs, batch=args.batch, ticks=args.ticks, seed=args.seed,
                        density=args.density, percentile=args.percentile, quantized=args.quantized, engine=args.engine)

@@ -75,7 +75,7 @@ def standin_split(split: str = "test", seed: int = 0, n: Optional[int] = None, T
     path = os.path.join(folder, f"standin-{split}-{key}.npz") if folder else None
     if path and os.path.exists(path):
         try:
-            with np.load(path) as z:
+            with np.load(path, allow_pickle=False) as z:
                 x = np.unpackbits(z["packed"], axis=-1)[..., :32].reshape(n, T, 2, 32, 32)
                 y = z["labels"].astype(np.int64)
             _MEMORY[key] = (x, y)

@@ -133,7 +133,7 @@ def load_frames(root: Optional[str] = None, split: str = "test", T: int = 20, de
     folder = os.path.join(base, "s2gate-cache") if cache_dir is None else cache_dir
     path = os.path.join(folder, f"{split}-{_cache_key(files, pipe)}.npz") if folder else None
     if path and os.path.exists(path):
-        with np.load(path) as z:
+        with np.load(path, allow_pickle=False) as z:
             return z["spikes"].astype(np.uint8), z["labels"].astype(np.int64)
     ds = tonic_dataset(root, split)
     events, labels = [], []

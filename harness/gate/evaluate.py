@@ -109,6 +109,13 @@ class _Sections:
 
 # ----------------------------------------------------------------------------- data
 
+
+def engine_threads() -> "int | None":
+    """Torch threads for the emulator's kernels: 1 inside a pytest-xdist worker (the workers
+    already fill the cores; two OpenMP threads per worker on a 2-core machine run 3-20x slower),
+    else torch's default. Results are the same bits either way."""
+    return 1 if os.environ.get("PYTEST_XDIST_WORKER") else None
+
 def load_data(config: GateConfig, T: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
     """Spikes (N, T, *input_shape) bool and labels (N,) int64 of the configured split.
 
@@ -396,7 +403,7 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
     # ---- models
     float_graph = float_flat = None
     with s.section("model", cfg.model):
-        float_graph = load_graph(cfg.model)
+        float_graph = load_graph(cfg.model, isolate=True)
         float_flat = flatten_graph(float_graph, file=cfg.model)
         out_pop = output_population(float_flat)
     qat_graph = qat_flat = None
@@ -405,7 +412,7 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
             from harness.quantize import is_quantized
             from s2common.errors import QuantizationError
 
-            qat_graph = load_graph(cfg.qat_model)
+            qat_graph = load_graph(cfg.qat_model, isolate=True)
             qat_flat = flatten_graph(qat_graph, file=cfg.qat_model)
             if not is_quantized(qat_graph):
                 raise QuantizationError("is not a quantized NIR graph (no s2gate.quant metadata, or weights that are not "
@@ -621,7 +628,7 @@ def _run_batches(s: _Sections, ev: Dict[str, Any], cfg: GateConfig, spikes: np.n
     def _engine(net: Any) -> Any:
         """One fast engine per lowered network, built on first use."""
         if id(net) not in engines:
-            engines[id(net)] = Engine(net)
+            engines[id(net)] = Engine(net, threads=engine_threads())
         return engines[id(net)]
 
     N = int(spikes.shape[0])
@@ -850,7 +857,7 @@ def sweep(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] =
     from s2common.graph import flatten_graph, load_graph
     from s2emu import Engine, lower
 
-    graph = load_graph(config.model)
+    graph = load_graph(config.model, isolate=True)
     flat = flatten_graph(graph, file=config.model)
     out_pop = output_population(flat)
     spikes, labels = data if data is not None else load_data(config, _ticks(graph))
@@ -863,7 +870,7 @@ def sweep(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] =
         n_w = sum(r.n_weights for r in q.layers)
         clipped[p] = sum(r.clipped_fraction * r.n_weights for r in q.layers) / n_w if n_w else 0.0
     preds: Dict[Any, List[np.ndarray]] = {}
-    engines = {p: Engine(net) for p, net in nets.items()}
+    engines = {p: Engine(net, threads=engine_threads()) for p, net in nets.items()}
     N, bs = int(spikes.shape[0]), max(1, int(config.batch_size))
     preset = _preset(graph)
     with tqdm(total=N, desc="s2gate sweep", unit="sample", disable=not config.progress, leave=False) as bar:
