@@ -112,14 +112,7 @@ def test_corpus_is_deterministic(tmp_path: Path) -> None:
 
 #: Defects found in files this suite does not own, reported to their owners; the check xfails
 #: (not strict) until they are fixed.
-KNOWN_BUGS = {
-    ("nan_input.nir", "run"): "harness/inputs.py load_inputs does not check for NaN; the reference's error names "
-                              "node 'inp' but not the input file",
-    ("*", "gate"): "s2gate gate prints its run time ('s2gate gate: 2.0 s') on stderr before the error line, "
-                   "so stderr has two lines (harness/cli/gate.py)",
-    ("negative_spikes_input.nir", "run"): "the emulator's check_input error names node 'inp' but not the input file "
-                                          "(harness/cli/run.py could add it with err.with_file(args.input))",
-}
+KNOWN_BUGS: dict = {}  # (file, command) -> reason; empty: every corpus file gets its one-line error
 
 def _has_command(name: str) -> bool:
     from harness.cli import SUBCOMMANDS
