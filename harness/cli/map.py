@@ -50,20 +50,10 @@ def conversion_options(args: argparse.Namespace):
 
 
 def _atoms(values: Optional[List[str]]) -> Dict[str, int]:
-    from s2common.errors import InputDataError
+    """``--atoms POP=N`` values as a dict (parsed as the gate's ``--atoms`` are)."""
+    from harness.gate.config import parse_atoms
 
-    out: Dict[str, int] = {}
-    for item in values or []:
-        name, sep, n = item.rpartition("=")
-        try:
-            count = int(n)
-        except ValueError:
-            count = 0
-        if not sep or not name or count < 1:
-            raise InputDataError(f"--atoms expects POPULATION=N with N >= 1, got {item!r}", rule="bad-option",
-                                 hint="e.g. --atoms 10=16 (the NIR paper's CNN used 3=256 6=128 10=16)")
-        out[name] = count
-    return out
+    return dict(parse_atoms(values))
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
