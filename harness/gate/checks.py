@@ -80,6 +80,18 @@ def _first_error(ev: Dict[str, Any], sections: Sequence[str]) -> Optional[str]:
     return None
 
 
+def _cannot_run(ev: Dict[str, Any], name: str, title: str, sections: Sequence[str], budget: str,
+                flow: Optional[str] = None) -> Optional[Check]:
+    """The SKIP (no Q-SNN configured for a QAT check) or FAIL (an input it needs could not be
+    evaluated) verdict of a check that cannot measure anything; None when it can."""
+    if flow == "qat" and not ev.get("config", {}).get("qat_model"):
+        return Check(name, title, "-", budget, SKIP, f"{name}: no Q-SNN model configured (--s2-qat-model)")
+    err = _first_error(ev, sections)
+    if err:
+        return Check(name, title, "-", budget, FAIL, f"{name}: could not run: {err}")
+    return None
+
+
 def _pct(x: Optional[float]) -> str:
     return "-" if x is None else f"{x:.2f} %"
 
@@ -112,11 +124,9 @@ def check_equivalence(ev: Dict[str, Any], flow: str) -> Check:
     name = f"equivalence.{flow}"
     title, sections = CHECKS[name]
     budget = "100 % consistent"
-    if flow == "qat" and not ev.get("config", {}).get("qat_model"):
-        return Check(name, title, "-", budget, SKIP, f"{name}: no Q-SNN model configured (--s2-qat-model)")
-    err = _first_error(ev, sections)
-    if err:
-        return Check(name, title, "-", budget, FAIL, f"{name}: could not run: {err}")
+    blocked = _cannot_run(ev, name, title, sections, budget, flow)
+    if blocked:
+        return blocked
     eq = ev["equivalence"][flow]
     share = eq["consistent_share"]
     measured = (f"{100 * share:.2f} % consistent, {100 * eq['identical_share']:.2f} % identical, "
@@ -154,11 +164,9 @@ def check_accuracy(ev: Dict[str, Any], flow: str, budget_pp: float) -> Check:
     name = f"accuracy.{flow}"
     title, sections = CHECKS[name]
     budget = f"<= {budget_pp:.2f} pp"
-    if flow == "qat" and not ev.get("config", {}).get("qat_model"):
-        return Check(name, title, "-", budget, SKIP, f"{name}: no Q-SNN model configured (--s2-qat-model)")
-    err = _first_error(ev, sections)
-    if err:
-        return Check(name, title, "-", budget, FAIL, f"{name}: could not run: {err}")
+    blocked = _cannot_run(ev, name, title, sections, budget, flow)
+    if blocked:
+        return blocked
     acc = ev["accuracy"]
     if flow == "ptq":
         a, b, la, lb, ra, rb = acc["float"], acc["ptq"], "float", "PTQ", "rate_float", "rate_int8"
@@ -182,9 +190,9 @@ def check_memory_reduction(ev: Dict[str, Any], minimum: float) -> Check:
     name = "memory.reduction"
     title, sections = CHECKS[name]
     budget = f">= {100 * minimum:.1f} %"
-    err = _first_error(ev, sections)
-    if err:
-        return Check(name, title, "-", budget, FAIL, f"{name}: could not run: {err}")
+    blocked = _cannot_run(ev, name, title, sections, budget)
+    if blocked:
+        return blocked
     mem = ev["memory"]
     red = mem["reduction"]
     measured = f"{100 * red:.2f} % ({mem['float32_bytes']:,} -> {mem['int8_bytes']:,} B)"
@@ -202,10 +210,10 @@ def check_memory_reduction(ev: Dict[str, Any], minimum: float) -> Check:
 def check_fits_chip(ev: Dict[str, Any]) -> Check:
     name = "memory.fits-chip"
     title, sections = CHECKS[name]
-    err = _first_error(ev, sections)
     budget = "fits"
-    if err:
-        return Check(name, title, "-", budget, FAIL, f"{name}: could not run: {err}")
+    blocked = _cannot_run(ev, name, title, sections, budget)
+    if blocked:
+        return blocked
     chip = ev["memory"]["chip"]
     measured = f"{chip['pes']} PEs on {chip['chips']} chip(s)"
     budget = f"fits ({chip.get('pes_per_chip', '?')} PEs per chip)"
@@ -234,11 +242,9 @@ def check_rules(ev: Dict[str, Any], flow: str) -> Check:
     name = f"design-rules.{flow}"
     title, sections = CHECKS[name]
     budget = "0 violations"
-    if flow == "qat" and not ev.get("config", {}).get("qat_model"):
-        return Check(name, title, "-", budget, SKIP, f"{name}: no Q-SNN model configured (--s2-qat-model)")
-    err = _first_error(ev, sections)
-    if err:
-        return Check(name, title, "-", budget, FAIL, f"{name}: could not run: {err}")
+    blocked = _cannot_run(ev, name, title, sections, budget, flow)
+    if blocked:
+        return blocked
     violations = [v for v in ev["design_rules"][flow] if v.get("severity", "error") == "error"]
     warnings = [v for v in ev["design_rules"][flow] if v.get("severity", "error") != "error"]
     measured = f"{len(violations)} violations" + (f", {len(warnings)} warnings" if warnings else "")
@@ -259,9 +265,9 @@ def check_hil(ev: Dict[str, Any]) -> Check:
     hil = ev.get("hil") or {"status": "skipped", "reason": "not evaluated"}
     if hil.get("status") == "skipped":
         return Check(name, title, "-", budget, SKIP, f"{name}: skipped: {hil.get('reason')}")
-    err = _first_error(ev, sections)
-    if err:
-        return Check(name, title, "-", budget, FAIL, f"{name}: could not run: {err}")
+    blocked = _cannot_run(ev, name, title, sections, budget)
+    if blocked:
+        return blocked
     eq = hil["comparison"]
     measured = f"{100 * eq['identical_share']:.2f} % identical spike trains"
     if eq["diverging"] == 0 and not eq.get("voltage_mismatches"):
