@@ -13,13 +13,17 @@ The conventions fixed here are NIR's own, written down once:
   sees the source's output from tick ``t-1``; zero at ``t = 0``). Every other edge is
   instantaneous. Every cycle must contain a stateful node (a neuron, I, or Delay), else
   the graph is rejected: a loop of stateless nodes has no meaning in continuous time.
+* Walks against the edges ("which population feeds the Output", "which weight nodes feed a
+  population") are :func:`feeding_populations` and :func:`incoming_sources`; their rules are in
+  their docstrings.
 """
 from __future__ import annotations
 
 import math
 import os
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Collection, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -790,3 +794,133 @@ def as_flat(source: object) -> FlatGraph:
     if isinstance(source, (str, bytes, os.PathLike)):
         return read_flat(os.fsdecode(source))
     return flatten_graph(source)
+
+
+# ----------------------------------------------------------------------------- walks against the edges
+#
+# "Which population feeds the Output" and "which weight nodes feed a population" are asked by the gate, the
+# equivalence check and the quantizer; they are answered here, by one walker, so the rules cannot drift apart.
+# (s2emu.lowering keeps its own direct-predecessor rule: it follows py-spinnaker2's converter.)
+
+#: Node types whose ``weight`` maps what arrives to what the next node receives.
+WEIGHT_TYPES = ("Affine", "Linear", "Conv1d", "Conv2d")
+#: Neuron types that carry a ``v_threshold``, i.e. the neurons that emit spikes.
+THRESHOLD_NEURON_TYPES = ("IF", "LIF", "CubaLIF")
+
+
+class IncomingSources(NamedTuple):
+    """Result of :func:`incoming_sources`.
+
+    Attributes:
+        weights: weight nodes reached (sorted).
+        unweighted: the other nodes at which the walk stopped (sorted): nodes whose output arrives
+            without passing a weight node (the Input, a neuron, a Threshold...).
+    """
+
+    weights: List[str]
+    unweighted: List[str]
+
+
+def _walk_back(flat: FlatGraph, starts: Iterable[str], collect: Callable[[str], bool],
+               passes: Callable[[str], bool]) -> Tuple[List[str], List[str]]:
+    """Breadth-first walk against the edges, from ``starts`` (visited in the given order).
+
+    Each node is visited once, the first time it is reached (so cycles end). At a visited node: if
+    ``collect(node)``, it is collected and the walk stops there; else if ``passes(node)``, the walk goes on to
+    its predecessors in edge order (back-edges included); else the walk stops there and the node is recorded
+    as a stop. Returns ``(collected, stops)``, each in the order visited.
+    """
+    collected: List[str] = []
+    stops: List[str] = []
+    queue = deque(starts)
+    seen: Set[str] = set()
+    while queue:
+        name = queue.popleft()
+        if name in seen:
+            continue
+        seen.add(name)
+        if collect(name):
+            collected.append(name)
+        elif passes(name):
+            queue.extend(flat.predecessors(name))
+        else:
+            stops.append(name)
+    return collected, stops
+
+
+def incoming_sources(flat: FlatGraph, population: str, through: Optional[Collection[str]] = None) -> IncomingSources:
+    """What feeds ``population``: the weight nodes, and the sources whose output arrives unweighted.
+
+    The rule: walk back from ``population``'s predecessors against the edges. A weight node
+    (:data:`WEIGHT_TYPES`) is collected and ends the walk (the weight node before it is not reached). A node
+    whose type is in ``through`` is walked through. Any other node ends the walk and is an unweighted source.
+    ``through=None`` walks through every type that is not a weight node, a neuron (:data:`NEURON_TYPES`) or
+    Input: SumPool2d, AvgPool2d, Flatten, Scale, Delay, Threshold (and Output). The quantizer passes its
+    narrower set of linear pass-through types (no Threshold).
+
+    Recurrence: back-edges (:attr:`FlatGraph.back_edges`) are followed like any other edge, so a recurrent
+    weight (``pop -> W -> pop``) is one of ``pop``'s incoming weights. Each node is visited once, so the walk
+    ends on any graph. ``population`` itself is not marked visited: a loop back to it through walked-through
+    nodes only (``pop -> Delay -> pop``) ends at it, and it is then one of its own unweighted sources.
+
+    Both lists are sorted by name.
+    """
+    passing: Callable[[str], bool]
+    if through is None:
+        passing = lambda n: flat.type_of(n) not in NEURON_TYPES and flat.type_of(n) != "Input"  # noqa: E731
+    else:
+        allowed = tuple(through)
+        passing = lambda n: flat.type_of(n) in allowed  # noqa: E731
+    weights, others = _walk_back(flat, flat.predecessors(population), lambda n: flat.type_of(n) in WEIGHT_TYPES,
+                                 passing)
+    return IncomingSources(weights=sorted(weights), unweighted=sorted(others))
+
+
+def weight_nodes_into(flat: FlatGraph, population: str, through: Optional[Collection[str]] = None) -> List[str]:
+    """The weight nodes (Affine, Linear, Conv1d, Conv2d) whose output reaches ``population``, sorted by name.
+
+    The walk and its rule (what is walked through, what ends it, back-edges) are :func:`incoming_sources`'s.
+    """
+    return incoming_sources(flat, population, through).weights
+
+
+def feeding_populations(flat: FlatGraph, output: Optional[str] = None, *, among: Optional[Collection[str]] = None,
+                        kinds: Collection[str] = NEURON_TYPES) -> List[str]:
+    """The populations whose output reaches ``output`` (default: every Output node) without passing another one.
+
+    The rule: walk back from the predecessors of ``output`` (of each Output node in name order when ``output``
+    is None) breadth first, predecessors in edge order. A node whose type is in ``kinds`` (default: every
+    neuron type, :data:`NEURON_TYPES`; pass :data:`THRESHOLD_NEURON_TYPES` for spiking neurons only) is a
+    population: it ends the walk and is in the result. Every other node (weight nodes, pooling, Flatten,
+    Scale, Delay, Threshold...) is walked through.
+
+    ``among`` restricts the result to those names (e.g. the nodes that were recorded): a node in ``among``
+    ends the walk and is in the result whatever its type; a population not in ``among`` still ends the walk
+    but is left out (what lies behind it does not feed the output directly).
+
+    Recurrence: back-edges are followed like any other edge; each node is visited once, so the walk ends.
+    Since the walk stops at populations, a loop behind the first population is never entered.
+
+    Returns the populations in the order the walk reached them (nearest to the output first); empty when no
+    population feeds the output.
+    """
+    if output is None:
+        starts = [p for out in flat.outputs for p in flat.predecessors(out)]
+    else:
+        starts = flat.predecessors(output)
+    kinds = tuple(kinds)
+    is_population = lambda n: flat.type_of(n) in kinds  # noqa: E731
+    if among is None:
+        collect = is_population
+    else:
+        chosen = set(among)
+        collect = lambda n: n in chosen  # noqa: E731
+    found, _ = _walk_back(flat, starts, collect, lambda n: not is_population(n))
+    return found
+
+
+def feeding_population(flat: FlatGraph, output: Optional[str] = None, *, among: Optional[Collection[str]] = None,
+                       kinds: Collection[str] = NEURON_TYPES) -> Optional[str]:
+    """The first population :func:`feeding_populations` finds (the nearest to the output), or None if none."""
+    found = feeding_populations(flat, output, among=among, kinds=kinds)
+    return found[0] if found else None
