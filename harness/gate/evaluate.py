@@ -179,41 +179,29 @@ def _neuron_nodes(flat: Any) -> List[str]:
 
 
 def weight_nodes_into(flat: Any, population: str) -> List[str]:
-    """The weight nodes (Affine, Linear, Conv) whose output reaches ``population`` without passing a neuron."""
-    from s2common.graph import NEURON_TYPES
+    """The weight nodes (Affine, Linear, Conv) whose output reaches ``population`` without passing a neuron
+    (sorted; :func:`s2common.graph.weight_nodes_into`, which states the rule)."""
+    from s2common.graph import weight_nodes_into as _weight_nodes_into
 
-    found: List[str] = []
-    stack, seen = list(flat.predecessors(population)), set()
-    while stack:
-        n = stack.pop(0)
-        if n in seen:
-            continue
-        seen.add(n)
-        t = flat.type_of(n)
-        if t in ("Affine", "Linear", "Conv1d", "Conv2d"):
-            found.append(n)
-        elif t not in NEURON_TYPES and t != "Input":
-            stack.extend(flat.predecessors(n))
-    return sorted(found)
+    return _weight_nodes_into(flat, population)
 
 
 def output_population(flat: Any) -> str:
-    """The neuron population whose spikes feed the graph's (first) Output node."""
+    """The neuron population whose spikes feed the graph's (first) Output node
+    (:func:`s2common.graph.feeding_population`, which states the rule).
+
+    Raises:
+        UnsupportedError: rule ``no-readout`` when no neuron feeds that Output.
+    """
     from s2common.errors import UnsupportedError
-    from s2common.graph import NEURON_TYPES
+    from s2common.graph import feeding_population
 
     out = flat.outputs[0]
-    stack, seen = list(flat.predecessors(out)), set()
-    while stack:
-        n = stack.pop(0)
-        if n in seen:
-            continue
-        seen.add(n)
-        if flat.type_of(n) in NEURON_TYPES:
-            return n
-        stack.extend(flat.predecessors(n))
-    raise UnsupportedError("no neuron population feeds the Output node, so there is no spike readout",
-                           node=out, rule="no-readout", hint="end the graph with a spiking layer")
+    population = feeding_population(flat, out)
+    if population is None:
+        raise UnsupportedError("no neuron population feeds the Output node, so there is no spike readout",
+                               node=out, rule="no-readout", hint="end the graph with a spiking layer")
+    return population
 
 
 def _preset(graph: Any) -> str:
