@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from s2common.errors import S2GateError
-from s2common.graph import as_flat
+from s2common.graph import THRESHOLD_NEURON_TYPES, as_flat, feeding_populations
 from s2common.recording import Recording
 
 #: float32 unit roundoff (round to nearest): |fl(x) - x| <= U32 * |x|.
@@ -718,24 +718,18 @@ def check_equivalence(
 
 
 def _output_population(graph: Any, nodes: Sequence[str]) -> Optional[str]:
-    """The neuron population feeding the graph's Output (the first one in ``nodes``), if any."""
+    """The neuron population feeding the graph's Output (the first one in ``nodes``), if any.
+
+    The walk is :func:`s2common.graph.feeding_populations` from every Output node, restricted to ``nodes``
+    (the recorded ones) and stopping at spiking neurons (those with a ``v_threshold``): a recorded node ends
+    the walk and counts; an unrecorded spiking neuron ends it without counting; an LI, I or CubaLI readout
+    is walked through. None when the graph does not load.
+    """
     try:
         flat = as_flat(graph)
     except S2GateError:
         return None
-    feeding = set()
-    for out in flat.outputs:
-        stack = list(flat.predecessors(out))
-        seen = set()
-        while stack:
-            n = stack.pop()
-            if n in seen:
-                continue
-            seen.add(n)
-            if n in nodes:
-                feeding.add(n)
-            elif getattr(flat.nodes[n], "v_threshold", None) is None:
-                stack.extend(flat.predecessors(n))
+    feeding = set(feeding_populations(flat, among=nodes, kinds=THRESHOLD_NEURON_TYPES))
     for n in nodes:
         if n in feeding:
             return n
