@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Set, Tuple
 
 from s2common.errors import QuantizationError
+from s2common.graph import FlatGraph, incoming_sources
 
 from .format import POPULATION_PARAMS, SPIKING_TYPES, WEIGHT_TYPES
 
@@ -51,8 +52,11 @@ class Topology:
     targets: Dict[str, List[str]]
 
 
-def analyse(flat: object) -> Topology:
+def analyse(flat: FlatGraph) -> Topology:
     """Find each weight node's target populations and group them.
+
+    Whether a population also receives unweighted input is :func:`s2common.graph.incoming_sources`'s walk
+    through :data:`PASS_THROUGH` nodes.
 
     Raises:
         QuantizationError: two weight layers in a row, a weight node that reaches no
@@ -63,10 +67,8 @@ def analyse(flat: object) -> Topology:
     nodes = flat.nodes
     types = {n: type(v).__name__ for n, v in nodes.items()}
     succ: Dict[str, List[str]] = {n: [] for n in nodes}
-    pred: Dict[str, List[str]] = {n: [] for n in nodes}
     for s, t in flat.edges:
         succ[s].append(t)
-        pred[t].append(s)
 
     targets: Dict[str, List[str]] = {}
     flattened: Set[Tuple[str, str]] = set()
@@ -108,23 +110,10 @@ def analyse(flat: object) -> Topology:
     unweighted: List[str] = []
     for p in pops:
         # walk back through pass-through nodes: does an unscaled signal also arrive?
-        stack = list(pred[p])
-        seen: Set[str] = set()
-        raw_sources: List[str] = []
-        while stack:
-            n = stack.pop()
-            if n in seen:
-                continue
-            seen.add(n)
-            if types[n] in WEIGHT_TYPES:
-                continue
-            if types[n] in PASS_THROUGH:
-                stack.extend(pred[n])
-            else:
-                raw_sources.append(n)
+        raw_sources = incoming_sources(flat, p, through=PASS_THROUGH).unweighted
         if raw_sources and incoming[p]:
             raise QuantizationError(f"population receives weighted input and also unweighted input from "
-                                    f"'{sorted(raw_sources)[0]}'; one scale cannot serve both", node=p,
+                                    f"'{raw_sources[0]}'; one scale cannot serve both", node=p,
                                     rule="unweighted-input", hint="route every input of a population through a weight layer")
         if not incoming[p]:
             unweighted.append(p)
