@@ -18,7 +18,9 @@ Same bits as :class:`s2emu.golden.GoldenModel` for any batch size and thread cou
   cannot be -0.0) are skipped, see :class:`_Plan`.
 * Work follows spikes: a projection is skipped when its source emitted no spike in the
   delivered ticks, and only the (sample, tick) rows with at least one source spike go through
-  the conv/matmul (the others' input is exactly 0).
+  the conv/matmul (the others' input is exactly 0). When the source is sparse enough that
+  adding each spike's synapse row costs less than the dense kernel (:func:`_prefer_events`),
+  the input is built event by event instead (:mod:`s2emu.events`; same exact integers).
 
 Layout (the Recording's): buffers are ``(batch, time, neurons)`` with neurons in NIR (C, H, W)
 order, so the Recording shares their memory. Spike maps are copied into channels-last float
@@ -31,8 +33,9 @@ for n during the run; the per-tick elementwise loop runs
 on one thread (see :func:`_one_thread`; the caller's setting is restored). Results do not
 depend on either. On a loaded machine ``torch.set_num_threads(1)`` before the run is faster
 still (cnn_sinabs, batch 64, 2-core machine at load ~9: ~3 s with 2 threads, ~0.5-0.9 s with 1).
-Work below a (sample, tick) row is not sparse: a scatter-add per synapse costs ~360 dense
-multiply-adds with torch ops on this CPU, so a dense conv row is cheaper down to ~0.2 % density.
+Event-driven delivery (:mod:`s2emu.events`, a compiled scatter loop) costs about
+:data:`SYNAPSE_COST` dense multiply-adds per synapse on this machine kind (2-core x86, 1 thread;
+measured with ``benchmarks/throughput.py``), so for cnn_sinabs it pays below ~3 % source density.
 """
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ import torch.nn.functional as F
 from s2common.errors import DesignRuleError, UnsupportedError
 from s2common.recording import Recording
 
+from . import events
 from .network import Population, Projection, RuleViolation, S2Network
 from .runio import Record, check_input, detail_set, meta
 
@@ -59,6 +63,10 @@ CHUNK_BYTES = 16 * 2 ** 20
 #: fraction of active (sample, tick) rows above which all rows go through the kernel in one slice
 #: (gathering and scattering the active rows costs about two passes over the output)
 DENSE_ROWS = 0.9
+#: cost of adding one synapse of a spike's synapse row, in dense-kernel multiply-adds (the
+#: dense conv/matmul runs at ~20 G multiply-adds/s per core here, the scatter loop at ~1 ns per synapse)
+SYNAPSE_COST = 24.0
+SYNAPSE_MODES = ("auto", "dense", "events")
 
 
 def exactness_bound(proj: Projection, pre: Population) -> int:
@@ -86,6 +94,12 @@ class _Compiled:
     split: bool
     pre_shape: Tuple[int, ...]                  # NIR shape of the pre population
     post_size: int
+    macs_per_row: int = 0                       # dense kernel multiply-adds per (sample, tick) row
+    rows: object = None                         # synapse rows: None = not built yet, False = too large
+
+    @property
+    def pre_size(self) -> int:
+        return int(np.prod(self.pre_shape))
 
     @property
     def spike_map(self) -> bool:
@@ -108,12 +122,16 @@ class Engine:
             restored afterwards); None (default) uses the caller's ``torch.get_num_threads()``.
             Results are the same bits for any value. On a loaded machine 1 is much faster (OpenMP
             threads spin at every barrier while the other one waits to be scheduled).
+        synapses: how synaptic input is computed: ``"auto"`` (default: per projection and chunk of
+            ticks, event by event when the source's spike count makes that cheaper than the dense
+            kernel, see :func:`_prefer_events`), ``"dense"`` (always the conv/matmul kernel) or
+            ``"events"`` (always synapse rows where they can be built). Same bits in every mode.
     """
 
     name = "torch"
 
     def __init__(self, net: S2Network, check_integral: str = "first", mode: str = "auto",
-                 threads: Optional[int] = None) -> None:
+                 threads: Optional[int] = None, synapses: str = "auto") -> None:
         if check_integral is True:
             check_integral = "always"
         elif check_integral is False:
@@ -124,6 +142,9 @@ class Engine:
             raise ValueError(f"mode must be 'auto', 'layers' or 'ticks', got {mode!r}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+        if synapses not in SYNAPSE_MODES:
+            raise ValueError(f"synapses must be one of {SYNAPSE_MODES}, got {synapses!r}")
+        self.synapses = synapses if events.AVAILABLE else "dense"
         self.threads = threads
         self.net = net
         self.check_integral = check_integral
@@ -145,7 +166,7 @@ class Engine:
                 continue
             split = post.model == "lif_curr_exp_no_delay"
             self.compiled.append(_Compiled(proj, dtype, bound, self._weights(proj, pre, dtype, split), split,
-                                           tuple(pre.shape), post.size))
+                                           tuple(pre.shape), post.size, macs_per_row(proj, pre, post)))
         for name, b in self.post_bound.items():
             if b > INT32_MAX:
                 problems.append(RuleViolation("accumulator-overflow", name,
@@ -203,12 +224,7 @@ class Engine:
                 outs.append(F.conv2d(x, wt, stride=proj.stride, padding=proj.padding, dilation=proj.dilation,
                                      groups=proj.groups))
         if check:
-            for y in outs:
-                if not torch.equal(y, torch.round(y)):
-                    raise UnsupportedError(f"projection {proj.name}: the {c.dtype} kernel returned a non-integer sum; "
-                                           "the exactness argument does not hold for this torch build",
-                                           rule="inexact-integer-kernel", node=proj.name,
-                                           hint="report this; run with a float64 build or the golden model")
+            _check_integral(c, outs)
         return outs
 
     # ------------------------------------------------------------------ run
@@ -224,6 +240,8 @@ class Engine:
         is one batched matmul/conv, because every input comes from an earlier population or
         an earlier tick) and ``"ticks"`` (recurrent networks: all populations tick by tick).
         Runs on torch's current thread setting (``torch.get_num_threads()``, recorded in the meta).
+        The meta also records ``synapse_paths``: per projection, how many chunks of ticks used the
+        dense kernel and how many the synapse rows (chunks without a source spike count as neither).
         """
         net = self.net
         x_np = check_input(net, input_spikes)
@@ -234,7 +252,9 @@ class Engine:
         inp = net.populations[net.input_name]
         x_int = _to_internal(x_np, inp.shape)
         run.spikes[net.input_name] = torch.from_numpy(x_int)
-        run.active[net.input_name] = torch.from_numpy(x_int.any(axis=2))
+        counts = np.count_nonzero(x_int, axis=2).astype(np.int32)
+        run.count[net.input_name] = torch.from_numpy(counts)
+        run.active[net.input_name] = torch.from_numpy(counts > 0)
         # IEEE subnormals as the golden model (numpy) has them, even if someone enabled
         # torch.set_flush_denormal(True) in this process
         flushed = _denormals_flushed()
@@ -256,7 +276,8 @@ class Engine:
                 torch.set_num_threads(caller_threads)
 
         rec = Recording(dt=float(net.options.dt),
-                        meta=meta(net, "torch", {"threads": used_threads, "schedule": mode}))
+                        meta=meta(net, "torch", {"threads": used_threads, "schedule": mode, "synapses": self.synapses,
+                                                 "synapse_paths": run.paths}))
         rec.add(net.input_name, "spikes", x_np.copy())
         for p in self.neurons:
             rec.add(p.name, "spikes", _to_nir(run.spikes[p.name], p.shape))
@@ -301,6 +322,16 @@ class Engine:
         src = run.spikes[c.proj.pre]                              # (batch, ticks, pre) bool
         check = self._check(k, checked)
         pad = lo - a                                              # first ticks of the run: no source tick yet
+        dense_rows = batch * length if n_act >= DENSE_ROWS * batch * length else n_act
+        if self.synapses != "dense" and c.rows is not False:
+            n_spikes = int(run.count[c.proj.pre][:, lo:b].sum())
+            if self.synapses == "events" or _prefer_events(c, n_spikes, dense_rows, built=False):
+                if c.rows is None:
+                    c.rows = self._build_rows(c) or False
+                if c.rows is not False and (self.synapses == "events" or _prefer_events(c, n_spikes, dense_rows, built=True)):
+                    run.paths[c.proj.name]["events"] += 1
+                    return self._deliver_events(run, c, act, lo, pad, length, check)
+        run.paths[c.proj.name]["dense"] += 1
         if n_act >= DENSE_ROWS * batch * length:                  # (nearly) every row active: one slice
             x = _kernel_input(c, length * batch)
             per = (length, batch) + tuple(x.shape[1:])
@@ -320,6 +351,27 @@ class Engine:
             z.index_copy_(0, dst, _rows(y, rows.shape[0]))
             full.append(z.view(length, batch, c.post_size))
         return full
+
+    def _build_rows(self, c: _Compiled) -> Optional[List[events.SynapseRows]]:
+        """Synapse rows of projection ``c``: a dense projection's ``W.T``, else its kernel on one-hot inputs (None if too large)."""
+        if c.proj.kind == "dense" and c.proj.pool is None:
+            return events.rows_from_matrices([w.t() for w in c.weights])
+        return events.synapse_rows(lambda onehot: [_rows(y, onehot.shape[0]) for y in self._apply(c, onehot, False)],
+                                   c.pre_size, c.post_size, c.dtype)
+
+    def _deliver_events(self, run: "_Run", c: _Compiled, act: torch.Tensor, lo: int, pad: int, length: int,
+                        check: bool) -> List[torch.Tensor]:
+        """Event-driven version of :meth:`_deliver`: each spike of an active row adds its synapse row."""
+        batch = run.batch
+        rows = act.nonzero()                                      # (m, 2): sample, tick - lo
+        samples = rows[:, 0].numpy()
+        src_ticks = (rows[:, 1] + lo).numpy()
+        dst = ((rows[:, 1] + pad) * batch + rows[:, 0]).numpy()
+        outs = [torch.zeros((length * batch, c.post_size), dtype=c.dtype) for _ in c.rows]
+        events.deliver(run.spikes[c.proj.pre].numpy(), samples, src_ticks, dst, c.rows, [o.numpy() for o in outs])
+        if check:
+            _check_integral(c, outs)
+        return [o.view(length, batch, c.post_size) for o in outs]
 
     def _run_layers(self, run: "_Run") -> None:
         net, batch, ticks = self.net, run.batch, run.ticks
@@ -391,6 +443,40 @@ class Engine:
         return total_i.to(torch.float32), total_i
 
 
+def _check_integral(c: _Compiled, outs: List[torch.Tensor]) -> None:
+    """Run-time guard of the exactness argument: every synaptic sum must be an integer."""
+    for y in outs:
+        if not torch.equal(y, torch.round(y)):
+            raise UnsupportedError(f"projection {c.proj.name}: the {c.dtype} kernel returned a non-integer sum; "
+                                   "the exactness argument does not hold for this torch build",
+                                   rule="inexact-integer-kernel", node=c.proj.name,
+                                   hint="report this; run with a float64 build or the golden model")
+
+
+def macs_per_row(proj: Projection, pre: Population, post: Population) -> int:
+    """Multiply-adds (plus pooling adds) of the dense kernel for one (sample, tick) row.
+
+    Pooling: one add per pre neuron; dense: ``in x out``; conv2d: ``post x C_in/groups x kh x kw``.
+    """
+    pool = pre.size if proj.pool is not None else 0
+    if proj.kind == "pool":
+        return pre.size
+    w = proj.weight
+    if proj.kind == "dense":
+        return pool + int(w.size)
+    return pool + post.size * int(np.prod(w.shape[1:]))
+
+
+def _prefer_events(c: _Compiled, n_spikes: int, dense_rows: int, built: bool) -> bool:
+    """True if adding ``n_spikes`` synapse rows is cheaper than ``dense_rows`` dense kernel rows.
+
+    Before the rows are built their length is unknown; a spike adds at least one synapse, so
+    ``built=False`` answers whether events could pay at all (and the rows are worth building).
+    """
+    per_spike = c.rows[0].synapses_per_spike * len(c.rows) if built else 1.0
+    return n_spikes * per_spike * SYNAPSE_COST < dense_rows * c.macs_per_row
+
+
 @contextmanager
 def _one_thread() -> Iterator[None]:
     """Run the per-tick elementwise loop on one torch thread, then restore the caller's setting.
@@ -451,7 +537,8 @@ class _Run:
 
     Buffers are (batch, time, neurons), neurons in NIR (C, H, W) order: the Recording's layout
     (no copy at the end), and a chunk of ticks of one sample is contiguous.
-    ``active[name]`` (batch, time) bool says in which ticks a population emitted any spike.
+    ``active[name]`` (batch, time) bool says in which ticks a population emitted any spike,
+    ``count[name]`` (batch, time) int32 how many.
     """
 
     def __init__(self, engine: Engine, batch: int, ticks: int, detail: set) -> None:
@@ -462,6 +549,10 @@ class _Run:
                                                 for p in engine.neurons}
         self.active: Dict[str, torch.Tensor] = {p.name: torch.empty((batch, ticks), dtype=torch.bool)
                                                 for p in engine.neurons}
+        self.count: Dict[str, torch.Tensor] = {p.name: torch.empty((batch, ticks), dtype=torch.int32)
+                                               for p in engine.neurons}
+        #: per projection: how many chunks of ticks went through the dense kernel / synapse rows
+        self.paths: Dict[str, Dict[str, int]] = {c.proj.name: {"dense": 0, "events": 0} for c in engine.compiled}
         # every tick writes every population's buffers, so these need no zeroing
         self.i_rec = {n: torch.empty((batch, ticks, net.populations[n].size), dtype=torch.int32) for n in detail}
         self.v_rec = {n: torch.empty((batch, ticks, net.populations[n].size), dtype=torch.float32) for n in detail}
@@ -526,7 +617,9 @@ class _Run:
         state["v"], state["i_exc"], state["i_inh"] = v, i_exc, i_inh
         t1 = t0 + length
         self.spikes[n][:, t0:t1].copy_(fired.transpose(0, 1))  # float 0/1 -> bool, (tick, batch) -> (batch, tick)
-        self.active[n][:, t0:t1] = (fired.amax(dim=2) > 0).t()
+        counts = fired.sum(dim=2).t()                          # exact: at most post.size < 2**24 ones
+        self.count[n][:, t0:t1].copy_(counts)
+        self.active[n][:, t0:t1] = counts > 0
         if n in self.detail:
             self.i_rec[n][:, t0:t1].copy_((e_i if not curr_exp else e_i - h_i).transpose(0, 1))
 

@@ -25,6 +25,8 @@ def test_golden_equals_engine_on_third_party_graph(fixture: str, ticks: int, bat
     fast = Engine(net).run(x, record="all")
     gold = GoldenModel(net).run(x, record="all")
     assert_same_bits(fast, gold)
+    for synapses in ("events", "dense"):  # each way of computing synaptic input, forced
+        assert_same_bits(Engine(net, synapses=synapses).run(x, record="all"), gold)
     # the comparison must have exercised spikes, integer inputs and resets in every layer
     for name, pop in net.populations.items():
         if pop.model == "spike_list":

@@ -1,0 +1,175 @@
+"""Event-driven synaptic delivery: each source spike adds its synapse row to the targets' input.
+
+SpiNNaker2 delivers spikes this way: every source neuron has a *synapse row* (its targets and
+integer weights), and an arriving spike adds that row into the targets' input buffers. The
+engine does the same when a projection's source is sparse: work is proportional to
+``spikes x synapses per spike`` instead of ``rows x dense multiply-adds per row``.
+
+Exactness: the rows hold the projection's integer weights as float32 (or float64), every
+partial sum of a target's input is an integer of magnitude at most the projection's static
+bound (``s2emu.engine.exactness_bound``, below 2**24 resp. 2**53), so adding the rows in any
+order gives exactly the integer sum the dense kernel gives. The zero-initialised buffer is
++0.0 and no row holds a zero (zeros are not stored), so no -0.0 can appear either.
+
+Rows are built from the projection's own dense kernel applied to one-hot inputs
+(:func:`synapse_rows`), so pooling, padding, stride, dilation and groups mean exactly what
+they mean on the dense path; a dense projection without pooling takes its rows straight from
+its weight matrix (:func:`rows_from_matrices`). The scatter loop is compiled with numba (one thread, no Python
+per spike); without numba the engine keeps its dense path (:data:`AVAILABLE`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+try:  # numba is installed with the package (pyproject); a broken install falls back to the dense path
+    from numba import njit
+    AVAILABLE = True
+except Exception:  # pragma: no cover - exercised only without numba
+    AVAILABLE = False
+
+#: largest (pre neurons x post neurons) for which synapse rows are built from one-hot inputs:
+#: building costs one dense kernel row per source neuron (about 0.1-0.3 s at this size)
+MAX_BUILD_ELEMENTS = 2 ** 26
+#: largest number of stored synapses per weight set (8 bytes each: int32 target + weight)
+MAX_SYNAPSES = 2 ** 24
+
+
+@dataclass(frozen=True)
+class SynapseRows:
+    """One projection's synapse rows in compressed-row form (as SpiNNaker's synaptic matrix).
+
+    Attributes:
+        indptr: (pre + 1,) int64; row ``j`` is ``indices[indptr[j]:indptr[j+1]]``.
+        indices: (synapses,) int32 target neuron, NIR (C, H, W) order of the post population.
+        weights: (synapses,) float32 or float64 integer-valued weights (never 0).
+        post_size: number of target neurons.
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    weights: np.ndarray
+    post_size: int
+
+    @property
+    def synapses_per_spike(self) -> float:
+        """Mean row length (synapses a spike of a random source neuron adds)."""
+        pre = len(self.indptr) - 1
+        return float(self.indptr[-1]) / max(1, pre)
+
+
+def synapse_rows(dense_kernel: Callable[[torch.Tensor], List[torch.Tensor]], pre_size: int, post_size: int,
+                 dtype: torch.dtype, chunk_elements: int = 2 ** 22) -> Optional[List[SynapseRows]]:
+    """Synapse rows of a projection, from its dense kernel applied to one-hot source vectors.
+
+    Args:
+        dense_kernel: maps (n, pre_size) 0/1 rows of ``dtype`` to a list of (n, post_size)
+            exact integer inputs in NIR order (one per weight set, e.g. excitatory/inhibitory).
+        pre_size, post_size: neuron counts.
+        dtype: the projection's accumulation dtype (float32 or float64).
+        chunk_elements: one-hot rows per kernel call are ``chunk_elements // max(pre_size, post_size)``
+            (bounds the memory of the one-hot block and of the kernel's output).
+
+    Returns one :class:`SynapseRows` per weight set, or None when the projection is too large
+    for rows (``pre_size * post_size > MAX_BUILD_ELEMENTS`` or more than ``MAX_SYNAPSES``
+    synapses): the engine then stays on its dense path.
+    """
+    if not AVAILABLE or pre_size * post_size > MAX_BUILD_ELEMENTS:
+        return None
+    step = max(1, chunk_elements // max(1, pre_size, post_size))
+
+    def blocks() -> Iterator[List[torch.Tensor]]:
+        for j0 in range(0, pre_size, step):
+            j1 = min(pre_size, j0 + step)
+            onehot = torch.zeros((j1 - j0, pre_size), dtype=dtype)
+            onehot[torch.arange(j1 - j0), torch.arange(j0, j1)] = 1.0
+            yield dense_kernel(onehot)
+
+    return rows_from_blocks(blocks(), pre_size, post_size)
+
+
+def rows_from_matrices(matrices: Sequence[torch.Tensor], chunk_rows: int = 4096) -> Optional[List[SynapseRows]]:
+    """Synapse rows from explicit (pre, post) integer weight matrices (a dense projection's ``W.T``)."""
+    if not AVAILABLE:
+        return None
+    pre_size, post_size = matrices[0].shape
+    return rows_from_blocks(([m[j0:j0 + chunk_rows] for m in matrices] for j0 in range(0, pre_size, chunk_rows)),
+                            pre_size, post_size)
+
+
+def rows_from_blocks(blocks: Iterable[List[torch.Tensor]], pre_size: int, post_size: int
+                     ) -> Optional[List[SynapseRows]]:
+    """Compress consecutive (n_k, post) blocks of the (pre, post) matrix per weight set into rows.
+
+    Returns None if a weight set has more than ``MAX_SYNAPSES`` non-zero synapses.
+    """
+    parts: List[List[tuple]] = []
+    stored = 0
+    for outs in blocks:
+        if not parts:
+            parts = [[] for _ in outs]
+        for k, y in enumerate(outs):
+            y = y.reshape(-1, post_size)
+            nz = torch.nonzero(y)                               # row-major: sorted by source, then target
+            counts = torch.bincount(nz[:, 0], minlength=y.shape[0])
+            parts[k].append((counts, nz[:, 1].to(torch.int32), y[nz[:, 0], nz[:, 1]].contiguous()))
+            stored += int(nz.shape[0])
+            if stored > MAX_SYNAPSES * len(outs):
+                return None
+    rows = []
+    for chunks in parts:
+        counts = torch.cat([c for c, _, _ in chunks])
+        assert counts.numel() == pre_size
+        indptr = np.zeros(pre_size + 1, dtype=np.int64)
+        np.cumsum(counts.numpy(), out=indptr[1:])
+        rows.append(SynapseRows(indptr=indptr,
+                                indices=np.ascontiguousarray(torch.cat([i for _, i, _ in chunks]).numpy()),
+                                weights=np.ascontiguousarray(torch.cat([w for _, _, w in chunks]).numpy()),
+                                post_size=post_size))
+    return rows
+
+
+def deliver(spikes: np.ndarray, samples: np.ndarray, ticks: np.ndarray, out_rows: np.ndarray,
+            rows: Sequence[SynapseRows], outs: Sequence[np.ndarray]) -> None:
+    """Add the synapse rows of every spike in the listed (sample, tick) rows into ``outs``.
+
+    Args:
+        spikes: (batch, time, pre) bool, C-contiguous: the source's spike record.
+        samples, ticks: (m,) int64: the (sample, tick) rows to read (rows without spikes may be listed).
+        out_rows: (m,) int64: the output row each (sample, tick) row adds into.
+        rows: synapse rows, one per weight set.
+        outs: (n, post) arrays of the rows' dtype, C-contiguous, one per weight set; added into.
+    """
+    src8 = spikes.view(np.uint8)
+    pre = src8.shape[2]
+    # whole 8-byte words of a neuron row let the scan skip 8 silent neurons at a time
+    src64 = src8.view(np.uint64) if pre % 8 == 0 else np.zeros((src8.shape[0], src8.shape[1], 0), np.uint64)
+    for r, out in zip(rows, outs):
+        _scatter(src8, src64, samples, ticks, out_rows, r.indptr, r.indices, r.weights, out)
+
+
+if AVAILABLE:
+    @njit(cache=True, nogil=True)
+    def _scatter(src8, src64, samples, ticks, out_rows, indptr, indices, weights, out):  # pragma: no cover - compiled
+        words = src64.shape[2]
+        pre = src8.shape[2]
+        for q in range(samples.shape[0]):
+            s = samples[q]
+            t = ticks[q]
+            o = out[out_rows[q]]
+            for w in range(words):
+                if src64[s, t, w] != 0:
+                    for j in range(w * 8, w * 8 + 8):
+                        if src8[s, t, j]:
+                            for p in range(indptr[j], indptr[j + 1]):
+                                o[indices[p]] += weights[p]
+            for j in range(words * 8, pre):
+                if src8[s, t, j]:
+                    for p in range(indptr[j], indptr[j + 1]):
+                        o[indices[p]] += weights[p]
+else:  # pragma: no cover
+    def _scatter(*args):
+        raise RuntimeError("numba is not available")

@@ -1,0 +1,189 @@
+"""Event-driven synaptic delivery (``s2emu.events``): same integers and bits as the dense kernel.
+
+The synapse rows are checked against independent int64 convolutions written here with numpy;
+the engine's three synapse modes against each other and the golden model; the cost model's
+choice against inputs where the answer is obvious (a handful of spikes vs every input on).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from s2emu import ConversionOptions, Engine, GoldenModel, events, lower
+from suites.fixtures import third_party
+
+from .bits import assert_same_bits
+
+PSNN = Path(__file__).resolve().parents[2] / "harness" / "bundled" / "psnn.nir"
+pytestmark = pytest.mark.skipif(not events.AVAILABLE, reason="numba is not installed")
+
+
+def _cnn():
+    return lower(third_party("cnn_sinabs.nir"), ConversionOptions(scale_weights=True))
+
+
+def _engine_rows(engine: Engine, proj_name: str):
+    c = next(c for c in engine.compiled if c.proj.name == proj_name)
+    return c, engine._build_rows(c)
+
+
+def _dense_matrix(rows: events.SynapseRows, pre: int) -> np.ndarray:
+    m = np.zeros((pre, rows.post_size), dtype=np.int64)
+    for j in range(pre):
+        sl = slice(rows.indptr[j], rows.indptr[j + 1])
+        m[j, rows.indices[sl]] = rows.weights[sl].astype(np.int64)
+    return m
+
+
+def _conv_int64(x: np.ndarray, w: np.ndarray, stride: int, pad: int) -> np.ndarray:
+    """(n, C, H, W) int64 * (O, C, k, k) -> (n, O, Ho, Wo) by sliding windows (no torch)."""
+    k = w.shape[-1]
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
+    return np.einsum("nchwij,ocij->nohw", win, w)
+
+
+def test_synapse_rows_of_the_first_conv_are_the_integer_convolution() -> None:
+    net = _cnn()
+    engine = Engine(net)
+    proj = next(p for p in net.projections if p.pre == net.input_name)
+    c, rows = _engine_rows(engine, proj.name)
+    assert rows is not None and len(rows) == 1
+    m = _dense_matrix(rows[0], c.pre_size)
+    rng = np.random.default_rng(3)
+    picks = rng.choice(c.pre_size, 300, replace=False)
+    onehot = np.zeros((len(picks), c.pre_size), dtype=np.int64)
+    onehot[np.arange(len(picks)), picks] = 1
+    expect = _conv_int64(onehot.reshape((-1,) + c.pre_shape), proj.weight.astype(np.int64), 2, 1)
+    assert np.array_equal(m[picks], expect.reshape(len(picks), -1))
+    # a row holds only the synapses with a non-zero weight: 16 channels x at most 3 x 3 taps (5x5 kernel, stride 2)
+    lengths = np.diff(rows[0].indptr)
+    assert lengths.max() <= 16 * 9 and np.all(rows[0].weights != 0)
+    assert int(lengths.sum()) == int(np.count_nonzero(m))
+
+
+def test_synapse_rows_through_a_sum_pool_are_pool_then_conv() -> None:
+    """cnn_sinabs 3 -> 6 goes through SumPool2d(2) and Conv2d(16 -> 8, 3x3, padding 1)."""
+    net = _cnn()
+    engine = Engine(net)
+    proj = next(p for p in net.projections if p.pool is not None and p.kind == "conv2d")
+    c, rows = _engine_rows(engine, proj.name)
+    m = _dense_matrix(rows[0], c.pre_size)
+    rng = np.random.default_rng(4)
+    picks = rng.choice(c.pre_size, 200, replace=False)
+    onehot = np.zeros((len(picks),) + c.pre_shape, dtype=np.int64)
+    onehot.reshape(len(picks), -1)[np.arange(len(picks)), picks] = 1
+    ph, pw = proj.pool
+    n, ch, h, w = onehot.shape
+    pooled = onehot.reshape(n, ch, h // ph, ph, w // pw, pw).sum(axis=(3, 5))
+    expect = _conv_int64(pooled, proj.weight.astype(np.int64), proj.stride[0], proj.padding[0])
+    assert np.array_equal(m[picks], expect.reshape(len(picks), -1))
+
+
+@pytest.mark.parametrize("synapses", ["events", "auto", "dense"])
+def test_every_synapse_mode_gives_the_golden_bits_on_the_bundled_psnn(synapses: str) -> None:
+    net = lower(PSNN, ConversionOptions(scale_weights=True))
+    rng = np.random.default_rng(11)
+    x = rng.random((2, 7) + net.populations[net.input_name].shape) < 0.25
+    fast = Engine(net, synapses=synapses).run(x, record="all")
+    assert_same_bits(fast, GoldenModel(net).run(x, record="all"))
+    paths = fast.meta["synapse_paths"]
+    if synapses == "events":
+        assert all(p["dense"] == 0 for p in paths.values()) and sum(p["events"] for p in paths.values()) > 0
+    if synapses == "dense":
+        assert all(p["events"] == 0 for p in paths.values())
+    hidden = [n for n, p in net.populations.items() if p.model != "spike_list"]
+    assert all(int(fast.spikes(n).sum()) > 0 for n in hidden[:2])
+
+
+def test_events_and_dense_agree_on_a_long_cnn_run_at_every_batch_size() -> None:
+    """No golden model here (12k neurons x 60 ticks is slow in it): the two engine paths, all observables."""
+    net = _cnn()
+    rng = np.random.default_rng(5)
+    x = rng.random((5, 60) + net.populations[net.input_name].shape) < 0.03
+    dense = Engine(net, synapses="dense").run(x, record="all")
+    ev = Engine(net, synapses="events")
+    assert_same_bits(ev.run(x, record="all"), dense)
+    for b in (1, 3):
+        assert_same_bits(ev.run(x[:b], record="all"), Engine(net, synapses="dense").run(x[:b], record="all"))
+    assert int(dense.spikes("12").sum()) > 0  # activity reached the output layer
+
+
+def test_the_cost_model_takes_events_for_a_few_spikes_and_the_kernel_for_all_inputs_on() -> None:
+    net = _cnn()
+    first = next(p for p in net.projections if p.pre == net.input_name).name
+    shape = net.populations[net.input_name].shape
+    sparse = np.zeros((4, 5) + shape, dtype=bool)
+    sparse[:, :, 0, 10, 10] = True  # one input spike per (sample, tick): 81 synapses instead of 204,800 MACs
+    rec = Engine(net).run(sparse)
+    assert rec.meta["synapse_paths"][first] == {"dense": 0, "events": 1}
+    full = np.ones((4, 5) + shape, dtype=bool)  # 2,312 spikes x 81 synapses per row: the kernel is cheaper
+    rec = Engine(net).run(full)
+    assert rec.meta["synapse_paths"][first] == {"dense": 1, "events": 0}
+
+
+def test_a_projection_too_large_for_rows_stays_on_the_kernel(monkeypatch) -> None:
+    monkeypatch.setattr(events, "MAX_SYNAPSES", 500)
+    net = lower(third_party("braille_noDelay_noBias_subtract.nir"), ConversionOptions(scale_weights=True))
+    rng = np.random.default_rng(2)
+    x = rng.random((2, 40) + net.populations[net.input_name].shape) < 0.2
+    engine = Engine(net, synapses="events")
+    rec = engine.run(x, record="all")
+    assert_same_bits(rec, GoldenModel(net).run(x, record="all"))
+    big = [c for c in engine.compiled if np.count_nonzero(c.proj.weight) > 500]
+    small = [c for c in engine.compiled if np.count_nonzero(c.proj.weight) <= 500]
+    assert big and all(c.rows is False for c in big)
+    assert all(c.rows not in (None, False) for c in small)   # the small ones did use rows
+    assert all(rec.meta["synapse_paths"][c.proj.name]["events"] == 0 for c in big)
+
+
+def test_a_conv_too_large_to_build_rows_for_stays_on_the_kernel(monkeypatch) -> None:
+    monkeypatch.setattr(events, "MAX_BUILD_ELEMENTS", 2312 * 4096 - 1)  # cnn_sinabs' first conv is 2,312 x 4,096
+    net = _cnn()
+    x = np.zeros((2, 4) + net.populations[net.input_name].shape, dtype=bool)
+    x[:, :, 1, 3, 4] = True
+    engine = Engine(net, synapses="events")
+    rec = engine.run(x, record="all")
+    first = next(c for c in engine.compiled if c.proj.pre == net.input_name)
+    assert first.rows is False and rec.meta["synapse_paths"][first.proj.name] == {"dense": 1, "events": 0}
+    assert_same_bits(rec, Engine(net, synapses="dense").run(x, record="all"))
+
+
+def test_without_numba_the_engine_uses_the_kernel(monkeypatch) -> None:
+    monkeypatch.setattr(events, "AVAILABLE", False)
+    engine = Engine(_cnn(), synapses="events")
+    assert engine.synapses == "dense"
+
+
+def test_an_unknown_synapse_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="synapses must be one of"):
+        Engine(_cnn(), synapses="sparse")
+
+
+def test_rows_in_float64_for_a_projection_beyond_the_float32_bound() -> None:
+    """A projection whose bound passes 2**24 accumulates in float64; its rows do too."""
+    import nir
+
+    n_in = 140_000                       # 127 x 140,000 = 17,780,000 > 2**24
+    w = np.full((2, n_in), 127.0)
+    w[1, ::2] = -127.0
+    graph = nir.NIRGraph.from_list(nir.Input(np.array([n_in])), nir.Linear(weight=w),
+                                   nir.IF(r=np.ones(2), v_threshold=np.full(2, 1e9)), nir.Output(np.array([2])))
+    net = lower(graph, ConversionOptions(scale_weights=False))
+    x = np.zeros((2, 3, n_in), dtype=bool)
+    x[0, 0, :139_999] = True
+    x[1, 1, 1:] = True
+    engine = Engine(net, synapses="events")
+    assert engine.compiled[0].dtype == torch.float64
+    rec = engine.run(x, record="all")
+    assert rec.meta["synapse_paths"][net.projections[0].name]["events"] > 0
+    assert_same_bits(rec, GoldenModel(net).run(x, record="all"))
+    i = rec.get(net.projections[0].post, "i")
+    # 127 x 139,999 = 17,779,873 is odd and above 2**24: a float32 sum could not hold it
+    # neuron 1, sample 0: inputs 0..139,998 hold 70,000 even (-127) and 69,999 odd (+127) indices -> -127
+    assert i[0, 1].tolist() == [17_779_873, -127]
+    # sample 1: inputs 1..139,999 on: neuron 1 sees 70,000 odd (+127) and 69,999 even (-127)
+    assert i[1, 2].tolist() == [17_779_873, 127]
