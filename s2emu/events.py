@@ -19,17 +19,17 @@ per spike); without numba the engine keeps its dense path (:data:`AVAILABLE`).
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
 
-try:  # numba is installed with the package (pyproject); a broken install falls back to the dense path
-    from numba import njit
-    AVAILABLE = True
-except Exception:  # pragma: no cover - exercised only without numba
-    AVAILABLE = False
+#: numba is installed with the package (pyproject); it is imported on first use (it adds ~0.2 s to
+#: an import), and if it cannot be imported the engine keeps its dense path (see :func:`available`)
+AVAILABLE = importlib.util.find_spec("numba") is not None
+_compiled: list = []
 
 #: largest (pre neurons x post neurons) for which synapse rows are built from one-hot inputs:
 #: building costs one dense kernel row per source neuron (about 0.1-0.3 s at this size)
@@ -77,7 +77,7 @@ def synapse_rows(dense_kernel: Callable[[torch.Tensor], List[torch.Tensor]], pre
     for rows (``pre_size * post_size > MAX_BUILD_ELEMENTS`` or more than ``MAX_SYNAPSES``
     synapses): the engine then stays on its dense path.
     """
-    if not AVAILABLE or pre_size * post_size > MAX_BUILD_ELEMENTS:
+    if not available() or pre_size * post_size > MAX_BUILD_ELEMENTS:
         return None
     step = max(1, chunk_elements // max(1, pre_size, post_size))
 
@@ -93,7 +93,7 @@ def synapse_rows(dense_kernel: Callable[[torch.Tensor], List[torch.Tensor]], pre
 
 def rows_from_matrices(matrices: Sequence[torch.Tensor], chunk_rows: int = 4096) -> Optional[List[SynapseRows]]:
     """Synapse rows from explicit (pre, post) integer weight matrices (a dense projection's ``W.T``)."""
-    if not AVAILABLE:
+    if not available():
         return None
     pre_size, post_size = matrices[0].shape
     return rows_from_blocks(([m[j0:j0 + chunk_rows] for m in matrices] for j0 in range(0, pre_size, chunk_rows)),
@@ -147,29 +147,41 @@ def deliver(spikes: np.ndarray, samples: np.ndarray, ticks: np.ndarray, out_rows
     pre = src8.shape[2]
     # whole 8-byte words of a neuron row let the scan skip 8 silent neurons at a time
     src64 = src8.view(np.uint64) if pre % 8 == 0 else np.zeros((src8.shape[0], src8.shape[1], 0), np.uint64)
+    kernel = _kernel()
     for r, out in zip(rows, outs):
-        _scatter(src8, src64, samples, ticks, out_rows, r.indptr, r.indices, r.weights, out)
+        kernel(src8, src64, samples, ticks, out_rows, r.indptr, r.indices, r.weights, out)
 
 
-if AVAILABLE:
-    @njit(cache=True, nogil=True)
-    def _scatter(src8, src64, samples, ticks, out_rows, indptr, indices, weights, out):  # pragma: no cover - compiled
-        words = src64.shape[2]
-        pre = src8.shape[2]
-        for q in range(samples.shape[0]):
-            s = samples[q]
-            t = ticks[q]
-            o = out[out_rows[q]]
-            for w in range(words):
-                if src64[s, t, w] != 0:
-                    for j in range(w * 8, w * 8 + 8):
-                        if src8[s, t, j]:
-                            for p in range(indptr[j], indptr[j + 1]):
-                                o[indices[p]] += weights[p]
-            for j in range(words * 8, pre):
-                if src8[s, t, j]:
-                    for p in range(indptr[j], indptr[j + 1]):
-                        o[indices[p]] += weights[p]
-else:  # pragma: no cover
-    def _scatter(*args):
-        raise RuntimeError("numba is not available")
+def available() -> bool:
+    """True if the compiled scatter loop can be used (numba importable); compiles it lazily."""
+    return AVAILABLE and _kernel() is not None
+
+
+def _kernel():
+    """The numba-compiled :func:`_scatter` (cached on disk by numba), or None if numba fails to import."""
+    if not _compiled:
+        try:
+            from numba import njit
+            _compiled.append(njit(cache=True, nogil=True)(_scatter))
+        except Exception:  # pragma: no cover - a broken numba install: dense path only
+            _compiled.append(None)
+    return _compiled[0]
+
+
+def _scatter(src8, src64, samples, ticks, out_rows, indptr, indices, weights, out):  # pragma: no cover - compiled
+    words = src64.shape[2]
+    pre = src8.shape[2]
+    for q in range(samples.shape[0]):
+        s = samples[q]
+        t = ticks[q]
+        o = out[out_rows[q]]
+        for w in range(words):
+            if src64[s, t, w] != 0:
+                for j in range(w * 8, w * 8 + 8):
+                    if src8[s, t, j]:
+                        for p in range(indptr[j], indptr[j + 1]):
+                            o[indices[p]] += weights[p]
+        for j in range(words * 8, pre):
+            if src8[s, t, j]:
+                for p in range(indptr[j], indptr[j + 1]):
+                    o[indices[p]] += weights[p]
