@@ -31,8 +31,10 @@ import torch
 AVAILABLE = importlib.util.find_spec("numba") is not None
 _compiled: list = []
 
-#: largest (pre neurons x post neurons) for which synapse rows are built from one-hot inputs:
-#: building costs one dense kernel row per source neuron (about 0.1-0.3 s at this size)
+#: largest ``pre x max(pre, post)`` (neurons) for which synapse rows are built from one-hot inputs:
+#: building runs the dense kernel on ``pre`` one-hot rows of ``pre`` elements each, producing
+#: ``post`` outputs each (about 0.1-0.3 s at this size; cnn_sinabs and the bundled P-SNN are
+#: below it, a conv over a full 2 x 128 x 128 DVS frame is not and stays on the dense kernel)
 MAX_BUILD_ELEMENTS = 2 ** 26
 #: largest number of stored synapses per weight set (8 bytes each: int32 target + weight)
 MAX_SYNAPSES = 2 ** 24
@@ -74,10 +76,10 @@ def synapse_rows(dense_kernel: Callable[[torch.Tensor], List[torch.Tensor]], pre
             (bounds the memory of the one-hot block and of the kernel's output).
 
     Returns one :class:`SynapseRows` per weight set, or None when the projection is too large
-    for rows (``pre_size * post_size > MAX_BUILD_ELEMENTS`` or more than ``MAX_SYNAPSES``
-    synapses): the engine then stays on its dense path.
+    for rows (``pre_size * max(pre_size, post_size) > MAX_BUILD_ELEMENTS`` or more than
+    ``MAX_SYNAPSES`` synapses): the engine then stays on its dense path.
     """
-    if not available() or pre_size * post_size > MAX_BUILD_ELEMENTS:
+    if not available() or pre_size * max(pre_size, post_size) > MAX_BUILD_ELEMENTS:
         return None
     step = max(1, chunk_elements // max(1, pre_size, post_size))
 

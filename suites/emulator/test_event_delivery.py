@@ -141,7 +141,7 @@ def test_a_projection_too_large_for_rows_stays_on_the_kernel(monkeypatch) -> Non
 
 
 def test_a_conv_too_large_to_build_rows_for_stays_on_the_kernel(monkeypatch) -> None:
-    monkeypatch.setattr(events, "MAX_BUILD_ELEMENTS", 2312 * 4096 - 1)  # cnn_sinabs' first conv is 2,312 x 4,096
+    monkeypatch.setattr(events, "MAX_BUILD_ELEMENTS", 2312 * 4096 - 1)  # cnn_sinabs first conv: 2,312 x max(2,312, 4,096)
     net = _cnn()
     x = np.zeros((2, 4) + net.populations[net.input_name].shape, dtype=bool)
     x[:, :, 1, 3, 4] = True
