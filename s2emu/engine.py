@@ -33,9 +33,10 @@ for n during the run; the per-tick elementwise loop runs
 on one thread (see :func:`_one_thread`; the caller's setting is restored). Results do not
 depend on either. On a loaded machine ``torch.set_num_threads(1)`` before the run is faster
 still (cnn_sinabs, batch 64, 2-core machine at load ~9: ~3 s with 2 threads, ~0.5-0.9 s with 1).
-Event-driven delivery (:mod:`s2emu.events`, a compiled scatter loop) costs about
-:data:`SYNAPSE_COST` dense multiply-adds per synapse on this machine kind (2-core x86, 1 thread;
-measured with ``benchmarks/throughput.py``), so for cnn_sinabs it pays below ~3 % source density.
+Event-driven delivery (:mod:`s2emu.events`, a compiled single-threaded scatter loop) costs
+about 0.9 ns per synapse; the dense kernel's cost is mostly the copies around it (about 1.2 ns
+per source and target neuron and row, halved by a second thread). For cnn_sinabs events pay
+below ~2 % source density on one thread, ~1.5 % on two (see the cost model's constants).
 """
 from __future__ import annotations
 
@@ -63,9 +64,17 @@ CHUNK_BYTES = 16 * 2 ** 20
 #: fraction of active (sample, tick) rows above which all rows go through the kernel in one slice
 #: (gathering and scattering the active rows costs about two passes over the output)
 DENSE_ROWS = 0.9
-#: cost of adding one synapse of a spike's synapse row, in dense-kernel multiply-adds (the
-#: dense conv/matmul runs at ~20 G multiply-adds/s per core here, the scatter loop at ~1 ns per synapse)
-SYNAPSE_COST = 24.0
+#: cost model of the two ways of computing a projection's input for a chunk of (sample, tick)
+#: rows, in ns on one core of this machine kind (2-core x86; fitted to per-projection times of
+#: cnn_sinabs and the bundled P-SNN at 0.5-10 % input density, 1 and 2 threads, with
+#: ``benchmarks/throughput.py``-style runs). Dense: the conv/matmul plus the copies around it,
+#: which dominate (``DENSE_NS_PER_MAC * macs + DENSE_NS_PER_NEURON * (pre + post)`` per row,
+#: divided by the kernel threads). Events: zeroing and reading the target rows plus one
+#: add per synapse of every spike's row (single-threaded).
+DENSE_NS_PER_MAC = 0.0055
+DENSE_NS_PER_NEURON = 1.2
+EVENT_NS_PER_TARGET = 0.55
+EVENT_NS_PER_SYNAPSE = 0.9
 SYNAPSE_MODES = ("auto", "dense", "events")
 
 
@@ -325,10 +334,12 @@ class Engine:
         dense_rows = batch * length if n_act >= DENSE_ROWS * batch * length else n_act
         if self.synapses != "dense" and c.rows is not False:
             n_spikes = int(run.count[c.proj.pre][:, lo:b].sum())
-            if self.synapses == "events" or _prefer_events(c, n_spikes, dense_rows, built=False):
+            threads = torch.get_num_threads()
+            if self.synapses == "events" or _prefer_events(c, n_spikes, batch * length, dense_rows, threads, built=False):
                 if c.rows is None:
                     c.rows = self._build_rows(c) or False
-                if c.rows is not False and (self.synapses == "events" or _prefer_events(c, n_spikes, dense_rows, built=True)):
+                if c.rows is not False and (self.synapses == "events" or
+                                            _prefer_events(c, n_spikes, batch * length, dense_rows, threads, built=True)):
                     run.paths[c.proj.name]["events"] += 1
                     return self._deliver_events(run, c, act, lo, pad, length, check)
         run.paths[c.proj.name]["dense"] += 1
@@ -467,14 +478,21 @@ def macs_per_row(proj: Projection, pre: Population, post: Population) -> int:
     return pool + post.size * int(np.prod(w.shape[1:]))
 
 
-def _prefer_events(c: _Compiled, n_spikes: int, dense_rows: int, built: bool) -> bool:
-    """True if adding ``n_spikes`` synapse rows is cheaper than ``dense_rows`` dense kernel rows.
+def _prefer_events(c: _Compiled, n_spikes: int, rows: int, dense_rows: int, threads: int, built: bool) -> bool:
+    """True if the synapse rows are predicted to be cheaper than the dense kernel for this chunk.
 
-    Before the rows are built their length is unknown; a spike adds at least one synapse, so
-    ``built=False`` answers whether events could pay at all (and the rows are worth building).
+    Args:
+        n_spikes: source spikes delivered in the chunk; rows: (sample, tick) rows of the chunk;
+        dense_rows: rows the dense kernel would process (all, or only the active ones);
+        threads: torch threads of the dense kernel; built: whether ``c.rows`` exists (before the
+            rows are built their length is unknown, and a spike adds at least one synapse, so
+            ``built=False`` answers whether events could pay at all and the rows are worth building).
     """
-    per_spike = c.rows[0].synapses_per_spike * len(c.rows) if built else 1.0
-    return n_spikes * per_spike * SYNAPSE_COST < dense_rows * c.macs_per_row
+    per_spike = sum(r.synapses_per_spike for r in c.rows) if built else 1.0
+    events_ns = rows * c.post_size * EVENT_NS_PER_TARGET + n_spikes * per_spike * EVENT_NS_PER_SYNAPSE
+    dense_ns = dense_rows * (c.macs_per_row * DENSE_NS_PER_MAC
+                             + (c.pre_size + c.post_size) * DENSE_NS_PER_NEURON) / max(1, threads)
+    return events_ns < dense_ns
 
 
 @contextmanager
