@@ -326,7 +326,16 @@ def neuron_parameters(node: object, typ: str, shape: Tuple[int, ...], bias: np.n
          scale = w_scale / (r_factor * w_in_factor); exc_decay = inh_decay = 1 - dt/tau_syn (exp:
          exp(-dt/tau_syn)); i_offset = v_leak_factor * v_leak * scale + bias * w_in / w_in_factor * w_scale.
     v_reset = 0 (the converter ignores NIR's v_reset).
+
+    ``r = 0`` or ``w_in = 0`` divide by zero, as in the converter: the result is inf/NaN (no
+    numpy warning), which the design rule ``non-finite-parameter`` reports with the node's name.
     """
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return _neuron_parameters(node, typ, shape, bias, w_scale, options)
+
+
+def _neuron_parameters(node: object, typ: str, shape: Tuple[int, ...], bias: np.ndarray, w_scale: float,
+                       options: ConversionOptions) -> Dict[str, np.ndarray]:
     dt = float(options.dt)
     def f32(a: np.ndarray) -> np.ndarray:
         # a value beyond float32 becomes inf (IEEE); the rule ``non-finite-parameter`` reports it

@@ -381,8 +381,9 @@ def check_non_finite_parameter(ctx: RuleContext) -> List[RuleViolation]:
                 out.append(_v("non-finite-parameter", name,
                               f"lowered float32 {param} is {kind} for {int(bad.sum())} of {a.size} neurons "
                               f"(w_scale = {pop.w_scale:.6g}; float32 max is {float(np.finfo(np.float32).max):.4g})",
-                              "check the time constants and thresholds: the converter scales thresholds by "
-                              "w_scale / (dt/tau * r), which overflows float32 for extreme values"))
+                              "check the time constants, r, w_in and thresholds: the converter scales thresholds by "
+                              "w_scale / (dt/tau * r) (CubaLIF: also / (dt/tau_syn * w_in)), which is inf for "
+                              "r = 0 or w_in = 0 and overflows float32 for extreme values"))
     return out
 
 

@@ -466,3 +466,26 @@ def test_worst_case_input_is_reached_when_every_input_spikes(pattern):
     i = np.asarray(Engine(net).run(x, record="all").get("n", "i"), dtype=np.int64)
     _, total = _bounds(flat, net)["n"]
     assert int(i[0, 1].max()) == int(total.max())
+
+
+@pytest.mark.parametrize("node", [
+    nir.CubaLIF(tau_syn=np.full(2, 5e-3), tau_mem=np.full(2, 2e-2), r=np.ones(2), v_leak=np.zeros(2),
+                v_threshold=np.ones(2), w_in=np.zeros(2)),
+    nir.LIF(tau=np.full(2, 2e-2), r=np.zeros(2), v_leak=np.zeros(2), v_threshold=np.ones(2)),
+], ids=["cubalif_w_in_0", "lif_r_0"])
+def test_zero_r_or_w_in_is_a_named_rule_not_a_numpy_warning(node) -> None:
+    """The converter divides by r (and w_in): the lowered threshold is inf, reported by name, silently computed."""
+    import warnings
+
+    from s2emu import lower
+
+    graph = nir.NIRGraph.from_list(nir.Input(np.array([3])), nir.Linear(weight=np.ones((2, 3))), node,
+                                   nir.Output(np.array([2])))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # a RuntimeWarning from numpy would fail here
+        net = lower(graph, ConversionOptions())
+        found = check_design_rules(graph, net)
+    bad = [v for v in found if v.rule == "non-finite-parameter"]
+    assert bad and all(v.node == net.projections[0].post for v in bad)
+    assert any("threshold is inf" in v.message for v in bad)
+    assert "r = 0 or w_in = 0" in bad[0].hint
