@@ -103,7 +103,7 @@ class _Compiled:
     split: bool
     pre_shape: Tuple[int, ...]                  # NIR shape of the pre population
     post_size: int
-    macs_per_row: int = 0                       # dense kernel multiply-adds per (sample, tick) row
+    macs_per_row: int                           # dense kernel multiply-adds per (sample, tick) row
     rows: object = None                         # synapse rows: None = not built yet, False = too large
 
     @property
@@ -261,9 +261,7 @@ class Engine:
         inp = net.populations[net.input_name]
         x_int = _to_internal(x_np, inp.shape)
         run.spikes[net.input_name] = torch.from_numpy(x_int)
-        counts = np.count_nonzero(x_int, axis=2).astype(np.int32)
-        run.count[net.input_name] = torch.from_numpy(counts)
-        run.active[net.input_name] = torch.from_numpy(counts > 0)
+        run.count[net.input_name] = torch.from_numpy(np.count_nonzero(x_int, axis=2).astype(np.int32))
         # IEEE subnormals as the golden model (numpy) has them, even if someone enabled
         # torch.set_flush_denormal(True) in this process
         flushed = _denormals_flushed()
@@ -324,26 +322,20 @@ class Engine:
         lo = max(a, 0)
         if b <= lo:
             return None
-        act = run.active[c.proj.pre][:, lo:b]                     # (batch, b - lo) bool
+        counts = run.count[c.proj.pre][:, lo:b]                   # (batch, b - lo) source spikes per row
+        act = counts > 0
         n_act = int(act.sum())
         if n_act == 0:                                           # no spike in the window: no synaptic work
             return None
         src = run.spikes[c.proj.pre]                              # (batch, ticks, pre) bool
         check = self._check(k, checked)
         pad = lo - a                                              # first ticks of the run: no source tick yet
-        dense_rows = batch * length if n_act >= DENSE_ROWS * batch * length else n_act
-        if self.synapses != "dense" and c.rows is not False:
-            n_spikes = int(run.count[c.proj.pre][:, lo:b].sum())
-            threads = torch.get_num_threads()
-            if self.synapses == "events" or _prefer_events(c, n_spikes, batch * length, dense_rows, threads, built=False):
-                if c.rows is None:
-                    c.rows = self._build_rows(c) or False
-                if c.rows is not False and (self.synapses == "events" or
-                                            _prefer_events(c, n_spikes, batch * length, dense_rows, threads, built=True)):
-                    run.paths[c.proj.name]["events"] += 1
-                    return self._deliver_events(run, c, act, lo, pad, length, check)
+        all_rows = n_act >= DENSE_ROWS * batch * length           # (nearly) every row active: one slice
+        if self._use_events(c, counts, batch * length, batch * length if all_rows else n_act):
+            run.paths[c.proj.name]["events"] += 1
+            return self._deliver_events(run, c, act, lo, pad, length, check)
         run.paths[c.proj.name]["dense"] += 1
-        if n_act >= DENSE_ROWS * batch * length:                  # (nearly) every row active: one slice
+        if all_rows:
             x = _kernel_input(c, length * batch)
             per = (length, batch) + tuple(x.shape[1:])
             if pad:
@@ -362,6 +354,24 @@ class Engine:
             z.index_copy_(0, dst, _rows(y, rows.shape[0]))
             full.append(z.view(length, batch, c.post_size))
         return full
+
+    def _use_events(self, c: _Compiled, counts: torch.Tensor, rows: int, dense_rows: int) -> bool:
+        """Whether this chunk's input is built from synapse rows (building them on first use).
+
+        ``counts``: source spikes per (sample, tick) row of the chunk; ``rows``: the chunk's rows;
+        ``dense_rows``: the rows the dense kernel would process. ``"events"`` mode takes rows
+        wherever they can be built, ``"auto"`` where :func:`_prefer_events` predicts them cheaper.
+        """
+        if self.synapses == "dense" or c.rows is False:
+            return False
+        forced = self.synapses == "events"
+        n_spikes = int(counts.sum())
+        threads = torch.get_num_threads()
+        if not forced and not _prefer_events(c, n_spikes, rows, dense_rows, threads, built=False):
+            return False
+        if c.rows is None:
+            c.rows = self._build_rows(c) or False
+        return c.rows is not False and (forced or _prefer_events(c, n_spikes, rows, dense_rows, threads, built=True))
 
     def _build_rows(self, c: _Compiled) -> Optional[List[events.SynapseRows]]:
         """Synapse rows of projection ``c``: a dense projection's ``W.T``, else its kernel on one-hot inputs (None if too large)."""
@@ -555,8 +565,7 @@ class _Run:
 
     Buffers are (batch, time, neurons), neurons in NIR (C, H, W) order: the Recording's layout
     (no copy at the end), and a chunk of ticks of one sample is contiguous.
-    ``active[name]`` (batch, time) bool says in which ticks a population emitted any spike,
-    ``count[name]`` (batch, time) int32 how many.
+    ``count[name]`` (batch, time) int32 says how many spikes a population emitted in each tick.
     """
 
     def __init__(self, engine: Engine, batch: int, ticks: int, detail: set) -> None:
@@ -564,8 +573,6 @@ class _Run:
         self.batch, self.ticks, self.detail = batch, ticks, detail
         self.fma = net.options.fused_multiply_add
         self.spikes: Dict[str, torch.Tensor] = {p.name: torch.empty((batch, ticks, p.size), dtype=torch.bool)
-                                                for p in engine.neurons}
-        self.active: Dict[str, torch.Tensor] = {p.name: torch.empty((batch, ticks), dtype=torch.bool)
                                                 for p in engine.neurons}
         self.count: Dict[str, torch.Tensor] = {p.name: torch.empty((batch, ticks), dtype=torch.int32)
                                                for p in engine.neurons}
@@ -635,9 +642,7 @@ class _Run:
         state["v"], state["i_exc"], state["i_inh"] = v, i_exc, i_inh
         t1 = t0 + length
         self.spikes[n][:, t0:t1].copy_(fired.transpose(0, 1))  # float 0/1 -> bool, (tick, batch) -> (batch, tick)
-        counts = fired.sum(dim=2).t()                          # exact: at most post.size < 2**24 ones
-        self.count[n][:, t0:t1].copy_(counts)
-        self.active[n][:, t0:t1] = counts > 0
+        self.count[n][:, t0:t1].copy_(fired.sum(dim=2).t())  # exact: at most post.size < 2**24 ones
         if n in self.detail:
             self.i_rec[n][:, t0:t1].copy_((e_i if not curr_exp else e_i - h_i).transpose(0, 1))
 

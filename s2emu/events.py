@@ -19,6 +19,7 @@ per spike); without numba the engine keeps its dense path (:data:`AVAILABLE`).
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence
@@ -29,7 +30,6 @@ import torch
 #: numba is installed with the package (pyproject); it is imported on first use (it adds ~0.2 s to
 #: an import), and if it cannot be imported the engine keeps its dense path (see :func:`available`)
 AVAILABLE = importlib.util.find_spec("numba") is not None
-_compiled: list = []
 
 #: largest ``pre x max(pre, post)`` (neurons) for which synapse rows are built from one-hot inputs:
 #: building runs the dense kernel on ``pre`` one-hot rows of ``pre`` elements each, producing
@@ -109,17 +109,17 @@ def rows_from_blocks(blocks: Iterable[List[torch.Tensor]], pre_size: int, post_s
     Returns None if a weight set has more than ``MAX_SYNAPSES`` non-zero synapses.
     """
     parts: List[List[tuple]] = []
-    stored = 0
+    stored: List[int] = []
     for outs in blocks:
         if not parts:
-            parts = [[] for _ in outs]
+            parts, stored = [[] for _ in outs], [0] * len(outs)
         for k, y in enumerate(outs):
             y = y.reshape(-1, post_size)
             nz = torch.nonzero(y)                               # row-major: sorted by source, then target
             counts = torch.bincount(nz[:, 0], minlength=y.shape[0])
             parts[k].append((counts, nz[:, 1].to(torch.int32), y[nz[:, 0], nz[:, 1]].contiguous()))
-            stored += int(nz.shape[0])
-            if stored > MAX_SYNAPSES * len(outs):
+            stored[k] += int(nz.shape[0])
+            if stored[k] > MAX_SYNAPSES:
                 return None
     rows = []
     for chunks in parts:
@@ -159,15 +159,14 @@ def available() -> bool:
     return AVAILABLE and _kernel() is not None
 
 
+@functools.lru_cache(maxsize=None)
 def _kernel():
     """The numba-compiled :func:`_scatter` (cached on disk by numba), or None if numba fails to import."""
-    if not _compiled:
-        try:
-            from numba import njit
-            _compiled.append(njit(cache=True, nogil=True)(_scatter))
-        except Exception:  # pragma: no cover - a broken numba install: dense path only
-            _compiled.append(None)
-    return _compiled[0]
+    try:
+        from numba import njit
+    except Exception:  # pragma: no cover - a broken numba install: dense path only
+        return None
+    return njit(cache=True, nogil=True)(_scatter)
 
 
 def _scatter(src8, src64, samples, ticks, out_rows, indptr, indices, weights, out):  # pragma: no cover - compiled
