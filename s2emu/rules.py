@@ -119,6 +119,15 @@ def _weight_paths(ctx: RuleContext):
             yield p, w
 
 
+def _distinct_weight_nodes(ctx: RuleContext):
+    """(first path, weight node name) once per weight node that :func:`_weight_paths` reaches."""
+    seen = set()
+    for p, w in _weight_paths(ctx):
+        if w not in seen:
+            seen.add(w)
+            yield p, w
+
+
 def _is_conv(ctx: RuleContext, wnode: str) -> bool:
     return ctx.flat.type_of(wnode) == "Conv2d"
 
@@ -170,11 +179,7 @@ def _int_weights(ctx: RuleContext, path, wnode: str) -> np.ndarray:
 def check_weight_int8_range(ctx: RuleContext) -> List[RuleViolation]:
     """Integer codes outside [-127, 127] (scale off); lowered weights outside it; saturation (warning)."""
     out: List[RuleViolation] = []
-    seen = set()
-    for path, wnode in _weight_paths(ctx):
-        if wnode in seen:
-            continue
-        seen.add(wnode)
+    for path, wnode in _distinct_weight_nodes(ctx):
         w = np.asarray(ctx.flat.nodes[wnode].weight, dtype=np.float64)
         typ = ctx.flat.type_of(wnode)
         if not ctx.options.scale_weights:
@@ -213,11 +218,7 @@ def check_weight_not_integer(ctx: RuleContext) -> List[RuleViolation]:
     out: List[RuleViolation] = []
     if ctx.options.scale_weights or getattr(ctx.options, "vendor_cast", False):
         return out
-    seen = set()
-    for _, wnode in _weight_paths(ctx):
-        if wnode in seen:
-            continue
-        seen.add(wnode)
+    for _, wnode in _distinct_weight_nodes(ctx):
         w = np.asarray(ctx.flat.nodes[wnode].weight, dtype=np.float64)
         frac = w != np.round(w)
         if frac.any():
