@@ -129,31 +129,36 @@ class _Spiking(Neuron):
         return z.astype(self.dtype)
 
 
-class Integrator(Neuron):
-    """nir.I: ``dv/dt = r*I``. Tick: ``v += k*x`` with ``k = dt*r`` (if_input_scale "1") or
-    ``r`` ("1/dt"). Output: v."""
+class _Integrating:
+    """Shared membrane of I/IF: ``dv/dt = r*I``. Tick: ``v += k*x`` with ``k = dt*r``
+    (if_input_scale "1") or ``r`` ("1/dt"); v starts at 0."""
 
-    def _setup(self) -> None:
+    def _setup_integrating(self) -> None:
         r = _p(self.node, "r", self.shape)
         self.k = self._c(r * self.disc.dt if self.disc.if_input_scale == "1" else r)
         self.v0 = np.zeros(self.shape, dtype=self.dtype)
-
-    def step(self, x: np.ndarray) -> np.ndarray:
-        self.v = self.v + self.k * x
-        return self.v
-
-
-class IF(_Spiking):
-    """nir.IF: ``dv/dt = r*I``, spike and reset. Tick: ``v += k*x`` as for I."""
-
-    def _setup(self) -> None:
-        r = _p(self.node, "r", self.shape)
-        self.k = self._c(r * self.disc.dt if self.disc.if_input_scale == "1" else r)
-        self.v0 = np.zeros(self.shape, dtype=self.dtype)
-        self._setup_threshold()
 
     def _integrate(self, x: np.ndarray) -> np.ndarray:
         return self.v + self.k * x
+
+
+class Integrator(_Integrating, Neuron):
+    """nir.I: ``dv/dt = r*I``. Output: v."""
+
+    def _setup(self) -> None:
+        self._setup_integrating()
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        self.v = self._integrate(x)
+        return self.v
+
+
+class IF(_Integrating, _Spiking):
+    """nir.IF: ``dv/dt = r*I``, spike and reset. Tick: ``v += k*x`` as for I."""
+
+    def _setup(self) -> None:
+        self._setup_integrating()
+        self._setup_threshold()
 
 
 def _leaky_coefficients(node: object, tau_name: str, shape: Shape, disc: Discretisation) -> Dict[str, np.ndarray]:
@@ -164,32 +169,36 @@ def _leaky_coefficients(node: object, tau_name: str, shape: Shape, disc: Discret
     return {"a": a, "gl": g * v_leak, "g": g, "r": r, "v_leak": v_leak}
 
 
-class LI(Neuron):
-    """nir.LI: ``tau dv/dt = v_leak - v + r*I``. Tick: ``v = a*v + g*v_leak + k*x``. Output: v."""
+class _Leaky:
+    """Shared membrane of LI/LIF: ``tau dv/dt = v_leak - v + r*I``. Tick: ``v = a*v + g*v_leak + k*x``."""
 
-    def _setup(self) -> None:
+    def _setup_leaky(self) -> None:
         c = _leaky_coefficients(self.node, "tau", self.shape, self.disc)
         self.a, self.gl = self._c(c["a"]), self._c(c["gl"])
         self.k = self._c(input_gain(c["g"], c["r"], self.disc))
         self.v0 = self._c(c["v_leak"] if self.disc.initial_v == "v_leak" else np.zeros(self.shape))
-
-    def step(self, x: np.ndarray) -> np.ndarray:
-        self.v = self.a * self.v + self.gl + self.k * x
-        return self.v
-
-
-class LIF(_Spiking):
-    """nir.LIF: LI plus threshold and reset."""
-
-    def _setup(self) -> None:
-        c = _leaky_coefficients(self.node, "tau", self.shape, self.disc)
-        self.a, self.gl = self._c(c["a"]), self._c(c["gl"])
-        self.k = self._c(input_gain(c["g"], c["r"], self.disc))
-        self.v0 = self._c(c["v_leak"] if self.disc.initial_v == "v_leak" else np.zeros(self.shape))
-        self._setup_threshold()
 
     def _integrate(self, x: np.ndarray) -> np.ndarray:
         return self.a * self.v + self.gl + self.k * x
+
+
+class LI(_Leaky, Neuron):
+    """nir.LI. Output: v."""
+
+    def _setup(self) -> None:
+        self._setup_leaky()
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        self.v = self._integrate(x)
+        return self.v
+
+
+class LIF(_Leaky, _Spiking):
+    """nir.LIF: LI plus threshold and reset."""
+
+    def _setup(self) -> None:
+        self._setup_leaky()
+        self._setup_threshold()
 
 
 class _Cuba:
