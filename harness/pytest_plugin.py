@@ -55,6 +55,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from harness.flags import use_interface
+
+    use_interface("pytest")  # hints name --s2-* options from here on
     config.addinivalue_line("markers", "s2gate_check: a check of the s2gate deployment gate (uses the session evaluation)")
 
 
