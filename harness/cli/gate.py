@@ -56,7 +56,8 @@ def config_from_args(args: argparse.Namespace, **extra):
 
     kw = dict(dataset=args.dataset if args.dataset in DATASETS else os.path.abspath(args.dataset),
               data_root=os.path.abspath(args.data_root) if args.data_root else None, split=args.split,
-              samples=args.samples, seed=args.seed, batch_size=args.batch_size, progress=not args.quiet)
+              samples=args.samples, seed=args.seed, batch_size=args.batch_size, progress=not args.quiet,
+              binarize=bool(getattr(args, "binarize", False)))
     if args.model:
         kw["model"] = os.path.abspath(args.model)
     kw.update(extra)
@@ -79,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
     if args.sweep is not None:
         extra["sweep"] = tuple(args.sweep)
     cfg = config_from_args(args, **extra)
+    from harness.data.checks import precheck
+
+    precheck(cfg)  # a bad .npz: one line naming it, exit 2, before anything is evaluated
     t0 = time.perf_counter()
     if cfg.progress:
         print(f"s2gate gate: {os.path.basename(cfg.model)} + {os.path.basename(str(cfg.qat_model))} on "

@@ -324,7 +324,7 @@ def _gate_default(name: str) -> Any:
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     """The float model and the data: ``--model --dataset --data-root --split --samples --seed
-    --batch-size --quiet`` (``gate`` and ``sweep``)."""
+    --batch-size --binarize --quiet`` (``gate`` and ``sweep``)."""
     g = parser.add_argument_group("model and data")
     g.add_argument("--model", metavar="NIR", default=None, help="float P-SNN (default: the bundled psnn.nir)")
     g.add_argument("--dataset", default=_gate_default("dataset"), metavar="NAME",
@@ -337,6 +337,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGro
                    help="seed of the data and the sample order (default 0)")
     g.add_argument("--batch-size", type=int, default=_gate_default("batch_size"), metavar="B",
                    help="samples per simulator call; results do not depend on it (default 64)")
+    g.add_argument("--binarize", action="store_true", default=False,
+                   help="accept event counts (what tonic's ToFrame gives) and turn them into spikes, x > 0 -> 1; "
+                        "the report says so (default: data that is not 0/1 is refused)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     return g
 

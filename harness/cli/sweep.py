@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args, qat_model=None, sweep=tuple(args.percentiles), ptq_budget=args.ptq_budget)
     t0 = time.perf_counter()
+    from harness.data.checks import precheck
+
+    precheck(cfg)
     res = sweep(cfg)
     rows = [[f"{r['percentile']:g}", f"{r['accuracy']:.2f} %", f"{res['accuracy']['float'] - r['accuracy']:.2f} pp",
              f"{100 * r['clipped_fraction']:.3f} %", "yes" if res["accuracy"]["float"] - r["accuracy"] <= cfg.ptq_budget + 1e-9 else "no"]
