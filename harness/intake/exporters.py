@@ -1,0 +1,141 @@
+"""Run a framework's own NIR exporter on a model, then :func:`~harness.intake.clean.clean` the result.
+
+Each helper imports its framework only when called (the frameworks are the optional ``peers``
+extra). Where the exporter loses something the module still knows, the helper puts it back and
+lists that as a repair too:
+
+* :func:`from_sinabs`: ``sinabs.nir.to_nir``; a LIF layer with ``norm_input=True`` (Sinabs'
+  default: ``v = alpha*v + (1-alpha)*input``) gets ``r = 1 - exp(-1/tau_mem)``, which the exporter
+  drops (it writes ``r = 1``).
+* :func:`from_snntorch`: snnTorch's own module map (``snntorch.export_nir._extract_snntorch_module``)
+  through ``nirtorch.extract_nir_graph`` without ``export_to_nir``'s final ``infer_types()``, which
+  raises on the sample's batch axis before anything can be repaired.
+* :func:`from_norse`: ``norse.torch.to_nir``; layers it leaves empty (``torch.nn.Flatten``) are
+  filled from the module, and Norse 1.1.0's ``tau = dt/tau_mem_inv`` is divided back to
+  ``1/tau_mem_inv`` (checked against the module's own parameter).
+* :func:`from_rockpool`: ``rockpool.nn.modules.torch.nir.to_nir``.
+"""
+from __future__ import annotations
+
+from typing import Any, List, Tuple
+
+import numpy as np
+
+from s2common.errors import UnsupportedError
+
+from .clean import Repair, clean
+
+
+def _modules(module: Any) -> dict:
+    return dict(module.named_modules())
+
+
+def from_sinabs(module: Any, sample: Any) -> Tuple[Any, List[Repair]]:
+    """Export a Sinabs model with ``sinabs.nir.to_nir(module, sample)`` and clean it (preset ``sinabs``).
+
+    Args:
+        module: a ``torch.nn.Module`` of Sinabs layers (e.g. a ``Sequential``).
+        sample: a tensor of shape ``(batch, *input_shape)`` (Sinabs' squeezed layers: batch*time).
+    """
+    import sinabs.layers as sl
+    import sinabs.nir
+
+    graph = sinabs.nir.to_nir(module, sample)
+    mods = _modules(module)
+    extra: List[Repair] = []
+    for name, node in graph.nodes.items():
+        layer = mods.get(name)
+        if type(node).__name__ == "LIF" and isinstance(layer, sl.LIF) and getattr(layer, "norm_input", False):
+            alpha = np.exp(-1.0 / np.asarray(layer.tau_mem.detach().cpu().numpy(), dtype=np.float64))
+            node.r = np.broadcast_to(1.0 - alpha, np.shape(alpha)).copy()
+            extra.append(Repair(name, "Sinabs LIF norm_input=True (v = alpha*v + (1-alpha)*input): r -> 1 - exp(-1/tau_mem), "
+                                      "which sinabs.nir.to_nir drops"))
+    graph, repairs = clean(graph, "sinabs")
+    return _with(graph, extra + repairs)
+
+
+def from_snntorch(module: Any, sample: Any) -> Tuple[Any, List[Repair]]:
+    """Export an snnTorch model with snnTorch's own module map and clean it (preset ``snntorch``).
+
+    Raises:
+        UnsupportedError: a ``Leaky`` whose reset is not what NIR carries (snnTorch's exporter writes
+            ``v_reset = 0`` and its importer reads ``reset_mechanism="zero", reset_delay=False``).
+    """
+    import nirtorch
+    import snntorch as snn
+    from snntorch.export_nir import _extract_snntorch_module
+
+    for name, layer in _modules(module).items():
+        if isinstance(layer, (snn.Leaky, snn.Synaptic)):
+            mech = getattr(layer, "reset_mechanism", "subtract")
+            delay = bool(getattr(layer, "reset_delay", True))
+            if mech != "zero" or delay:
+                raise UnsupportedError(f"{type(layer).__name__}(reset_mechanism={mech!r}, reset_delay={delay}) is not "
+                                       "what snnTorch's NIR export carries (reset to zero, no delay)", node=name,
+                                       rule="snntorch-reset",
+                                       hint="train with reset_mechanism='zero', reset_delay=False so the gate judges "
+                                            "the model you trained")
+    graph = nirtorch.extract_nir_graph(module, _extract_snntorch_module, sample, model_name="snntorch",
+                                       ignore_submodules_of=[snn.RLeaky, snn.RSynaptic])
+    return clean(graph, "snntorch")
+
+
+def from_norse(module: Any, sample: Any) -> Tuple[Any, List[Repair]]:
+    """Export a Norse model with ``norse.torch.to_nir(module, sample)`` and clean it (preset ``norse``)."""
+    import nir
+    import norse.torch as nt
+    import torch
+
+    graph = nt.to_nir(module, sample)
+    mods = _modules(module)
+    extra: List[Repair] = []
+    dts = set()
+    for name, node in list(graph.nodes.items()):
+        layer = mods.get(name)
+        if node is None and isinstance(layer, torch.nn.Flatten):
+            start = layer.start_dim - 1 if layer.start_dim > 0 else layer.start_dim
+            end = layer.end_dim - 1 if layer.end_dim > 0 else layer.end_dim
+            graph.nodes[name] = nir.Flatten(input_type=None, start_dim=start, end_dim=end)
+            extra.append(Repair(name, f"norse.torch.to_nir left torch.nn.Flatten({layer.start_dim}, {layer.end_dim}) "
+                                      f"empty -> nir.Flatten({start}, {end}) (dims without batch)"))
+            continue
+        p = getattr(layer, "p", None)
+        inv = getattr(p, "tau_mem_inv", None)
+        if node is not None and inv is not None and type(node).__name__ in ("LIF", "LI", "CubaLIF"):
+            dt = float(getattr(layer, "dt", 1e-3))
+            dts.add(dt)
+            key = "tau" if type(node).__name__ != "CubaLIF" else "tau_mem"
+            want = 1.0 / np.asarray(inv.detach().cpu().numpy(), dtype=np.float64)
+            have = np.asarray(getattr(node, key).detach().cpu().numpy() if hasattr(getattr(node, key), "detach")
+                              else getattr(node, key), dtype=np.float64)
+            if not np.allclose(have, want, rtol=1e-6) and np.allclose(have, want * 1e-3, rtol=1e-6):
+                setattr(node, key, want)
+                fix = [key]
+                syn = getattr(p, "tau_syn_inv", None)
+                if key == "tau_mem" and syn is not None:
+                    node.tau_syn = 1.0 / np.asarray(syn.detach().cpu().numpy(), dtype=np.float64)
+                    fix.append("tau_syn")
+                extra.append(Repair(name, f"Norse 1.1.0 writes {'/'.join(fix)} = dt/tau_inv with dt = 1e-3 -> "
+                                          "1/tau_inv (the cell's own time constant)"))
+    if len(dts) > 1:
+        raise UnsupportedError(f"the Norse cells use different dt {sorted(dts)}", rule="norse-dt",
+                               hint="use one dt for every cell")
+    graph, repairs = clean(graph, "norse")
+    if dts and dts != {1e-3}:
+        graph.metadata["s2gate.dt"] = float(dts.pop())
+        repairs.append(Repair("graph", f"s2gate.dt = {graph.metadata['s2gate.dt']:g} s (the cells' dt)"))
+    return _with(graph, extra + repairs)
+
+
+def from_rockpool(module: Any, sample: Any = None) -> Tuple[Any, List[Repair]]:
+    """Export a Rockpool torch model with Rockpool's ``to_nir`` and clean it (preset ``rockpool``)."""
+    from rockpool.nn.modules.torch.nir import to_nir
+
+    return clean(to_nir(module, sample), "rockpool")
+
+
+def _with(graph: Any, repairs: List[Repair]) -> Tuple[Any, List[Repair]]:
+    """Store the full repair list (helper's and clean's) in the graph's metadata."""
+    if repairs:
+        graph.metadata["s2gate.repairs"] = "\n".join(str(r) for r in repairs)
+    return graph, repairs
