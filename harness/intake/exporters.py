@@ -14,6 +14,9 @@ lists that as a repair too:
   filled from the module, and Norse 1.1.0's ``tau = dt/tau_mem_inv`` is divided back to
   ``1/tau_mem_inv`` (checked against the module's own parameter).
 * :func:`from_rockpool`: ``rockpool.nn.modules.torch.nir.to_nir``.
+
+The way back, for a round trip: :func:`to_norse` (Norse's importer, with its batch-axis Flatten
+repaired); Sinabs' ``sinabs.nir.from_nir`` needs no repair.
 """
 from __future__ import annotations
 
@@ -132,6 +135,30 @@ def from_rockpool(module: Any, sample: Any = None) -> Tuple[Any, List[Repair]]:
     from rockpool.nn.modules.torch.nir import to_nir
 
     return clean(to_nir(module, sample), "rockpool")
+
+
+def to_norse(graph: Any, dt: float = 1e-3) -> Tuple[Any, List[Repair]]:
+    """Import a NIR graph into Norse (``norse.torch.from_nir(graph, dt=dt)``) for a forward pass on batches.
+
+    Norse 1.1.0 maps NIR ``Flatten(start_dim=0)`` (dims without batch, NIR's convention) to
+    ``torch.nn.Flatten(0)``, which flattens the batch axis too; each such module is replaced by the
+    flatten NIR means (``start_dim + 1``, ``end_dim + 1`` when non-negative) and listed as a repair.
+    Returns the Norse module and the repairs.
+    """
+    import norse.torch as nt
+    import torch
+
+    module = nt.from_nir(graph, dt=dt)
+    repairs: List[Repair] = []
+    for name, layer in list(module.named_modules()):
+        if isinstance(layer, torch.nn.Flatten) and layer.start_dim >= 0:
+            start = layer.start_dim + 1
+            end = layer.end_dim + 1 if layer.end_dim >= 0 else layer.end_dim
+            parent = module.get_submodule(name.rsplit(".", 1)[0]) if "." in name else module
+            setattr(parent, name.rsplit(".", 1)[-1], torch.nn.Flatten(start, end))
+            repairs.append(Repair(name, f"Norse imported NIR Flatten as torch.nn.Flatten({layer.start_dim}, "
+                                        f"{layer.end_dim}), over the batch axis -> torch.nn.Flatten({start}, {end})"))
+    return module, repairs
 
 
 def _with(graph: Any, repairs: List[Repair]) -> Tuple[Any, List[Repair]]:
