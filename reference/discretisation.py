@@ -48,6 +48,7 @@ _CHOICES: Dict[str, tuple] = {
     "compare": (">", ">="),
     "projection_latency": (0, 1),
     "initial_v": ("v_leak", "zero"),
+    "if_min_v": ("none", "-threshold"),
 }
 
 
@@ -85,6 +86,10 @@ class Discretisation:
         initial_v: membrane (and synaptic current) at t = 0: ``"v_leak"`` (rest; Norse) or
             ``"zero"`` (SpiNNaker2, snnTorch, Sinabs, Rockpool). I and IF start at 0 either way;
             synaptic currents start at 0 either way.
+        if_min_v: IF only: ``"none"`` (no floor) or ``"-threshold"``: after the reset the voltage is
+            clamped to ``v >= -v_threshold`` (Sinabs' importer, sinabs/nir.py, builds
+            ``IAFSqueeze(min_v_mem=-v_threshold)``; sinabs/layers/functional/lif.py clamps after the reset).
+            No preset sets it: models trained in Sinabs default to ``min_v_mem=None``.
     """
 
     dt: float = 1e-4
@@ -97,6 +102,7 @@ class Discretisation:
     compare: str = ">"
     projection_latency: int = 0
     initial_v: str = "v_leak"
+    if_min_v: str = "none"
 
     def __post_init__(self) -> None:
         if not isinstance(self.dt, (int, float)) or not math.isfinite(self.dt) or self.dt <= 0:

@@ -160,6 +160,12 @@ class IF(_Integrating, _Spiking):
         self._setup_integrating()
         self._setup_threshold()
 
+    def step(self, x: np.ndarray) -> np.ndarray:
+        z = super().step(x)
+        if self.disc.if_min_v == "-threshold":  # Sinabs' imported IAF: min_v_mem = -threshold, after the reset
+            self.v = np.maximum(self.v, -self.th)
+        return z
+
 
 def _leaky_coefficients(node: object, tau_name: str, shape: Shape, disc: Discretisation) -> Dict[str, np.ndarray]:
     tau = _p(node, tau_name, shape)
