@@ -16,12 +16,12 @@ from .clean import Repair, clean
 from .frameworks import FRAMEWORKS, Framework, framework
 
 __all__ = ["clean", "Repair", "FRAMEWORKS", "Framework", "framework",
-           "from_sinabs", "from_snntorch", "from_norse", "from_rockpool", "to_norse"]
+           "from_sinabs", "from_snntorch", "from_norse", "from_rockpool", "to_norse", "to_sinabs"]
 
 
 def __getattr__(name: str):
     # the exporter helpers import torch and a framework: load them only when asked for
-    if name in ("from_sinabs", "from_snntorch", "from_norse", "from_rockpool", "to_norse"):
+    if name in ("from_sinabs", "from_snntorch", "from_norse", "from_rockpool", "to_norse", "to_sinabs"):
         from . import exporters
 
         return getattr(exporters, name)

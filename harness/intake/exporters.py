@@ -16,7 +16,7 @@ lists that as a repair too:
 * :func:`from_rockpool`: ``rockpool.nn.modules.torch.nir.to_nir``.
 
 The way back, for a round trip: :func:`to_norse` (Norse's importer, with its batch-axis Flatten
-repaired); Sinabs' ``sinabs.nir.from_nir`` needs no repair.
+repaired) and :func:`to_sinabs` (Sinabs' importer, one spike per tick).
 """
 from __future__ import annotations
 
@@ -154,10 +154,33 @@ def to_norse(graph: Any, dt: float = 1e-3) -> Tuple[Any, List[Repair]]:
         if isinstance(layer, torch.nn.Flatten) and layer.start_dim >= 0:
             start = layer.start_dim + 1
             end = layer.end_dim + 1 if layer.end_dim >= 0 else layer.end_dim
-            parent = module.get_submodule(name.rsplit(".", 1)[0]) if "." in name else module
-            setattr(parent, name.rsplit(".", 1)[-1], torch.nn.Flatten(start, end))
-            repairs.append(Repair(name, f"Norse imported NIR Flatten as torch.nn.Flatten({layer.start_dim}, "
-                                        f"{layer.end_dim}), over the batch axis -> torch.nn.Flatten({start}, {end})"))
+            old = (layer.start_dim, layer.end_dim)
+            layer.start_dim, layer.end_dim = start, end  # in place: the executor holds the module object
+            repairs.append(Repair(name, f"Norse imported NIR Flatten as torch.nn.Flatten{old}, over the batch "
+                                        f"axis -> torch.nn.Flatten({start}, {end})"))
+    return module, repairs
+
+
+def to_sinabs(graph: Any, batch_size: int) -> Tuple[Any, List[Repair]]:
+    """Import a NIR graph into Sinabs (``sinabs.nir.from_nir(graph, batch_size=batch_size)``), one spike per tick.
+
+    Sinabs' importer builds its layers with the default ``MultiSpike`` (``floor(v/threshold)`` spikes per
+    tick), which the ``sinabs`` preset does not model; each spiking layer gets ``SingleSpike`` (the
+    preset's ``v >= threshold`` with one subtraction), listed as a repair. The IAF layers keep the
+    importer's ``min_v_mem = -threshold`` clamp. Input of the module: (batch*time, *input_shape),
+    batch-major; it returns nirtorch's (output, state).
+    """
+    import sinabs.activation as sa
+    import sinabs.layers as sl
+    import sinabs.nir
+
+    module = sinabs.nir.from_nir(graph, batch_size=batch_size)
+    repairs: List[Repair] = []
+    for name, layer in module.named_modules():
+        if isinstance(layer, (sl.IAF, sl.LIF)) and getattr(layer, "spike_fn", None) is not sa.SingleSpike:
+            layer.spike_fn = sa.SingleSpike
+            repairs.append(Repair(name, f"Sinabs imported {type(layer).__name__} with MultiSpike -> SingleSpike "
+                                        "(one spike per tick, as the sinabs preset)"))
     return module, repairs
 
 

@@ -69,6 +69,8 @@ def sinabs_forward(model, x: np.ndarray) -> np.ndarray:
     sinabs.reset_states(model)
     with torch.no_grad():
         out = model(torch.from_numpy(x).reshape(-1, *x.shape[2:]))
+    if isinstance(out, tuple):  # sinabs.nir.from_nir returns nirtorch's executor: (output, state)
+        out = out[0]
     return out.reshape(x.shape[0], x.shape[1], -1).numpy()
 
 
