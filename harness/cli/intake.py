@@ -13,15 +13,17 @@ import argparse
 
 
 def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
+    from harness.cli.options import add_model_argument, add_subcommand, output_file
     from harness.intake.frameworks import FRAMEWORKS
 
-    p = subparsers.add_parser("import", help="repair a framework's NIR export (tensors, batch axes, missing shapes) "
-                                             "and name its reference preset",
-                              description=__doc__.split("\n\n")[1])
-    p.add_argument("model", metavar="IN.nir", help="NIR file written by a framework's exporter")
-    p.add_argument("-o", "--output", metavar="OUT.nir", required=True, help="where the cleaned graph is written")
+    p = add_subcommand(subparsers, "import", "repair a framework's NIR export (tensors, batch axes, missing shapes) "
+                                             "and name its reference preset", __doc__)
+    add_model_argument(p, "NIR file written by a framework's exporter")
+    p.add_argument("-o", "--out", dest="output", metavar="OUT.nir", required=True, type=output_file,
+                   help="where the cleaned graph is written")
     p.add_argument("--framework", choices=sorted(FRAMEWORKS), default=None,
-                   help="the framework that exported it: sets s2gate.preset / s2gate.dt to its semantics")
+                   help="the framework that exported it: sets s2gate.preset and s2gate.dt to its semantics "
+                        "(default: none, shapes and types repaired only)")
     return p
 
 
