@@ -160,7 +160,7 @@ def rockpool_mlp():
     with torch.no_grad():
         for name, p in m.named_parameters():
             if "weight" in name:
-                p.mul_(0.05)
+                p.mul_(0.08)
     return m
 
 
