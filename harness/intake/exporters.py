@@ -58,29 +58,49 @@ def from_sinabs(module: Any, sample: Any) -> Tuple[Any, List[Repair]]:
 
 
 def from_snntorch(module: Any, sample: Any) -> Tuple[Any, List[Repair]]:
-    """Export an snnTorch model with snnTorch's own module map and clean it (preset ``snntorch``).
+    """Export an snnTorch model with snnTorch's own module map and clean it.
+
+    The export carries no reset (it writes ``v_reset = 0``), so the preset is read from the module's
+    ``Leaky``/``Synaptic`` layers: ``reset_mechanism="zero"`` (with or without ``reset_delay``: the same
+    spikes) -> ``snntorch`` (what snnTorch's importer builds); ``"subtract"`` with ``reset_delay=True``
+    (snnTorch's default) -> ``snntorch-subtract``.
 
     Raises:
-        UnsupportedError: a ``Leaky`` whose reset is not what NIR carries (snnTorch's exporter writes
-            ``v_reset = 0`` and its importer reads ``reset_mechanism="zero", reset_delay=False``).
+        UnsupportedError: ``reset_mechanism="none"``, ``"subtract"`` with ``reset_delay=False`` (its
+            "avoid double reset" rule is not modelled), or layers that need different presets.
     """
     import nirtorch
     import snntorch as snn
     from snntorch.export_nir import _extract_snntorch_module
 
+    presets = {}
     for name, layer in _modules(module).items():
         if isinstance(layer, (snn.Leaky, snn.Synaptic)):
             mech = getattr(layer, "reset_mechanism", "subtract")
             delay = bool(getattr(layer, "reset_delay", True))
-            if mech != "zero" or delay:
-                raise UnsupportedError(f"{type(layer).__name__}(reset_mechanism={mech!r}, reset_delay={delay}) is not "
-                                       "what snnTorch's NIR export carries (reset to zero, no delay)", node=name,
-                                       rule="snntorch-reset",
-                                       hint="train with reset_mechanism='zero', reset_delay=False so the gate judges "
-                                            "the model you trained")
+            if mech == "zero":
+                presets[name] = "snntorch"
+            elif mech == "subtract" and delay:
+                presets[name] = "snntorch-subtract"
+            else:
+                raise UnsupportedError(f"{type(layer).__name__}(reset_mechanism={mech!r}, reset_delay={delay}) has no "
+                                       "reference preset", node=name, rule="snntorch-reset",
+                                       hint="use reset_mechanism='zero', or 'subtract' with reset_delay=True "
+                                            "(snnTorch's default)")
+    if len(set(presets.values())) > 1:
+        first = sorted(presets)[0]
+        other = next(n for n in sorted(presets) if presets[n] != presets[first])
+        raise UnsupportedError(f"layers {first} and {other} reset differently; one graph is judged in one preset",
+                               node=other, rule="snntorch-reset", hint="use one reset_mechanism for every layer")
     graph = nirtorch.extract_nir_graph(module, _extract_snntorch_module, sample, model_name="snntorch",
                                        ignore_submodules_of=[snn.RLeaky, snn.RSynaptic])
-    return clean(graph, "snntorch")
+    graph, repairs = clean(graph, "snntorch")
+    preset = next(iter(presets.values()), "snntorch")
+    if preset != "snntorch":
+        graph.metadata["s2gate.preset"] = preset
+        repairs.append(Repair("graph", f"s2gate.preset = {preset}: the layers reset by subtraction one tick late "
+                                       "(snnTorch's default Leaky), which the export does not carry"))
+    return _with(graph, repairs)
 
 
 def from_norse(module: Any, sample: Any) -> Tuple[Any, List[Repair]]:

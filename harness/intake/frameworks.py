@@ -36,7 +36,8 @@ FRAMEWORKS: Dict[str, Framework] = {
     "sinabs": Framework("sinabs", "sinabs", 1.0,
                         "sinabs/nir.py exports tau_mem in ticks (alpha = exp(-1/tau_mem)): dt = 1 tick"),
     # snntorch/export_nir.py: Leaky -> LIF(tau = dt/(1-beta), r = tau/dt) with dt hard-coded to 1e-4;
-    # under forward Euler that is mem = beta*mem + x, snnTorch's own update.
+    # under forward Euler that is mem = beta*mem + x, snnTorch's own update. The preset is snnTorch's
+    # importer's (reset to zero); from_snntorch picks snntorch-subtract for the default Leaky.
     "snntorch": Framework("snntorch", "snntorch", 1e-4,
                           "snntorch/export_nir.py writes tau = dt/(1-beta), r = tau/dt with dt = 1e-4"),
     # norse/torch/utils/export_nir.py writes tau = 1/tau_mem_inv; Norse's cells integrate with dt = 1e-3

@@ -88,6 +88,19 @@ def snntorch_mlp():
     return m
 
 
+def snntorch_default_mlp(reset_mechanism: str = "subtract", reset_delay: bool = True):
+    """The MLP with snnTorch's default Leaky (reset by subtraction, reset_delay=True) or the reset given."""
+    import snntorch as snn
+    import torch
+
+    torch.manual_seed(0)
+    kw = dict(init_hidden=True, reset_mechanism=reset_mechanism, reset_delay=reset_delay)
+    m = torch.nn.Sequential(torch.nn.Linear(20, 10), snn.Leaky(beta=0.9, **kw),
+                            torch.nn.Linear(10, 5), snn.Leaky(beta=0.8, output=True, **kw))
+    _scale(m, 1.5)
+    return m
+
+
 def snntorch_conv():
     import snntorch as snn
     import torch

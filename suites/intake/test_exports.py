@@ -143,15 +143,40 @@ def test_sinabs_norm_input_lif_equals_sinabs():
     np.testing.assert_array_equal(ours.astype(np.float32), theirs)
 
 
-def test_snntorch_default_reset_is_refused():
-    """snnTorch's default Leaky (subtract, reset_delay=True) is not what its NIR export carries: one clear line."""
+@pytest.mark.parametrize("mech,delay,preset", [("subtract", True, "snntorch-subtract"), ("zero", True, "snntorch")])
+def test_snntorch_reset_variants_equal_snntorch(mech, delay, preset):
+    """snnTorch's default Leaky (subtract, reset_delay=True) and zero-with-delay: from_snntorch picks the preset
+    from the module (the export carries no reset) and the reference reproduces snnTorch spike for spike."""
+    P.require("snntorch")
+    import torch
+
+    from harness.intake import from_snntorch
+    from reference import simulate
+
+    model = P.snntorch_default_mlp(mech, delay)
+    graph, _ = from_snntorch(model, torch.zeros(1, *P.MLP_IN))
+    assert graph.metadata["s2gate.preset"] == preset
+    x = P.spikes(P.MLP_IN)
+    theirs = P.snntorch_forward(model, x)
+    ours = simulate(graph, x, preset=preset, dt=graph.metadata["s2gate.dt"]).get("3", "spikes")
+    assert theirs.sum() >= 8
+    np.testing.assert_array_equal(ours.astype(np.float32), theirs)
+    if mech == "subtract":  # the delay matters: the same-tick subtraction gives other spikes on this input
+        same_tick = simulate(graph, x, preset=preset, options={"reset_delay": "none"},
+                             dt=graph.metadata["s2gate.dt"]).get("3", "spikes")
+        assert not np.array_equal(same_tick.astype(np.float32), theirs)
+
+
+def test_snntorch_unmodelled_reset_is_refused():
+    """Reset by subtraction without delay (snnTorch's 'avoid double reset' rule) has no preset: one clear line."""
     P.require("snntorch")
     import snntorch as snn
     import torch
 
     from harness.intake import from_snntorch
 
-    model = torch.nn.Sequential(torch.nn.Linear(20, 5), snn.Leaky(beta=0.9, init_hidden=True, output=True))
+    model = torch.nn.Sequential(torch.nn.Linear(20, 5),
+                                snn.Leaky(beta=0.9, init_hidden=True, output=True, reset_delay=False))
     with pytest.raises(S2GateError) as info:
         from_snntorch(model, torch.zeros(1, 20))
     assert info.value.rule == "snntorch-reset" and info.value.node == "1"
