@@ -243,7 +243,8 @@ def add_conversion_arguments(parser: argparse.ArgumentParser, title: str = "disc
                         "on the emulator, the preset's on the reference; the emulator's to_v_reset resets to 0, "
                         "so to_v_reset and to_zero are the same there; 'zero' is accepted for to_zero)")
     g.add_argument("--conn-delay", type=int, default=None, metavar="TICKS",
-                   help="extra synaptic delay in ticks (0: lif_no_delay; > 0: lif with 4-bit weights) (default 0)")
+                   help="extra synaptic delay in ticks of dense and pool projections, written into the connection list "
+                        "as py-spinnaker2's converter does (conv projections need 0) (default 0)")
     g.add_argument("--scale-weights", action=argparse.BooleanOptionalAction, default=None,
                    help="derive an int8 weight scale per population; --no-scale-weights for graphs whose weights "
                         "are already integers (default: on, off for graphs written by s2gate quantize)")
