@@ -22,6 +22,7 @@ exported ``r`` and rewrites the neuron parameters to Rockpool's voltage-jump upd
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -361,11 +362,13 @@ def clean(graph: object, framework: Optional[str] = None) -> Tuple[object, List[
         meta.update({"s2gate.framework": fw.name, "s2gate.preset": fw.preset, "s2gate.dt": float(dt)})
     if repairs:
         meta["s2gate.repairs"] = "\n".join(str(r) for r in repairs)
+    cleaned = nir.NIRGraph(nodes=graph.nodes, edges=[tuple(e) for e in graph.edges], metadata=meta, type_check=False)
+    flatten_graph(cleaned)  # s2gate's own validation (an Output, no stateless loop, ...): one line naming the node
+    probe = copy.deepcopy(cleaned)  # what nir.read will do; on a copy, since nir's inference adds Input/Output nodes
     try:
-        cleaned = nir.NIRGraph(nodes=graph.nodes, edges=[tuple(e) for e in graph.edges], metadata=meta,
-                               type_check=True)
+        probe.infer_types()
+        probe.check_types()
     except Exception as exc:  # nir's type check raises ValueError with its own text
         raise InvalidGraphError(f"nir's type check still fails after clean ({exc})", rule="type-check",
                                 hint="report this graph; the exporter wrote something clean does not know") from exc
-    flatten_graph(cleaned)  # s2gate's own validation: raises one S2GateError naming the node
     return cleaned, repairs

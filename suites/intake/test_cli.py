@@ -131,3 +131,19 @@ def test_gate(fw, kind, exports, capsys):
     assert code == (1 if rule else 0), out
     if rule:
         assert any(line.startswith("design-rules.ptq") and line.rstrip().endswith("FAIL") for line in out.splitlines())
+
+
+def test_import_rejects_every_bad_file_of_the_corpus(tmp_path, capsys):
+    """Each file the loader must reject (the hardening corpus' 'load' cases, e.g. no Output node, NaN weights,
+    shapes that do not chain): `s2gate import` exits 2 with one line naming the file and writes nothing."""
+    from suites.hardening.make_corpus import build_corpus, cases
+
+    build_corpus(tmp_path)
+    bad = [c for c in cases() if c.stage == "load"]
+    assert len(bad) >= 10
+    for case in bad:
+        out = tmp_path / "out.nir"
+        assert main(["import", str(tmp_path / case.name), "-o", str(out)]) == 2, case.name
+        lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("s2gate import: error: [") and case.name in lines[0], lines
+        assert not out.exists()
