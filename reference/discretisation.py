@@ -160,7 +160,7 @@ PRESETS: Dict[str, Discretisation] = {
     # i_offset = dt/tau*v_leak*scale; chip tick v = alpha*v + I + i_offset (input added after
     # the decay), strict ">", reset_by_subtraction (the converter's default), v recorded after
     # reset, v starts at 0; one tick of latency per projection (see
-    # /work/shared/design/s2-arithmetic.md). In NIR units this is the Euler update below.
+    # ../shared/design/s2-arithmetic.md). In NIR units this is the Euler update below.
     "spinnaker2": Discretisation(integrator="euler", reset="subtract", spike_from="new", input_scale="1",
                                  cuba_membrane_current="new", compare=">", projection_latency=1,
                                  initial_v="zero"),
