@@ -3,7 +3,6 @@ measured (``record_property``) under a real classname, and the evaluation shows 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -12,26 +11,21 @@ from harness.gate.checks import CHECK_NAMES
 from suites.fixtures import REPO
 
 
-def _pytest(cwd, *args):
-    env = dict(os.environ)
-    for key in ("PYTEST_XDIST_WORKER", "PYTEST_ADDOPTS"):
-        env.pop(key, None)
-    env.setdefault("S2GATE_CACHE_DIR", "")
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+def _pytest(env, cwd, *args):
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
 
 
-def test_collected_ids_are_the_check_names():
-    res = _pytest(REPO, "suites/gate/test_gate_checks.py", "--collect-only", "-q")
+def test_collected_ids_are_the_check_names(subprocess_env):
+    res = _pytest(subprocess_env, REPO, "suites/gate/test_gate_checks.py", "--collect-only", "-q")
     ids = [ln for ln in res.stdout.splitlines() if "::" in ln]
     assert ids == [f"suites/gate/test_gate_checks.py::s2gate::{name}" for name in CHECK_NAMES], res.stdout
 
 
-def test_junit_names_classnames_and_measured_values(tiny_models, tmp_path):
+def test_junit_names_classnames_and_measured_values(tiny_models, tmp_path, subprocess_env):
     """From a user's folder (the module lies outside the rootdir, where JUnit's classname used to be empty)."""
     f, q, d = tiny_models
-    res = _pytest(tmp_path, "--pyargs", "harness.gate.suite", "--s2-model", f, "--s2-qat-model", q,
+    res = _pytest(subprocess_env, tmp_path, "--pyargs", "harness.gate.suite", "--s2-model", f, "--s2-qat-model", q,
                   "--s2-dataset", d, "--s2-report", str(tmp_path / "r"), "--junitxml", str(tmp_path / "j.xml"),
                   "-k", "accuracy or memory or hardware")
     assert res.returncode == 0, res.stdout + res.stderr
