@@ -42,10 +42,16 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
     p.add_argument("--backend", choices=("emulator", "board"), default="emulator",
                    help="board: also run a SpiNNaker2 board and compare it with the emulator")
     p.add_argument("--board-host", default=None, metavar="IP", help="the board's Ethernet IP")
-    p.add_argument("--ptq-budget", type=float, default=1.1, metavar="PP", help="max drop float -> PTQ, pp (1.1)")
-    p.add_argument("--qat-budget", type=float, default=0.6, metavar="PP", help="max drop Q-SNN float -> int8, pp (0.6)")
-    p.add_argument("--min-memory-reduction", type=float, default=0.75, metavar="F",
-                   help="min weight-memory reduction float32 -> int8, a fraction (0.75)")
+    from harness.gate.config import BUDGETS
+
+    p.add_argument("--ptq-budget", type=float, default=BUDGETS["ptq_budget"], metavar="PP",
+                   help=f"max drop float -> PTQ, pp ({BUDGETS['ptq_budget']})")
+    p.add_argument("--qat-budget", type=float, default=BUDGETS["qat_budget"], metavar="PP",
+                   help=f"max drop Q-SNN float -> int8, pp ({BUDGETS['qat_budget']})")
+    p.add_argument("--min-memory-reduction", type=float, default=BUDGETS["min_memory_reduction"], metavar="F",
+                   help=f"min weight-memory reduction float32 -> stored codes, a fraction ({BUDGETS['min_memory_reduction']})")
+    p.add_argument("--strict", action="store_true",
+                   help="judge accuracy by the upper bound of the drop's 95 %% interval, not the point estimate")
     p.add_argument("--sweep", type=float, nargs="*", default=None, metavar="P",
                    help="percentiles of the report's accuracy-against-percentile plot (default 99 99.9 100; none: no sweep)")
     p.add_argument("--atoms", action="append", metavar="POP=N",
@@ -59,16 +65,13 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
 
 
 def config_from_args(args: argparse.Namespace, **extra):
-    """The :class:`~harness.gate.config.GateConfig` of parsed arguments."""
-    from harness.gate.config import DATASETS, GateConfig
+    """The :class:`~harness.gate.config.GateConfig` of parsed arguments (:func:`~harness.gate.config.build_config`)."""
+    from harness.gate.config import build_config
 
-    kw = dict(dataset=args.dataset if args.dataset in DATASETS else os.path.abspath(args.dataset),
-              data_root=os.path.abspath(args.data_root) if args.data_root else None, split=args.split,
-              samples=args.samples, seed=args.seed, batch_size=args.batch_size, progress=not args.quiet)
-    if args.model:
-        kw["model"] = os.path.abspath(args.model)
+    kw = dict(model=args.model, dataset=args.dataset, data_root=args.data_root, split=args.split, samples=args.samples,
+              seed=args.seed, batch_size=args.batch_size, progress=not args.quiet)
     kw.update(extra)
-    return GateConfig(**kw)
+    return build_config(**kw)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,14 +79,10 @@ def run(args: argparse.Namespace) -> int:
     from harness.gate.evaluate import evaluate
     from harness.gate.report import terminal_summary, write_report
 
-    from harness.gate.config import parse_atoms
-
-    extra = dict(atoms_per_core=parse_atoms(args.atoms), auto_atoms=not args.no_auto_atoms, percentile=args.percentile, backend=args.backend, board_host=args.board_host,
-                 ptq_budget=args.ptq_budget, qat_budget=args.qat_budget,
-                 min_memory_reduction=args.min_memory_reduction,
+    extra = dict(atoms=args.atoms, no_auto_atoms=args.no_auto_atoms, percentile=args.percentile, backend=args.backend,
+                 board_host=args.board_host, ptq_budget=args.ptq_budget, qat_budget=args.qat_budget,
+                 min_memory_reduction=args.min_memory_reduction, strict=args.strict, qat_model=args.qat_model,
                  report=None if args.no_report else os.path.abspath(args.report))
-    if args.qat_model:
-        extra["qat_model"] = None if args.qat_model.lower() == "none" else os.path.abspath(args.qat_model)
     if args.sweep is not None:
         extra["sweep"] = tuple(args.sweep)
     cfg = config_from_args(args, **extra)
@@ -101,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"s2gate gate: error: cannot write the report into {cfg.report}: {exc.strerror or exc}", file=sys.stderr)
             return 2
         print(f"\nreport: {written['html']}  ({written['markdown']}, {written['json']})")
-    bad_input = [ev["errors"][s] for s in INPUT_SECTIONS if s in ev.get("errors", {})]
+    bad_input = [ev.errors[s] for s in INPUT_SECTIONS if s in ev.errors]
     if bad_input:
         for msg in bad_input:
             print(f"s2gate gate: error: {msg}", file=sys.stderr)
