@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from s2common.atomic import write_bytes_atomic, write_text_atomic
 
+from .results import as_json
 from .checks import Check, FAIL, PASS, SKIP
 
 VERDICT_TEXT = {PASS: "PASS", FAIL: "FAIL", SKIP: "SKIP"}
@@ -177,6 +178,7 @@ def _base(path: Any) -> str:
 
 def terminal_summary(ev: Dict[str, Any], checks: Sequence[Check]) -> str:
     """The block printed at the end of a pytest run and by ``s2gate gate``."""
+    ev = as_json(ev)  # an Evaluation (harness.gate.results) or its JSON dict
     from tabulate import tabulate
 
     cfg = ev.get("config", {})
@@ -199,6 +201,7 @@ def terminal_summary(ev: Dict[str, Any], checks: Sequence[Check]) -> str:
 
 def report_json(ev: Dict[str, Any], checks: Sequence[Check]) -> Dict[str, Any]:
     """The summary as a JSON-ready dict: verdict, checks, and the evaluation."""
+    ev = as_json(ev)  # an Evaluation (harness.gate.results) or its JSON dict
     return {"verdict": overall(checks), "checks": [c.as_dict() for c in checks], "warnings": warnings(ev),
             "evaluation": ev}
 
@@ -474,6 +477,7 @@ def html_report(ev: Dict[str, Any], checks: Sequence[Check], pngs: Dict[str, byt
 def write_report(ev: Dict[str, Any], checks: Sequence[Check], folder: "str | os.PathLike[str]") -> Dict[str, str]:
     """Write ``summary.json``, ``report.md``, ``report.html`` and the PNG plots into ``folder``
     (created if needed), each atomically. Returns name -> path of what was written."""
+    ev = as_json(ev)  # an Evaluation (harness.gate.results) or its JSON dict
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
     written: Dict[str, str] = {}
