@@ -71,13 +71,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "s2gate_check: a check of the s2gate deployment gate (uses the session evaluation)")
 
 
+_STARTED = pytest.StashKey[float]()
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """A user's ``--s2-dataset FILE.npz`` that is not spikes and labels stops the session with one
     error line naming the file (pytest's usage error), before any test runs: not one error per
     check and no summary."""
+    import time
+
     config = session.config
     if hasattr(config, "workerinput"):
         return  # the controller already checked
+    config.stash[_STARTED] = time.perf_counter()  # the report's wall time
     ds = config.getoption("--s2-dataset", default="stand-in")
     if ds in ("stand-in", "dvsgesture") or not ds:
         return
@@ -348,7 +354,14 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     folder = config.getoption("--s2-report")
     if folder:
         try:
-            written = write_report(ev, checks, folder)
+            import time
+
+            from harness.gate.report import collect_provenance
+
+            started = config.stash.get(_STARTED, None)
+            wall = None if started is None else time.perf_counter() - started
+            written = write_report(ev, checks, folder, provenance=collect_provenance(ev.config if hasattr(ev, "config")
+                                                                                     else ev.get("config", {}), wall))
         except OSError as exc:
             terminalreporter.write_line(f"s2gate report: could not write into {folder}: {exc}", red=True)
             return

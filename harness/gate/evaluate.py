@@ -449,11 +449,21 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
             nb["float"] = _with(nb.get("float"), memory_footprint_bytes=memory_footprint(float_graph, bits=32))
             nb["int8"] = _with(nb.get("int8"), memory_footprint_bytes=memory_footprint(q.graph, bits=8))
 
+    # ---- per-layer quantization and code histograms, for the report
+    from .details import code_layers, ptq_layers
+
+    quantization = {}
+    with s.section("report_details"):
+        if q is not None:
+            quantization["ptq"] = ptq_layers(q)
+        if qat_graph is not None:
+            quantization["qat"] = code_layers(qat_graph)
+
     # ---- hardware in the loop (the board flow)
     hil = _hil(s, cfg, builds.get("ptq"), spikes)
     return Evaluation(schema=SCHEMA, digest=cfg.digest(), config=cfg_json, errors=dict(sorted(s.errors.items())),
                       data=info, ran=ran, memory=memory, design_rules=design_rules, auto_atoms=auto_atoms,
-                      neurobench=nb, hil=hil, **ev_kw)
+                      neurobench=nb, hil=hil, quantization=quantization, **ev_kw)
 
 
 def _with(nb: Optional[NeuroBench], **changes: Any) -> NeuroBench:
@@ -476,6 +486,12 @@ def _collect(s: _Sections, runs: Dict[str, FlowRun], builds: Dict[str, _Build], 
         from .flow import paired_accuracy
 
         out["accuracy_stats"][name] = paired_accuracy(name, ref, cand, labels)
+        from .details import confusion
+
+        k = int(labels.max()) + 1 if labels.size else 0
+        mats = {kind: confusion(p, labels, k) for kind, p in (("float", ref), ("int8", cand)) if p is not None}
+        if mats:
+            out.setdefault("confusion", {})[name] = mats
         if cand is not None and s.ok(sec["equivalence"]):
             out["equivalence"][name] = r.equivalence()
         if ref is not None and cand is not None:

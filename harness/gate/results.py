@@ -125,6 +125,26 @@ class DataInfo(JsonRecord):
 
 
 @dataclass(frozen=True)
+class QuantLayer(JsonRecord):
+    """One weight node's quantization (:mod:`harness.gate.details`): the scale λ (per-channel:
+    its range), percentile, share of clipped weights, largest rounding error (float units) and
+    the histogram of its codes on the int8 grid (bin ``i`` = code ``i - 127``; ``outside``:
+    codes beyond ±127)."""
+
+    layer: str
+    population: str
+    node_type: str
+    n_weights: int
+    histogram: List[int]
+    outside: int = 0
+    scale_min: Optional[float] = None
+    scale_max: Optional[float] = None
+    percentile: Optional[float] = None
+    clipped_fraction: Optional[float] = None
+    max_rounding_error: Optional[float] = None
+
+
+@dataclass(frozen=True)
 class Violation(JsonRecord):
     rule: str
     node: str
@@ -282,6 +302,10 @@ class Evaluation(JsonRecord):
     raster: Optional[Raster] = None
     hil: Optional[Hil] = None
     warnings: List[str] = field(default_factory=list)
+    #: flow -> per weight node quantization and code histograms (``ptq``, ``qat``)
+    quantization: Dict[str, List[QuantLayer]] = field(default_factory=dict)
+    #: flow -> run (``float``, ``int8``) -> confusion matrix ``m[true][predicted]``
+    confusion: Dict[str, Dict[str, List[List[int]]]] = field(default_factory=dict)
 
     # ---- the version-1 "accuracy" dict, derived
     def accuracy(self) -> Dict[str, float]:
@@ -307,7 +331,7 @@ class Evaluation(JsonRecord):
         ran = d.pop("ran")
         stats = d.pop("accuracy_stats")
         if not ran:  # the per-sample sections exist only when the batches ran
-            for key in ("equivalence", "layers", "sweep", "raster"):
+            for key in ("equivalence", "layers", "sweep", "raster", "confusion"):
                 d.pop(key, None)
         else:
             d["accuracy"] = self.accuracy()
