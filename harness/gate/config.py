@@ -179,7 +179,10 @@ def parse_atoms(values: "Optional[list]") -> Tuple[Tuple[str, int], ...]:
         except ValueError:
             atoms = 0
         if not sep or not name or atoms < 1:
-            raise InputDataError(f"--atoms (atoms per core) expects POPULATION=N with N >= 1, got {item!r}", rule="bad-option",
+            from harness.flags import flag
+
+            raise InputDataError(f"{flag('atoms')} (atoms per core) expects POPULATION=N with N >= 1, got {item!r}",
+                                 rule="bad-option",
                                  hint="e.g. if3=4 (see the hint of the population-exceeds-pe design rule)")
         out.append((name, atoms))
     return tuple(out)

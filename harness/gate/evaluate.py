@@ -540,12 +540,14 @@ def _collect(s: _Sections, runs: Dict[str, FlowRun], builds: Dict[str, _Build], 
 def _hil(s: _Sections, cfg: GateConfig, build: Optional[_Build], spikes: Optional[np.ndarray]) -> Hil:
     """Hardware in the loop: the PTQ graph (the board flow) on the board against the emulator, spike for
     spike and voltage bit for voltage bit, on the first ``batch_size`` samples (tier: exact)."""
+    from harness.flags import flag
+
     if cfg.backend != "board":
-        return Hil(status="skipped", reason="no board configured (run with --s2-backend board --s2-board-host IP "
-                                            "to compare a SpiNNaker2 board with the emulator)")
+        return Hil(status="skipped", reason=f"no board configured (run with {flag('backend')} board "
+                                            f"{flag('board-host')} IP to compare a SpiNNaker2 board with the emulator)")
     if not cfg.board_host:
         s.fail("hil", "[no-board-host] the board backend needs the board's Ethernet IP "
-                      "(hint: pass --s2-board-host IP / s2gate gate --board-host IP)")
+                      f"(hint: pass {flag('board-host')} IP)")
         return Hil(status="error")
     flow = build.flow if build is not None else None
     if flow is None or flow.network is None or spikes is None:

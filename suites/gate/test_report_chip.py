@@ -42,6 +42,10 @@ def test_quantization_rows_match_lambda_and_codes_derived_from_the_float_file(ev
     rows = {row[0]: row for row in quant_rows(ev, "ptq")}
     assert rows["fc2"][3] == f"{127.0 / np.abs(np.asarray(g.nodes['fc2'].weight, np.float64)).max():.5g}"
     assert rows["fc2"][5] == "0.000 %"
+    assert rows["fc2"][8] == str(int(np.count_nonzero(layers["fc2"]["histogram"])))
+    qat = {row[0]: row for row in quant_rows(ev, "qat")}
+    assert qat["fc2"][3] == rows["fc2"][8]  # the tiny Q-SNN is the float model quantized at p = 100
+    assert qat["fc2"][4] == "127"  # p = 100: the largest |w| maps to code 127 exactly
 
 
 def test_code_histogram_counts_codes_beyond_the_int8_grid():

@@ -103,7 +103,8 @@ def sections(ev: Any, checks: Sequence[Check], provenance: Optional[Provenance] 
                           ("qat", "Q-SNN: the codes it was exported with")):
         rows = t.quant_rows(ev, flow)
         if rows:
-            quant.tables.append(Table(t.QUANT_HEADERS, rows, caption))
+            quant.tables.append(Table(t.QUANT_HEADERS if len(rows[0]) == len(t.QUANT_HEADERS) else t.CODE_HEADERS,
+                                      rows, caption))
     if quant.tables:
         quant.plots = [p for p in ("weight_histograms",) if p in plots]
         out.append(quant)

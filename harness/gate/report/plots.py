@@ -153,6 +153,7 @@ def plot_weight_histograms(ev: Dict[str, Any]) -> Optional[bytes]:
     PTQ and Q-SNN side by side, with the grid's ends marked: codes piled at ±127 were clipped,
     a narrow histogram uses few of the 255 levels."""
     import numpy as np
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     quant = ev.get("quantization") or {}
     flows = [f for f in ("ptq", "qat") if quant.get(f)]
@@ -173,6 +174,8 @@ def plot_weight_histograms(ev: Dict[str, Any]) -> Optional[bytes]:
             extra = f", {layer['outside']} beyond ±127" if layer.get("outside") else ""
             ax.set_title(f"{titles[flow]} '{layer['layer']}': {used} of 255 codes used{extra}", fontsize=8)
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+            ax.yaxis.set_minor_formatter(NullFormatter())
             ax.set_xlim(-135, 135)
             ax.tick_params(labelsize=7)
             if i == n - 1:

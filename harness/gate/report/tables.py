@@ -225,7 +225,7 @@ def chip_rows(ev: Dict[str, Any]) -> List[List[str]]:
     data SRAM."""
     chip = ((ev.get("memory") or {}).get("chip")) or {}
     sram = chip.get("data_sram_per_pe")
-    auto = chip.get("auto_atoms") or {}
+    auto = chip.get("auto_atoms") or (ev.get("auto_atoms") or {}).get("ptq") or {}
     rows = []
     for r in chip.get("layers") or []:
         per_pe = r.get("max_bytes_per_pe")
@@ -242,21 +242,39 @@ def chip_rows(ev: Dict[str, Any]) -> List[List[str]]:
 
 
 QUANT_HEADERS = ["weight node", "population", "type", "λ (scale)", "percentile", "clipped", "max rounding error",
-                 "weights", "codes beyond ±127"]
+                 "weights", "codes used (of 255)"]
+CODE_HEADERS = ["weight node", "type", "weights", "codes used (of 255)", "largest |code|", "codes beyond ±127"]
+
+
+def _codes_used(hist: List[int]) -> str:
+    return f"{sum(1 for h in hist if h):,}" if hist else "-"
+
+
+def _largest_code(hist: List[int], outside: int) -> str:
+    if outside:
+        return "> 127"
+    nz = [i - 127 for i, h in enumerate(hist) if h]
+    return str(max(abs(c) for c in nz)) if nz else "-"
 
 
 def quant_rows(ev: Dict[str, Any], flow: str = "ptq") -> List[List[str]]:
-    """Per weight node of a flow: λ (per channel: its range), percentile, clipped share, the
-    largest rounding error in float units, weights and codes outside the int8 grid."""
+    """PTQ (``flow="ptq"``): per weight node λ (per channel: its range), percentile, clipped
+    share, the largest rounding error in float units, weights and how many of the 255 int8
+    levels its codes use. A flow whose graph came with codes (the Q-SNN): :data:`CODE_HEADERS`."""
     rows = []
     for r in (ev.get("quantization") or {}).get(flow) or []:
-        lo, hi = r.get("scale_min"), r.get("scale_max")
-        lam = "-" if lo is None else (f"{lo:.5g}" if lo == hi else f"{lo:.5g}..{hi:.5g}")
+        hist = r.get("histogram") or []
+        if r.get("scale_min") is None:
+            rows.append([r["layer"], r.get("node_type", ""), f"{r['n_weights']:,}", _codes_used(hist),
+                         _largest_code(hist, r.get("outside", 0)), f"{r.get('outside', 0):,}"])
+            continue
+        lo, hi = r["scale_min"], r["scale_max"]
+        lam = f"{lo:.5g}" if lo == hi else f"{lo:.5g}..{hi:.5g}"
         pct = "-" if r.get("percentile") is None else f"{r['percentile']:g}"
         clipped = "-" if r.get("clipped_fraction") is None else f"{100 * r['clipped_fraction']:.3f} %"
         err = "-" if r.get("max_rounding_error") is None else f"{r['max_rounding_error']:.3g}"
         rows.append([r["layer"], r.get("population") or "-", r.get("node_type", ""), lam, pct, clipped, err,
-                     f"{r['n_weights']:,}", f"{r.get('outside', 0):,}"])
+                     f"{r['n_weights']:,}", _codes_used(hist)])
     return rows
 
 
