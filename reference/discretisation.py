@@ -48,6 +48,8 @@ _CHOICES: Dict[str, tuple] = {
     "compare": (">", ">="),
     "projection_latency": (0, 1),
     "initial_v": ("v_leak", "zero"),
+    "if_min_v": ("none", "-threshold"),
+    "reset_delay": ("none", "next_tick"),
 }
 
 
@@ -85,6 +87,16 @@ class Discretisation:
         initial_v: membrane (and synaptic current) at t = 0: ``"v_leak"`` (rest; Norse) or
             ``"zero"`` (SpiNNaker2, snnTorch, Sinabs, Rockpool). I and IF start at 0 either way;
             synaptic currents start at 0 either way.
+        if_min_v: IF only: ``"none"`` (no floor) or ``"-threshold"``: after the reset the voltage is
+            clamped to ``v >= -v_threshold`` (Sinabs' importer, sinabs/nir.py, builds
+            ``IAFSqueeze(min_v_mem=-v_threshold)``; sinabs/layers/functional/lif.py clamps after the reset).
+            No preset sets it: models trained in Sinabs default to ``min_v_mem=None``.
+        reset_delay: ``"none"``: a spike's reset is applied in the tick it is emitted; ``"next_tick"``
+            (snnTorch's ``reset_delay=True``, its default; snntorch/_neurons/leaky.py ``_base_sub``,
+            ``_base_zero``): the voltage that spiked is kept, and the reset is applied in the next tick's
+            update (``subtract``: ``v = a*v + k*x - z[t-1]*v_threshold``, the subtracted threshold not
+            decayed; ``to_zero``: ``v[t-1]`` is zeroed before the update, which gives the same spikes as
+            ``"none"``). Needs ``spike_from="new"``.
     """
 
     dt: float = 1e-4
@@ -97,6 +109,8 @@ class Discretisation:
     compare: str = ">"
     projection_latency: int = 0
     initial_v: str = "v_leak"
+    if_min_v: str = "none"
+    reset_delay: str = "none"
 
     def __post_init__(self) -> None:
         if not isinstance(self.dt, (int, float)) or not math.isfinite(self.dt) or self.dt <= 0:
@@ -107,6 +121,9 @@ class Discretisation:
             if value not in allowed:
                 raise InputDataError(f"option {name}={value!r} is not one of {list(allowed)}", rule="bad-option",
                                      hint=f"choose {name} from {list(allowed)}")
+        if self.reset_delay == "next_tick" and self.spike_from != "new":
+            raise InputDataError("option reset_delay='next_tick' needs spike_from='new'", rule="bad-option",
+                                 hint="snnTorch's reset_delay=True reads the spike from the new voltage")
 
     def replace(self, **changes: Any) -> "Discretisation":
         """A copy with ``changes`` applied (validated)."""
@@ -147,6 +164,13 @@ PRESETS: Dict[str, Discretisation] = {
     # StepPWL: (x >= threshold) * floor(x / threshold); several spikes per tick are not
     # modelled). Its CubaLIF import sets dt = tau_mem / (1 + r), which no preset copies. The NIR paper's lif_rockpool.csv was made with a hand-built
     # LIFNeuronTorch whose weight was set to 0.04 (= dt/tau), not through the importer.
+    # snnTorch 1.0.0's own default Leaky (reset_mechanism="subtract", reset_delay=True;
+    # snntorch/_neurons/leaky.py _base_sub): mem = beta*mem + x - reset*threshold with reset the spike
+    # of the previous tick. Its NIR export writes no reset (v_reset = 0), so harness.intake.from_snntorch
+    # picks this preset from the module; the snntorch preset above is what snnTorch's importer builds.
+    "snntorch-subtract": Discretisation(integrator="euler", reset="subtract", spike_from="new", input_scale="1",
+                                        cuba_membrane_current="new", compare=">", initial_v="zero",
+                                        reset_delay="next_tick"),
     "rockpool": Discretisation(integrator="exp", reset="subtract", spike_from="new", input_scale="jump",
                                cuba_membrane_current="new", compare=">=", initial_v="zero"),
     # Sinabs (synsense/sinabs sinabs/nir.py): LIF -> LIFSqueeze(tau_mem, norm_input=False,

@@ -116,8 +116,23 @@ class _Spiking(Neuron):
     def _integrate(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def reset_state(self, batch: int, ticks: int = 0) -> None:
+        super().reset_state(batch, ticks)
+        self.z = np.zeros((batch, *self.shape), dtype=bool)
+
     def step(self, x: np.ndarray) -> np.ndarray:
-        if self.disc.spike_from == "previous":
+        if self.disc.reset_delay == "next_tick":
+            # snnTorch's reset_delay=True: the spike is read from the new voltage, which is not reset; the
+            # reset of tick t-1's spikes is applied in tick t's update (subtract: v = a*v + k*x - z[t-1]*th,
+            # the threshold not decayed; to_zero / to_v_reset: v[t-1] is reset, then the update runs)
+            if self.disc.reset == "subtract":
+                v = self._integrate(x) - self.z * self.th
+            else:
+                self.v = self._reset(self.v, self.z)
+                v = self._integrate(x)
+            z = self._fire(v)
+            self.v = v
+        elif self.disc.spike_from == "previous":
             z = self._fire(self.v)
             self.v = self._reset(self.v, z)
             self.v = self._integrate(x)
@@ -159,6 +174,12 @@ class IF(_Integrating, _Spiking):
     def _setup(self) -> None:
         self._setup_integrating()
         self._setup_threshold()
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        z = super().step(x)
+        if self.disc.if_min_v == "-threshold":  # Sinabs' imported IAF: min_v_mem = -threshold, after the reset
+            self.v = np.maximum(self.v, -self.th)
+        return z
 
 
 def _leaky_coefficients(node: object, tau_name: str, shape: Shape, disc: Discretisation) -> Dict[str, np.ndarray]:

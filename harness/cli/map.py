@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from s2emu.lowering import lower
     from s2emu.rules import check_design_rules, lower_for_rules
 
-    flat = read_flat(args.model, isolate=True)
+    flat = read_flat(args.model, isolate=True, several_inputs=True)  # one spike_list per Input, as the converter
     options = conversion_options(args, flat.graph)
     atoms = _atoms(args.atoms)
     try:

@@ -36,7 +36,7 @@ def test_shared_options_have_the_same_choices_and_help_everywhere() -> None:
     seen: dict = {}
     mismatched = []
     # flags whose meaning differs on purpose between subcommands (what is seeded, what is written)
-    per_command = {"--seed", "--out", "--model", "--dataset", "--backend", "--batch", "--ticks", "--json",
+    per_command = {"--seed", "--out", "-o", "--model", "--dataset", "--backend", "--batch", "--ticks", "--json",
                    "--epochs", "--data-root", "-h", "--help", "--percentile", "--batch-size"}
     for name, p in parsers.items():
         for flag, action in _options(p).items():
