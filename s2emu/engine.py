@@ -56,7 +56,7 @@ from . import events
 from . import kernels as _k
 from .kernels import zeros
 from .network import Population, Projection, RuleViolation, S2Network
-from .runio import Record, check_input, detail_set, meta
+from .runio import Record, check_inputs, detail_set, meta
 
 FLOAT32_EXACT = 2 ** 24
 FLOAT64_EXACT = 2 ** 53
@@ -183,8 +183,10 @@ class Engine:
             split = post.model == "lif_curr_exp_no_delay"
             comp = _Compiled(proj, dtype, bound, self._weights(proj, pre, dtype, split), split,
                              tuple(pre.shape), post.size, macs_per_row(proj, pre, post), timings={})
-            if self.kernels != "float" and _k.int_eligible(proj.kind, proj.weight, proj.pool, proj.groups) \
-                    and (proj.kind == "dense" or len(pre.shape) == 3):
+            simple_pool = proj.pool is None or (tuple(proj.pool_stride or proj.pool) == tuple(proj.pool)
+                                                and tuple(proj.pool_padding) == (0, 0))
+            if self.kernels != "float" and simple_pool and (proj.kind == "dense" or len(pre.shape) == 3) \
+                    and _k.int_eligible(proj.kind, proj.weight, proj.pool, proj.groups):
                 comp.int_weights = _k.int8_weights(proj.weight, proj.kind, split)
                 if proj.kind == "conv2d":
                     comp.conv = _conv_geometry(proj, pre, post)
@@ -256,7 +258,7 @@ class Engine:
         if c.spike_map and x.dim() == 2:
             x = x.view((n,) + c.pre_shape)
         if proj.pool is not None:
-            x = F.avg_pool2d(x, kernel_size=proj.pool, stride=proj.pool, divisor_override=1)
+            x = sum_pool(x, proj)
         outs = []
         if proj.kind == "pool":
             outs.append(x)
@@ -289,15 +291,15 @@ class Engine:
         dense kernel and how many the synapse rows (chunks without a source spike count as neither).
         """
         net = self.net
-        x_np = check_input(net, input_spikes)
-        batch, ticks = x_np.shape[:2]
+        xs = check_inputs(net, input_spikes)
+        batch, ticks = xs[net.input_name].shape[:2]
         detail = detail_set(net, record)
         mode = self.schedule
         run = _Run(self, batch, ticks, detail)
-        inp = net.populations[net.input_name]
-        x_int = _to_internal(x_np, inp.shape)
-        run.spikes[net.input_name] = torch.from_numpy(x_int)
-        run.count[net.input_name] = torch.from_numpy(np.count_nonzero(x_int, axis=2).astype(np.int32))
+        for name, x_np in xs.items():  # one spike_list per Input
+            x_int = _to_internal(x_np, net.populations[name].shape)
+            run.spikes[name] = torch.from_numpy(x_int)
+            run.count[name] = torch.from_numpy(np.count_nonzero(x_int, axis=2).astype(np.int32))
         # IEEE subnormals as the golden model (numpy) has them, even if someone enabled
         # torch.set_flush_denormal(True) in this process
         flushed = _denormals_flushed()
@@ -321,7 +323,8 @@ class Engine:
         rec = Recording(dt=float(net.options.dt),
                         meta=meta(net, "torch", {"threads": used_threads, "schedule": mode, "synapses": self.synapses,
                                                  "synapse_paths": run.paths}))
-        rec.add(net.input_name, "spikes", x_np.copy())
+        for name, x_np in xs.items():
+            rec.add(name, "spikes", x_np.copy())
         for p in self.neurons:
             rec.add(p.name, "spikes", _to_nir(run.spikes[p.name], p.shape))
             if p.name in detail:
@@ -643,6 +646,20 @@ def _now() -> float:
     """A clock for the kernel measurements: this thread's CPU time when torch runs on one thread
     (robust to other processes on a loaded machine), else wall time (several threads work)."""
     return time.thread_time() if torch.get_num_threads() == 1 else time.perf_counter()
+
+
+def sum_pool(x: torch.Tensor, proj: Projection) -> torch.Tensor:
+    """Sum pooling of a (n, C, H, W) spike map by ``proj.pool`` with ``pool_stride`` and zero ``pool_padding``.
+
+    The output size is floor((H + 2p - k) / s) + 1, as NIR's SumPool2d (and torch) define it.
+    Zero padding is added explicitly (avg_pool2d accepts at most half the kernel as padding);
+    padded zeros add nothing to an exact sum.
+    """
+    stride = proj.pool_stride or proj.pool
+    ph, pw = proj.pool_padding
+    if ph or pw:
+        x = F.pad(x, (pw, pw, ph, ph))
+    return F.avg_pool2d(x, kernel_size=proj.pool, stride=stride, divisor_override=1)
 
 
 def _check_integral(c: _Compiled, outs: List[torch.Tensor]) -> None:
