@@ -466,6 +466,32 @@ def measure_model(name: str, path: str, args, rate: Dict[str, Any], log) -> Dict
     return res
 
 
+def measure_denoise(n_events: int = 300_000, recordings: int = 3) -> Dict[str, Any]:
+    """tonic's ``Denoise(filter_time=10 ms)`` against ``harness.data.transforms.denoise`` on seeded
+    DVS-sized recordings (128 x 128, ``n_events`` events over 6 s): seconds each (best of the
+    recordings' times, after a compile/warm-up call) and whether the kept events are identical."""
+    import tonic.transforms as tt
+
+    from harness.data.transforms import denoise
+
+    dt = np.dtype([("x", np.int16), ("y", np.int16), ("p", bool), ("t", np.int64)])
+    rng = np.random.default_rng(0)
+    tonic_s, ours_s, same = [], [], True
+    for _ in range(recordings):
+        ev = np.zeros(n_events, dt)
+        ev["x"], ev["y"] = rng.integers(0, 128, n_events), rng.integers(0, 128, n_events)
+        ev["p"] = rng.random(n_events) < 0.5
+        ev["t"] = np.sort(rng.integers(0, 6_000_000, n_events))
+        denoise(ev[:10], 10_000)
+        sec_t, a = timed(lambda: tt.Denoise(filter_time=10_000)(ev))
+        sec_o, b = timed(lambda: denoise(ev, 10_000))
+        tonic_s.append(sec_t)
+        ours_s.append(sec_o)
+        same = same and bool(np.array_equal(a, b))
+    return {"events": n_events, "tonic_seconds": min(tonic_s), "s2gate_seconds": min(ours_s),
+            "speedup": min(tonic_s) / min(ours_s), "identical": same}
+
+
 def measure_seed_gate(samples: int = 264, timeout: float = 1800.0, threads: Optional[int] = None) -> Dict[str, Any]:
     """The full gate on the seed-scale model: ``harness.gate.evaluate.evaluate(GateConfig(...))`` (PTQ and
     QAT flows, the default sweep) on ``samples`` seeded samples x 100 ticks at 5 % input, in a fresh
@@ -566,6 +592,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         log(f"seed-scale gate on {args.seed_gate_samples} samples...")
         results["seed_gate"] = measure_seed_gate(args.seed_gate_samples, threads=args.threads)
+    try:
+        results["denoise"] = measure_denoise()
+    except ImportError as exc:
+        results["denoise"] = {"skipped": f"tonic not available: {exc}"}
     results["load_after"] = os.getloadavg()[0]
 
     done = [r for r in results["models"] if "rows" in r]
@@ -625,6 +655,10 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"ticks): {sec:.1f} s evaluation, {sg['process_seconds']:.1f} s process, peak memory "
               f"{sg['peak_rss_mib']:.0f} MiB (target <= {SEED_GATE_TARGET_S:.0f} s: "
               f"{'met' if sg['process_seconds'] <= SEED_GATE_TARGET_S else 'NOT met'}); errors: {sg.get('errors') or 'none'}")
+    dn = results["denoise"]
+    if "skipped" not in dn:
+        print(f"Denoise (10 ms, {dn['events']:,} events, 128 x 128): tonic {dn['tonic_seconds']:.3f} s, s2gate "
+              f"{dn['s2gate_seconds']:.4f} s = {dn['speedup']:.0f}x (target >= 10x), events identical: {dn['identical']}")
     if args.json:
         from s2common.atomic import write_text_atomic
 
