@@ -30,9 +30,9 @@ def add_conversion_arguments(parser: argparse.ArgumentParser) -> None:
                    help="subtract (default) or to_v_reset / zero (reset to v_reset = 0)")
     g.add_argument("--conn-delay", type=int, default=d.conn_delay,
                    help="extra synaptic delay in ticks (0: lif_no_delay; > 0: lif with 4-bit weights)")
-    g.add_argument("--no-scale-weights", dest="scale_weights", action="store_false", default=d.scale_weights,
-                   help="do not derive a weight scale per population (for graphs with integer weights, e.g. "
-                        "written by s2gate quantize)")
+    g.add_argument("--no-scale-weights", dest="scale_weights", action="store_false", default=None,
+                   help="do not derive a weight scale per population (for graphs with integer weights; the default "
+                        "for a graph written by s2gate quantize or a QAT export, which is already int8)")
     g.add_argument("--percentile", type=float, default=d.percentile,
                    help=f"percentile of |W| mapped to 127 when scaling weights (default {d.percentile:g})")
     g.add_argument("--vendor-cast", action="store_true", default=False,
@@ -40,13 +40,21 @@ def add_conversion_arguments(parser: argparse.ArgumentParser) -> None:
                         "does (as the NIR paper's lif_spinnaker2.py relied on) instead of rejecting them")
 
 
-def conversion_options(args: argparse.Namespace):
-    """A :class:`~s2emu.network.ConversionOptions` from the flags of :func:`add_conversion_arguments`."""
+def conversion_options(args: argparse.Namespace, graph=None):
+    """A :class:`~s2emu.network.ConversionOptions` from the flags of :func:`add_conversion_arguments`.
+
+    Without ``--no-scale-weights`` the weights are scaled unless ``graph`` is quantized
+    (:func:`harness.run.emulator_options` decides, the one place that does)."""
+    from harness.run import emulator_options
     from s2emu.network import ConversionOptions
 
-    return ConversionOptions(dt=args.dt, integrator=INTEGRATORS[args.integrator], reset=RESETS[args.reset],
-                             conn_delay=args.conn_delay, scale_weights=args.scale_weights, percentile=args.percentile,
+    base = ConversionOptions(dt=args.dt, integrator=INTEGRATORS[args.integrator], reset=RESETS[args.reset],
+                             conn_delay=args.conn_delay, percentile=args.percentile,
                              vendor_cast=bool(getattr(args, "vendor_cast", False)))
+    scale = args.scale_weights
+    if scale is None:
+        scale = emulator_options(graph).scale_weights if graph is not None else ConversionOptions().scale_weights
+    return emulator_options(base=base, scale_weights=scale)
 
 
 def _atoms(values: Optional[List[str]]) -> Dict[str, int]:
@@ -65,6 +73,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-chips", type=int, default=1, help="chips the model may use (default 1)")
     p.add_argument("--atoms", action="append", metavar="POP=N",
                    help="max_atoms_per_core of one population (repeatable), e.g. --atoms 10=16")
+    p.add_argument("--no-auto-atoms", action="store_true",
+                   help="do not choose atoms per PE for layers that overflow one PE (they then do not fit), "
+                        "as the gate's --no-auto-atoms")
     p.add_argument("--input-ticks", type=int, default=1, metavar="T",
                    help="ticks of input spikes a spike_list PE holds at once (default 1: streamed)")
     return p
@@ -91,14 +102,20 @@ def run(args: argparse.Namespace) -> int:
     from s2emu.lowering import lower
     from s2emu.rules import check_design_rules, lower_for_rules
 
-    options = conversion_options(args)
-    atoms = _atoms(args.atoms)
+    from harness.quantize.memory import flow_memory
+    from harness.run import choose_atoms
+
     flat = read_flat(args.model, isolate=True)
+    options = conversion_options(args, flat)
     try:
         net = lower(flat, options)
     except DesignRuleError:
         net = lower_for_rules(flat, options)  # weight problems are reported by the rules below
     ticks = max(1, args.input_ticks)
+    # atoms per PE exactly as the gate chooses them: --atoms, the model's metadata, then automatic
+    choice = choose_atoms(net, flat, _atoms(args.atoms), auto=not getattr(args, "no_auto_atoms", False),
+                          max_chips=args.max_chips, input_ticks=ticks)
+    atoms = choice.atoms
     violations = check_design_rules(flat, net, options, max_chips=args.max_chips, atoms_per_core=atoms,
                                     input_ticks=ticks)
     errors = [v for v in violations if v.severity == "error"]
@@ -113,9 +130,13 @@ def run(args: argparse.Namespace) -> int:
               f"(max {args.max_chips}); {chip.spec.data_sram_per_pe} B data SRAM per PE, "
               f"{chip.spec.usable_pes_per_chip} usable PEs per chip")
         print(format_table(chip))
-        if chip.total.weight_bytes_int8:
-            print(f"weights: {chip.total.weight_bytes_float32} B as float32 -> {chip.total.weight_bytes_int8} B as int8 "
-                  f"({chip.total.weight_bytes_float32 / chip.total.weight_bytes_int8:.2f}x smaller)")
+        if choice.chosen:
+            print("atoms per PE chosen so each layer fits one PE (as the gate does; --no-auto-atoms to refuse): "
+                  + ", ".join(f"{k}={v}" for k, v in choice.chosen.items()))
+        fm = flow_memory(flat, net=net, atoms=atoms, vendor_scaling=bool(options.scale_weights),
+                         chip_kw={"max_chips": args.max_chips, "input_ticks": ticks})
+        for line in fm.lines():
+            print(line)
     for name in unknown:
         print(f"warning: --atoms names '{name}', which is not a population (populations: "
               f"{', '.join(net.populations)})")

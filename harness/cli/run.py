@@ -111,10 +111,11 @@ def _run_emulator(flat, x, args, record):
 
     from s2emu import ConversionOptions, Engine, GoldenModel, lower
 
+    from harness.run import is_quantized_graph
+
     scale = args.scale_weights
-    if scale is None:
-        meta = getattr(flat.graph, "metadata", None) or {}
-        scale = not any(str(k).startswith("s2gate.quant") for k in meta)
+    if scale is None:  # a quantized graph holds int8 codes already: no vendor scaling
+        scale = not is_quantized_graph(flat)
     changes = {"scale_weights": scale, "vendor_cast": bool(args.vendor_cast)}
     reset = "to_v_reset" if args.reset == "to_zero" else args.reset
     for field, value in (("dt", args.dt), ("integrator", args.integrator), ("reset", reset),
