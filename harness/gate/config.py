@@ -71,6 +71,8 @@ class GateConfig:
             ``memory.fits-chip`` and ``design-rules.*``.
         strict: judge accuracy by the upper bound of the drop's 95 % interval instead of the
             point estimate (``--s2-strict`` / ``s2gate gate --strict``).
+        binarize: accept event counts in the data and threshold them (``x > 0`` -> 1); the report
+            says so. Off: counts are refused (:mod:`harness.data.checks`).
     """
 
     model: str = field(default_factory=lambda: bundled_model("psnn"))
@@ -94,6 +96,7 @@ class GateConfig:
     atoms_per_core: Tuple[Tuple[str, int], ...] = ()
     auto_atoms: bool = True
     strict: bool = BUDGETS["strict"]
+    binarize: bool = False
 
     #: fields that do not change any number of the evaluation (left out of the digest)
     NOT_IN_DIGEST = ("report", "batch_size", "progress", "ptq_budget", "qat_budget", "min_memory_reduction", "strict")

@@ -113,6 +113,10 @@ class DataInfo(JsonRecord):
     ticks: int
     input_shape: List[int]
     classes: int
+    model_classes: Optional[int] = None
+    binarized: bool = False
+    notes: List[str] = field(default_factory=list)
+    chance: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -251,7 +255,7 @@ class Evaluation(JsonRecord):
     ``errors`` maps an evaluation section (``model``, ``data``, ``ptq_run``, ...) to the one-line
     error that stopped it; a check that needs that section fails with it. ``ran`` says whether
     the batches ran (data and a model were available); the per-sample sections are only in
-    the JSON then. ``warnings`` are one-line notes for the summary and report.
+    the JSON then.
     """
 
     _OMIT_NONE = ("data", "memory", "hil")
@@ -272,7 +276,6 @@ class Evaluation(JsonRecord):
     sweep: List[SweepPoint] = field(default_factory=list)
     raster: Optional[Raster] = None
     hil: Optional[Hil] = None
-    warnings: List[str] = field(default_factory=list)
 
     # ---- the version-1 "accuracy" dict, derived
     def accuracy(self) -> Dict[str, float]:

@@ -12,6 +12,8 @@ import numpy as np
 
 from s2common.errors import DataNotFoundError, InputDataError
 
+#: Keys of the input array in an .npz, in order of preference: the gate's datasets use ``spikes``.
+NPZ_INPUT_KEYS = ("spikes", "inputs")
 #: The most input values (batch x ticks x input neurons) generated at once: 2**31 bools = 2 GiB.
 MAX_INPUT_ELEMENTS = 2 ** 31
 
@@ -39,7 +41,7 @@ def load_inputs(path: "str | os.PathLike[str]", input_shape: Sequence[int], inpu
     """Read inputs of shape (batch, time, *input_shape) from ``.npy``, ``.npz`` or a NIR data file.
 
     The one input loader of s2gate (``s2gate run``, ``s2gate vectors``). ``.npz``: the array
-    ``inputs`` if present, else the only array. NIR data files (``nir.write_data``, also
+    ``spikes`` (the key the gate's datasets use), else ``inputs``, else the only array. NIR data files (``nir.write_data``, also
     :meth:`Recording.save`): the TimeGriddedData of the Input node ``input_node`` (else the only
     node), reshaped. ``(batch, time, prod(input_shape))`` is reshaped. Never unpickles.
 
@@ -56,9 +58,10 @@ def load_inputs(path: "str | os.PathLike[str]", input_shape: Sequence[int], inpu
         elif path.endswith(".npz"):
             with np.load(path, allow_pickle=False) as z:
                 keys = list(z.keys())
-                key = "inputs" if "inputs" in keys else (keys[0] if len(keys) == 1 else None)
+                key = next((k for k in NPZ_INPUT_KEYS if k in keys), keys[0] if len(keys) == 1 else None)
                 if key is None:
-                    raise InputDataError(f".npz holds {keys}; name the input array 'inputs'", file=path, rule="bad-input")
+                    raise InputDataError(f".npz holds {keys}; name the input array 'spikes'", file=path, rule="bad-input",
+                                         hint="np.savez(path, spikes=x) with x of shape (batch, time, *input_shape)")
                 arr = z[key]
         else:
             arr = _from_nir_data(path, input_node)
