@@ -422,7 +422,7 @@ def ambiguity_epsilon(v_pre: np.ndarray, threshold: np.ndarray, *, v_prev: Optio
     Derivation. Work in the reference's units: with weight scaling off, the emulator's "chip
     units" are the reference's divided by one positive factor per population (``r*dt/tau``),
     and relative rounding errors do not depend on that factor. The emulator's tick in float32
-    (``/work/shared/design/s2-arithmetic.md``, ``s2emu`` README) with ``I_t`` an exact integer
+    (``../shared/design/s2-arithmetic.md``, ``s2emu`` README) with ``I_t`` an exact integer
     sum and ``c`` the constant input per tick (``i_offset``: leak and bias)::
 
         v_pre = fl(fl(fl(alpha) * v_{t-1}) + I_t) + fl(c);  spike if v_pre > fl(theta)

@@ -87,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
     print(terminal_summary(ev, checks))
     if cfg.report:
         try:
-            written = write_report(ev, checks, cfg.report)
+            from harness.gate.report import collect_provenance
+
+            written = write_report(ev, checks, cfg.report,
+                                   provenance=collect_provenance(cfg, wall_seconds=time.perf_counter() - t0))
         except OSError as exc:
             print(f"s2gate gate: error: cannot write the report into {cfg.report}: {exc.strerror or exc}", file=sys.stderr)
             return 2

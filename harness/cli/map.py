@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.quantize.memory import flow_memory
     from harness.run import choose_atoms
 
-    flat = read_flat(args.model, isolate=True)
+    flat = read_flat(args.model, isolate=True, several_inputs=True)  # one spike_list per Input, as the converter
     options = conversion_options(args, flat.graph)
     try:
         net = lower(flat, options)

@@ -92,8 +92,11 @@ CHECK_NAMES: List[str] = list(CHECKS)
 #: the sections behind each flow's memory figures
 MEMORY_SECTIONS = {"ptq": ("model", "ptq", "ptq_lower", "memory"), "qat": ("qat_model", "qat_lower", "memory_qat")}
 #: why a QAT check has nothing to judge
-NO_QSNN = ("no Q-SNN model given (--qat-model / --s2-qat-model; the bundled Q-SNN is used only with the "
-           "bundled P-SNN)")
+def no_qsnn() -> str:
+    """Why a QAT check has nothing to judge, naming the option of the interface in use."""
+    from harness.flags import flag
+
+    return f"no Q-SNN model given ({flag('qat-model')}; the bundled Q-SNN is used only with the bundled P-SNN)"
 
 
 def _first_error(ev: Evaluation, sections: Sequence[str]) -> Optional[str]:
@@ -108,7 +111,7 @@ def _cannot_run(ev: Evaluation, name: str, title: str, sections: Sequence[str], 
     """The SKIP (no Q-SNN configured for a QAT check) or FAIL (an input it needs could not be
     evaluated) verdict of a check that cannot measure anything; None when it can."""
     if flow == "qat" and not ev.config.get("qat_model"):
-        return Check(name, title, "-", budget, SKIP, f"{name}: {NO_QSNN}")
+        return Check(name, title, "-", budget, SKIP, f"{name}: {no_qsnn()}")
     err = _first_error(ev, sections)
     if err:
         return Check(name, title, "-", budget, FAIL, f"{name}: could not run: {err}")
@@ -286,7 +289,9 @@ def check_fits_chip(ev: Evaluation) -> Check:
         layer = bad[0].name
         msg += "; " + "; ".join(f"layer '{b.name}': {b.reason}" for b in bad[:3])
         if "on one PE" in bad[0].reason:
-            msg += (f" (hint: spread '{layer}' over more PEs with --atoms {layer}=N / --s2-atoms {layer}=N or the model's "
+            from harness.flags import flag
+
+            msg += (f" (hint: spread '{layer}' over more PEs with {flag('atoms')} {layer}=N or the model's "
                     "s2gate.atoms_per_core metadata; design-rules.ptq names the largest N that fits)")
     return Check(name, title, measured, budget, FAIL, msg, value=float(chip.pes), layer=layer, tier="exact")
 

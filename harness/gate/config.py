@@ -69,10 +69,10 @@ class GateConfig:
             override names), use the largest ``max_atoms_per_core`` that fits, as a py-spinnaker2
             user would set it; the chosen values are reported. Off: such a model fails
             ``memory.fits-chip`` and ``design-rules.*``.
-        strict: judge accuracy by the upper bound of the drop's 95 % interval instead of the
-            point estimate (``--s2-strict`` / ``s2gate gate --strict``).
         binarize: accept event counts in the data and threshold them (``x > 0`` -> 1); the report
             says so. Off: counts are refused (:mod:`harness.data.checks`).
+        strict: judge accuracy by the upper bound of the drop's 95 % interval instead of the
+            point estimate (``--s2-strict`` / ``s2gate gate --strict``).
     """
 
     model: str = field(default_factory=lambda: bundled_model("psnn"))
@@ -95,8 +95,8 @@ class GateConfig:
     progress: bool = False
     atoms_per_core: Tuple[Tuple[str, int], ...] = ()
     auto_atoms: bool = True
-    strict: bool = BUDGETS["strict"]
     binarize: bool = False
+    strict: bool = BUDGETS["strict"]
 
     #: fields that do not change any number of the evaluation (left out of the digest)
     NOT_IN_DIGEST = ("report", "batch_size", "progress", "ptq_budget", "qat_budget", "min_memory_reduction", "strict")
@@ -179,7 +179,10 @@ def parse_atoms(values: "Optional[list]") -> Tuple[Tuple[str, int], ...]:
         except ValueError:
             atoms = 0
         if not sep or not name or atoms < 1:
-            raise InputDataError(f"--atoms (atoms per core) expects POPULATION=N with N >= 1, got {item!r}", rule="bad-option",
+            from harness.flags import flag
+
+            raise InputDataError(f"{flag('atoms')} (atoms per core) expects POPULATION=N with N >= 1, got {item!r}",
+                                 rule="bad-option",
                                  hint="e.g. if3=4 (see the hint of the population-exceeds-pe design rule)")
         out.append((name, atoms))
     return tuple(out)

@@ -473,11 +473,21 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
         with s.section("memory"):
             nb["float"] = _with(nb.get("float"), memory_footprint_bytes=memory_footprint(m.float_graph, bits=32))
             nb["int8"] = _with(nb.get("int8"), memory_footprint_bytes=memory_footprint(q.graph, bits=8))
+    # ---- per-layer quantization and code histograms, for the report
+    from .details import code_layers, ptq_layers
+
+    quantization = {}
+    with s.section("report_details"):
+        if q is not None:
+            quantization["ptq"] = ptq_layers(q)
+        if m.qat_graph is not None:
+            quantization["qat"] = code_layers(m.qat_graph)
     hil = _hil(s, cfg, builds.get("ptq"), spikes)  # the board flow
     return Evaluation(schema=SCHEMA, digest=cfg.digest(), config=cfg_json, errors=dict(sorted(s.errors.items())),
                       data=info, ran=bool(runs), memory=memory,
                       design_rules={k: b.rules for k, b in builds.items() if b.rules is not None},
-                      auto_atoms={k: b.chosen for k, b in builds.items() if b.chosen}, neurobench=nb, hil=hil, **ev_kw)
+                      auto_atoms={k: b.chosen for k, b in builds.items() if b.chosen}, neurobench=nb, hil=hil,
+                      quantization=quantization, **ev_kw)
 
 
 def _with(nb: Optional[NeuroBench], **changes: Any) -> NeuroBench:
@@ -500,6 +510,12 @@ def _collect(s: _Sections, runs: Dict[str, FlowRun], sweep_flows: Dict[float, An
         from .flow import paired_accuracy
 
         out["accuracy_stats"][name] = paired_accuracy(name, ref, cand, labels)
+        from .details import confusion
+
+        k = int(labels.max()) + 1 if labels.size else 0
+        mats = {kind: confusion(p, labels, k) for kind, p in (("float", ref), ("int8", cand)) if p is not None}
+        if mats:
+            out.setdefault("confusion", {})[name] = mats
         if cand is not None and s.ok(sec["equivalence"]):
             out["equivalence"][name] = r.equivalence()
         if ref is not None and cand is not None:
@@ -548,12 +564,14 @@ def _collect(s: _Sections, runs: Dict[str, FlowRun], sweep_flows: Dict[float, An
 def _hil(s: _Sections, cfg: GateConfig, build: Optional[_Build], spikes: Optional[np.ndarray]) -> Hil:
     """Hardware in the loop: the PTQ graph (the board flow) on the board against the emulator, spike for
     spike and voltage bit for voltage bit, on the first ``batch_size`` samples (tier: exact)."""
+    from harness.flags import flag
+
     if cfg.backend != "board":
-        return Hil(status="skipped", reason="no board configured (run with --s2-backend board --s2-board-host IP "
-                                            "to compare a SpiNNaker2 board with the emulator)")
+        return Hil(status="skipped", reason=f"no board configured (run with {flag('backend')} board "
+                                            f"{flag('board-host')} IP to compare a SpiNNaker2 board with the emulator)")
     if not cfg.board_host:
         s.fail("hil", "[no-board-host] the board backend needs the board's Ethernet IP "
-                      "(hint: pass --s2-board-host IP / s2gate gate --board-host IP)")
+                      f"(hint: pass {flag('board-host')} IP)")
         return Hil(status="error")
     flow = build.flow if build is not None else None
     if flow is None or flow.network is None or spikes is None:

@@ -107,6 +107,11 @@ class PairedAccuracy(JsonRecord):
 
 @dataclass(frozen=True)
 class DataInfo(JsonRecord):
+    """The data the gate ran: ``classes`` = largest label + 1; ``model_classes`` = the model's
+    output neurons; ``chance`` = accuracy (%) of the best blind guess
+    (:func:`harness.data.checks.chance_level`); ``binarized`` / ``notes``: what
+    :func:`harness.data.checks.check_dataset` did to the data (``--binarize``)."""
+
     dataset: str
     split: str
     samples: int
@@ -114,9 +119,29 @@ class DataInfo(JsonRecord):
     input_shape: List[int]
     classes: int
     model_classes: Optional[int] = None
+    chance: Optional[float] = None
     binarized: bool = False
     notes: List[str] = field(default_factory=list)
-    chance: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class QuantLayer(JsonRecord):
+    """One weight node's quantization (:mod:`harness.gate.details`): the scale λ (per-channel:
+    its range), percentile, share of clipped weights, largest rounding error (float units) and
+    the histogram of its codes on the int8 grid (bin ``i`` = code ``i - 127``; ``outside``:
+    codes beyond ±127)."""
+
+    layer: str
+    population: str
+    node_type: str
+    n_weights: int
+    histogram: List[int]
+    outside: int = 0
+    scale_min: Optional[float] = None
+    scale_max: Optional[float] = None
+    percentile: Optional[float] = None
+    clipped_fraction: Optional[float] = None
+    max_rounding_error: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -276,6 +301,11 @@ class Evaluation(JsonRecord):
     sweep: List[SweepPoint] = field(default_factory=list)
     raster: Optional[Raster] = None
     hil: Optional[Hil] = None
+    warnings: List[str] = field(default_factory=list)
+    #: flow -> per weight node quantization and code histograms (``ptq``, ``qat``)
+    quantization: Dict[str, List[QuantLayer]] = field(default_factory=dict)
+    #: flow -> run (``float``, ``int8``) -> confusion matrix ``m[true][predicted]``
+    confusion: Dict[str, Dict[str, List[List[int]]]] = field(default_factory=dict)
 
     # ---- the version-1 "accuracy" dict, derived
     def accuracy(self) -> Dict[str, float]:
@@ -301,7 +331,7 @@ class Evaluation(JsonRecord):
         ran = d.pop("ran")
         stats = d.pop("accuracy_stats")
         if not ran:  # the per-sample sections exist only when the batches ran
-            for key in ("equivalence", "layers", "sweep", "raster"):
+            for key in ("equivalence", "layers", "sweep", "raster", "confusion"):
                 d.pop(key, None)
         else:
             d["accuracy"] = self.accuracy()

@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Protocol, Sequence, Union, runtime
 
 import numpy as np
 
+from harness.flags import flag
 from s2common.errors import InputDataError, S2GateError
 from s2common.recording import Recording
 
@@ -180,7 +181,7 @@ class BoardBackend:
         except ImportError as exc:
             raise BoardUnavailable(f"py-spinnaker2 is not installed ({exc.name or 'spinnaker2'} cannot be imported)",
                                    hint="install py-spinnaker2 (gitlab.com/spinnaker2/py-spinnaker2) next to s2gate "
-                                        "and pass the board's IP with --s2-board-host / BoardBackend(host=...)") from None
+                                        f"and pass the board's IP with {flag('board-host')} / BoardBackend(host=...)") from None
         return hardware, s2_nir
 
     def check(self) -> None:
@@ -188,7 +189,7 @@ class BoardBackend:
         self.import_spinnaker2()
         if not self.host:
             raise BoardUnavailable("no SpiNNaker2 board host given",
-                                   hint="pass the board's IP with --s2-board-host HOST / BoardBackend(host=HOST)")
+                                   hint=f"pass the board's IP with {flag('board-host')} HOST / BoardBackend(host=HOST)")
 
     def run(self, graph: Any, inputs: np.ndarray, *, record: Record = None) -> Recording:
         self.check()

@@ -41,9 +41,10 @@ def load_inputs(path: "str | os.PathLike[str]", input_shape: Sequence[int], inpu
     """Read inputs of shape (batch, time, *input_shape) from ``.npy``, ``.npz`` or a NIR data file.
 
     The one input loader of s2gate (``s2gate run``, ``s2gate vectors``). ``.npz``: the array
-    ``spikes`` (the key the gate's datasets use), else ``inputs``, else the only array. NIR data files (``nir.write_data``, also
-    :meth:`Recording.save`): the TimeGriddedData of the Input node ``input_node`` (else the only
-    node), reshaped. ``(batch, time, prod(input_shape))`` is reshaped. Never unpickles.
+    ``spikes`` (the key the gate's datasets use), else ``inputs``, else the only array. NIR data
+    files (``nir.write_data``, also :meth:`Recording.save`): the TimeGriddedData of the Input
+    node ``input_node`` (else the only node), reshaped. ``(batch, time, prod(input_shape))`` is
+    reshaped. Never unpickles.
 
     With ``spikes``: the values must be 0/1 (or bool) and come back as bool, and a
     ``(time, *input_shape)`` array is one sample (test vectors for a board).

@@ -310,7 +310,9 @@ def test_a_layer_too_big_for_one_pe_is_spread_or_reported(tmp_path):
     assert run_check(ev, "design-rules.ptq").verdict == PASS
     ev = evaluate(cfg.replace(auto_atoms=False), data=(x, y))
     fit = run_check(ev, "memory.fits-chip")
-    assert fit.verdict == FAIL and fit.layer == "if3" and "--atoms if3=N" in fit.message
+    from harness.flags import flag
+
+    assert fit.verdict == FAIL and fit.layer == "if3" and f"{flag('atoms')} if3=N" in fit.message
     rules = run_check(ev, "design-rules.ptq")
     assert rules.verdict == FAIL and "population-exceeds-pe" in rules.message and "'if3'" in rules.message
     # the largest atoms per PE that fits is exactly what the rule's hint says

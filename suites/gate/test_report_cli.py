@@ -26,7 +26,8 @@ def test_report_files_are_complete_and_deterministic(tiny_evaluation, tmp_path):
     md = open(a["markdown"]).read()
     assert "| accuracy.ptq" in md and "![" in md and "## NeuroBench figures" in md
     html = open(a["html"]).read()
-    assert html.count("data:image/png;base64,") == 3  # no sweep in the tiny config: three plots
+    # no sweep in the tiny config: memory, spike rates, raster, weight codes, confusion matrices
+    assert html.count("data:image/png;base64,") == 5
     assert "PASS" in html
 
 
