@@ -40,9 +40,7 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
     g.add_argument("--sweep", type=float, nargs="*", default=None, metavar="P",
                    help="percentiles of the report's accuracy-against-percentile plot (default 99 99.9 100; "
                         "--sweep with no value: no sweep)")
-    budgets = add_budget_arguments(p)
-    budgets.add_argument("--strict", action="store_true",
-                         help="judge accuracy by the upper bound of the drop's 95 %% interval, not the point estimate")
+    add_budget_arguments(p)
     c = p.add_argument_group("chip and board")
     add_atoms_arguments(c, auto=True)
     c.add_argument("--backend", choices=("emulator", "board"), default="emulator",
