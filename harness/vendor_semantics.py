@@ -131,3 +131,24 @@ def check_vendor_semantics(result: VendorSemantics, budget: Optional[float] = No
         verdict = "PASS" if share <= budget else "FAIL"
     return {"name": "vendor-semantics", "measured": share, "budget": budget, "verdict": verdict,
             "message": result.summary_line()}
+
+
+def markdown_section(result: Mapping[str, Any], check: Optional[Mapping[str, Any]] = None) -> str:
+    """The gate report's "Vendor semantics" section (markdown) from :meth:`VendorSemantics.as_dict`."""
+    lines = ["## Vendor semantics: what py-spinnaker2's converter alone does to the float model", "",
+             "Float model, before any quantization, run by the reference in NIR semantics (an Affine bias passes the "
+             "synaptic filter) and in chip semantics (`get_accumulated_bias` folds it into `i_offset`, full strength "
+             "from tick 0).", "",
+             "| population | spike trains | changed |", "|---|---|---|"]
+    for pop, c in result.get("per_population", {}).items():
+        lines.append(f"| {pop} | {c['trains']} | {c['changed']} |")
+    lines.append(f"| all | {result['trains']} | {result['changed']} ({100 * result['changed_share']:.2f} %) |")
+    lines.append("")
+    if result.get("accuracy_nir") is not None:
+        lines.append(f"Accuracy: {100 * result['accuracy_nir']:.2f} % (NIR semantics) -> "
+                     f"{100 * result['accuracy_chip']:.2f} % (chip semantics), {result['accuracy_drop_pp']:+.2f} pp; "
+                     f"{100 * result['predictions_changed']:.2f} % of predictions change.")
+    if check is not None:
+        budget = "report only" if check.get("budget") is None else f"budget {100 * check['budget']:.2f} % of trains"
+        lines.append(f"Check `vendor-semantics`: {check['verdict']} ({budget}).")
+    return "\n".join(lines) + "\n"
