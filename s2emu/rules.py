@@ -297,7 +297,8 @@ def worst_case_input(ctx: RuleContext) -> Dict[str, Tuple[np.ndarray, np.ndarray
     """Per post population: (worst-case |input| per neuron from conv projections, from all projections).
 
     For one neuron and one tick: the sum over its fan-in of |w| times the most spikes a synapse
-    can carry in one tick (1, or ``ph * pw`` after sum pooling, kernel = stride). Padding is
+    can carry in one tick (1, or ``ph * pw`` after sum pooling: a window sums at most that many spikes,
+    whatever the stride; overlapping windows only repeat spikes in other windows). Padding is
     ignored (an upper bound that interior neurons reach). Shapes: (post.size,), int64.
     """
     res: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}
