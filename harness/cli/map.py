@@ -59,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
 
     flat = read_flat(args.model, isolate=True, several_inputs=True)  # one spike_list per Input, as the converter
     options = conversion_options(args, flat.graph)
-    atoms = _atoms(args.atoms)
+    from harness.run.options import profile_atoms
+
+    atoms = {**profile_atoms(flat.graph, getattr(args, "profile", None)), **_atoms(args.atoms)}  # --atoms wins
     try:
         net = lower(flat, options)
     except DesignRuleError:
