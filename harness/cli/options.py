@@ -249,16 +249,21 @@ def add_conversion_arguments(parser: argparse.ArgumentParser, title: str = "disc
                    help="derive an int8 weight scale per population; --no-scale-weights for graphs whose weights "
                         "are already integers (default: on, off for graphs written by s2gate quantize)")
     add_percentile_argument(g, default=None)
-    from s2emu.profiles import PROFILES
-
-    g.add_argument("--profile", default=None, choices=list(PROFILES), metavar="NAME",
-                   help="a vendor profile: the py-spinnaker2 conversion settings of one public run "
-                        f"({', '.join(PROFILES)}; see s2emu/profiles.py); flags given here override it "
-                        "(default: the model's s2gate.profile metadata, else none)")
+    add_profile_argument(g)
     g.add_argument("--vendor-cast", action="store_true", default=False,
                    help="with --no-scale-weights, cast non-integer weights to int8 by truncation as py-spinnaker2 "
                         "does (what the NIR paper's lif_spinnaker2.py relied on) instead of rejecting them")
     return g
+
+
+def add_profile_argument(parser: "argparse._ActionsContainer") -> None:
+    """``--profile NAME``: a vendor profile (``s2emu.profiles``), for run, map and gate."""
+    from s2emu.profiles import PROFILES
+
+    parser.add_argument("--profile", default=None, choices=list(PROFILES), metavar="NAME",
+                        help="a vendor profile: the py-spinnaker2 conversion settings of one public run "
+                             f"({', '.join(PROFILES)}; see s2emu/profiles.py); flags given override it "
+                             "(default: the model's s2gate.profile metadata, else none)")
 
 
 def conversion_options(args: argparse.Namespace, graph: Any = None):
