@@ -125,8 +125,7 @@ def config_from_options(config: pytest.Config) -> "Any":
         backend=opt("--s2-backend"), board_host=opt("--s2-board-host"), ptq_budget=opt("--s2-ptq-budget"),
         qat_budget=opt("--s2-qat-budget"), min_memory_reduction=opt("--s2-min-memory-reduction"),
         report=opt("--s2-report"), seed=opt("--s2-seed"), atoms=opt("--s2-atoms"),
-        no_auto_atoms=opt("--s2-no-auto-atoms"), strict=opt("--s2-strict"),
-        binarize=opt("--s2-binarize"))
+        no_auto_atoms=opt("--s2-no-auto-atoms"), strict=opt("--s2-strict"), binarize=bool(opt("--s2-binarize")))
 
 
 def _shared_root(config: pytest.Config) -> Path:

@@ -61,7 +61,7 @@ def sections(ev: Any, checks: Sequence[Check], provenance: Optional[Provenance] 
     failed = [c for c in checks if c.verdict == FAIL]
     if failed:
         out.append(Section("Failures", level=3, bullets=[c.message for c in failed]))
-    warned = t.warnings(ev)
+    warned = t.warnings(ev, checks)
     if warned:
         out.append(Section("Warnings", level=3, bullets=warned))
     skipped = [c for c in checks if c.verdict == SKIP]
