@@ -327,3 +327,17 @@ def stats_rows(ev: Dict[str, Any]) -> List[List[str]]:
                      "-" if st.get("resolution") is None else f"{st['resolution']:.2f} pp",
                      f"{st.get('lost', 0)} / {st.get('gained', 0)}", st.get("method") or "-"])
     return rows
+
+
+def memory_lines(ev: Dict[str, Any]) -> List[str]:
+    """Each flow's labelled memory figures (weights float32 -> stored codes; the deployed
+    footprint), the same lines ``s2gate map`` and ``s2gate quantize`` print."""
+    from harness.quantize.memory import FlowMemory
+
+    out: List[str] = []
+    for _, fm in sorted(((ev.get("memory") or {}).get("flows") or {}).items()):
+        try:
+            out.extend(FlowMemory.from_json(fm).lines())
+        except (KeyError, TypeError, ValueError):  # an older summary.json without these fields
+            continue
+    return out
