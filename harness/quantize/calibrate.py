@@ -40,6 +40,16 @@ uses the residual ``E - mean(E)``. The correction lands in the weight node's met
 (``bias_correction``, float units), so :func:`harness.quantize.format.dequantize` returns the
 corrected float view, which is what the chip computes.
 
+**Rounding search** (``rounding_search=True``, nearest rounding only): instead of rounding each
+weight to its nearest code, the codes of each output row are chosen one input column at a time,
+and the rounding error of each column is pushed onto the columns not yet rounded so that the
+row's summed-input error ``dW n`` stays small on the calibration counts (the error-feedback
+rule of OBQ/GPTQ: Frantar et al. 2022, "GPTQ: Accurate Post-Training Quantization for Generative
+Pre-trained Transformers", algorithm 1, with the Hessian ``H = sum n n^T`` of the objective
+above, 1 % damping, columns in order of decreasing ``H_jj``). Codes stay in [-127, 127]; the
+scale is the grid point's, so the percentile is chosen with the searched codes. A row's
+codes depend only on that row, so per-channel choices stay separable.
+
 Metadata: every node's ``s2gate.quant`` holds its group's chosen ``percentile`` (a list per
 channel); the graph's holds ``calibrated = True`` and the settings (``calibration_grid``,
 ``calibration_samples``, ``calibration_ticks``, ``calibration_objective``,
@@ -72,6 +82,8 @@ OBJECTIVE = ("mean squared error of each neuron's input summed over the window, 
              "(r E / theta), with the float network's calibration activity")
 #: samples per reference run during calibration (bounds the recording's memory)
 CHUNK = 32
+#: damping of the rounding search's Hessian, relative to the mean of its diagonal (GPTQ's default)
+DAMP = 0.01
 
 
 @dataclass
@@ -109,6 +121,7 @@ class Calibration:
     rounding: str
     digest: str
     choices: List[GroupChoice]
+    rounding_search: bool = False
     objective: str = OBJECTIVE
 
     def percentiles(self) -> Dict[str, Any]:
@@ -120,7 +133,7 @@ class Calibration:
         return {"calibrated": True, "calibration_grid": list(self.grid), "calibration_samples": self.samples,
                 "calibration_ticks": self.ticks, "calibration_objective": self.objective,
                 "calibration_digest": self.digest, "calibration_preset": self.preset,
-                "bias_correction": bool(self.bias_correction)}
+                "bias_correction": bool(self.bias_correction), "rounding_search": bool(self.rounding_search)}
 
     def rows(self) -> List[Dict[str, Any]]:
         """One dict per group: populations, chosen p, objective at p = 100 and at the choice."""
@@ -282,15 +295,99 @@ def _neuron_weight(node: object, shape: Tuple[int, ...]) -> np.ndarray:
     return u
 
 
-def _group_errors(flat: FlatGraph, group: Group, lam: np.ndarray, rounding: str, n_in: Mapping[str, np.ndarray]
-                  ) -> Dict[str, Dict[str, np.ndarray]]:
-    """population -> weight node -> summed input error E_w (batch, *population shape) at scale ``lam``."""
+def _group_codes(flat: FlatGraph, group: Group, lam: np.ndarray, rounding: str,
+                 hessians: Optional[Mapping[str, np.ndarray]] = None) -> Dict[str, np.ndarray]:
+    """weight node -> codes at scale ``lam``: nearest/truncate, or the rounding search where a Hessian is given."""
+    out = {}
+    for w in group.weights:
+        node = flat.nodes[w]
+        wt = np.asarray(node.weight, dtype=np.float64)
+        lam_w = scale_array(lam, wt.shape)
+        if hessians is not None and w in hessians:
+            rows = wt.reshape(wt.shape[0], -1)
+            lam_r = np.broadcast_to(np.asarray(lam, dtype=np.float64).reshape(-1, 1) if np.ndim(lam)
+                                    else np.asarray(lam, dtype=np.float64), rows.shape)
+            out[w] = search_codes(rows, lam_r[:, :1], hessians[w]).reshape(wt.shape)
+        else:
+            out[w] = _codes(wt * lam_w, rounding, conv=node_type(node) in ("Conv1d", "Conv2d"))[0]
+    return out
+
+
+def search_codes(w: np.ndarray, lam: np.ndarray, h: np.ndarray, damp: float = DAMP) -> np.ndarray:
+    """Error-feedback rounding of the rows of ``w`` (rows, cols) on the grid ``1/lam`` (rows, 1) (GPTQ, algorithm 1).
+
+    Minimises, row by row and approximately, ``(w - q/lam) H (w - q/lam)^T`` for the Hessian ``h``
+    (cols, cols) of the inputs; codes are whole numbers clipped to [-127, 127]. Columns that never
+    saw input (``H_jj = 0``) are rounded to nearest and get no compensation.
+    """
+    from .format import QMAX
+
+    w = np.array(w, dtype=np.float64)
+    rows, cols = w.shape
+    h = np.array(h, dtype=np.float64)
+    diag = np.diag(h).copy()
+    dead = diag <= 0
+    h[dead, dead] = 1.0
+    perm = np.argsort(-diag, kind="stable")
+    w = w[:, perm]
+    h = h[np.ix_(perm, perm)]
+    mean = float(np.mean(np.diag(h)))
+    h[np.diag_indices(cols)] += damp * mean
+    try:
+        u = np.linalg.cholesky(np.linalg.inv(h)).T  # upper: inv(H) = u^T u
+    except np.linalg.LinAlgError:
+        return np.clip(np.rint(w[:, np.argsort(perm)] * lam), -QMAX, QMAX)
+    q = np.zeros_like(w)
+    for j in range(cols):
+        col = w[:, j]
+        qj = np.clip(np.rint(col * lam[:, 0]), -QMAX, QMAX)
+        q[:, j] = qj
+        err = (col - qj / lam[:, 0]) / u[j, j]
+        if j + 1 < cols:
+            w[:, j + 1:] -= np.outer(err, u[j, j + 1:])
+    return q[:, np.argsort(perm)]
+
+
+def _hessian(flat: FlatGraph, w: str, n_in: np.ndarray) -> Optional[np.ndarray]:
+    """``H = sum n n^T`` over calibration samples (and conv positions) of a weight node's input counts, or None."""
+    import torch
+
+    node = flat.nodes[w]
+    typ = node_type(node)
+    x = np.asarray(n_in, dtype=np.float64)
+    if typ in ("Affine", "Linear"):
+        cols = x.reshape(x.shape[0], -1)
+    elif typ in ("Conv1d", "Conv2d"):
+        from s2common.graph import conv_padding, pair
+
+        if int(np.asarray(node.groups).ravel()[0]) != 1:
+            return None
+        wt = np.asarray(node.weight)
+        pad = conv_padding(node, w, flat.in_shape[w][1:])
+        t = torch.from_numpy(x)
+        if typ == "Conv1d":
+            t = t[..., None]
+            kernel, stride = (wt.shape[2], 1), (int(np.atleast_1d(node.stride)[0]), 1)
+            dil, pad2 = (int(np.atleast_1d(node.dilation)[0]), 1), (pad[0], 0)
+        else:
+            kernel, stride = tuple(wt.shape[2:]), pair(node.stride, "stride", w)
+            dil, pad2 = pair(node.dilation, "dilation", w), tuple(pad)
+        patches = torch.nn.functional.unfold(t, kernel, dilation=dil, padding=pad2, stride=stride)  # (B, C*k, L)
+        cols = patches.transpose(1, 2).reshape(-1, patches.shape[1]).numpy()
+    else:
+        return None
+    return cols.T @ cols
+
+
+def _group_errors(flat: FlatGraph, group: Group, codes: Mapping[str, np.ndarray], lam: np.ndarray,
+                  n_in: Mapping[str, np.ndarray]) -> Dict[str, Dict[str, np.ndarray]]:
+    """population -> weight node -> summed input error E_w (batch, *population shape) of ``codes`` at scale ``lam``."""
     out: Dict[str, Dict[str, np.ndarray]] = {pp: {} for pp in group.populations}
     for w in group.weights:
         node = flat.nodes[w]
         wt = np.asarray(node.weight, dtype=np.float64)
         lam_w = scale_array(lam, wt.shape)
-        q, _ = _codes(wt * lam_w, rounding, conv=node_type(node) in ("Conv1d", "Conv2d"))
+        q = codes[w]
         err_node = copy.copy(node)
         err_node.weight = wt - q / lam_w
         if node_type(node) in BIAS_TYPES:
@@ -347,8 +444,9 @@ def _bias_targets(flat: FlatGraph, group: Group) -> List[str]:
 
 
 def calibrate(graph: object, spikes: np.ndarray, *, grid: Sequence[float] = DEFAULT_GRID, per_channel: bool = False,
-              bias_correction: bool = False, rounding: str = "nearest", preset: Optional[str] = None,
-              dt: Optional[float] = None, file: Optional[str] = None) -> Tuple[Calibration, Dict[str, np.ndarray]]:
+              bias_correction: bool = False, rounding_search: bool = False, rounding: str = "nearest",
+              preset: Optional[str] = None, dt: Optional[float] = None, file: Optional[str] = None
+              ) -> Tuple[Calibration, Dict[str, np.ndarray], Dict[str, np.ndarray]]:
     """Choose each group's percentile on calibration inputs (see the module docstring for the objective).
 
     Args:
@@ -357,13 +455,18 @@ def calibrate(graph: object, spikes: np.ndarray, *, grid: Sequence[float] = DEFA
         grid: candidate percentiles, each in (0, 100].
         per_channel: one scale (and one chosen p) per output channel.
         bias_correction: also correct the biases of Affine/Conv nodes (see the module docstring).
+        rounding_search: choose codes by error-feedback rounding (see the module docstring; nearest only).
         rounding: ``"nearest"`` or ``"truncate"``, as :func:`quantize_ptq`.
         preset, dt: the reference simulator's preset and tick for the float run (default: the graph's
             ``s2gate.preset``, else ``"spinnaker2"``).
 
     Returns:
-        (calibration record, bias offsets: weight node -> float-unit offset for :func:`quantize_ptq`).
+        (calibration record, bias offsets: weight node -> float-unit offset, searched codes: weight node ->
+        codes), the last two as :func:`quantize_ptq` takes them.
     """
+    if rounding_search and rounding != "nearest":
+        raise QuantizationError("the rounding search replaces rounding to nearest; it cannot model the vendor's "
+                                "truncation", rule="bad-rounding", hint="use rounding='nearest' with rounding_search")
     grid_t = tuple(sorted({_check_settings(p, rounding) for p in grid}))
     if not grid_t:
         raise QuantizationError("the percentile grid is empty", rule="bad-percentile")
@@ -377,12 +480,17 @@ def calibrate(graph: object, spikes: np.ndarray, *, grid: Sequence[float] = DEFA
     cache: Dict[str, np.ndarray] = {}
     choices: List[GroupChoice] = []
     offsets: Dict[str, np.ndarray] = {}
+    searched: Dict[str, np.ndarray] = {}
     for g in topo.groups:
         try:
             n_in = {w: _input_counts(flat, w, counts, cache) for w in g.weights}
             targets = _bias_targets(flat, g) if bias_correction else []
+            hess = None
+            if rounding_search:
+                hess = {w: h for w in g.weights if (h := _hessian(flat, w, n_in[w])) is not None}
             objs: Dict[float, np.ndarray] = {}
             errs_at: Dict[float, Dict[str, Dict[str, np.ndarray]]] = {}
+            codes_at: Dict[float, Dict[str, np.ndarray]] = {}
             for p in grid_t:
                 try:
                     lam, _ = _group_scale(flat, g, p, per_channel)
@@ -390,7 +498,8 @@ def calibrate(graph: object, spikes: np.ndarray, *, grid: Sequence[float] = DEFA
                     if err.rule == "zero-percentile":  # mostly-zero weights: this low p is impossible, skip it
                         continue
                     raise
-                errs_at[p] = _group_errors(flat, g, lam, rounding, n_in)
+                codes_at[p] = _group_codes(flat, g, lam, rounding, hess)
+                errs_at[p] = _group_errors(flat, g, codes_at[p], lam, n_in)
                 objs[p] = _objective(flat, g, errs_at[p], targets, per_channel)
             if not objs:
                 raise _Unsupported("every grid point gives an infinite scale (mostly-zero weights)")
@@ -410,12 +519,15 @@ def calibrate(graph: object, spikes: np.ndarray, *, grid: Sequence[float] = DEFA
             i = int(np.argmin(vals))
             chosen = float(order[i])
             chosen_obj = vals[i]
+        if isinstance(chosen, list):  # rows from each channel's grid point (a row's codes depend on that row only)
+            lam, _ = _group_scale(flat, g, chosen, per_channel)
+            codes = {w: np.stack([codes_at[pc][w][c] for c, pc in enumerate(chosen)]) for w in g.weights}
+            errs = _group_errors(flat, g, codes, lam, n_in) if targets else {}
+        else:
+            codes, errs = codes_at[chosen], errs_at[chosen]
+        if hess:
+            searched.update({w: codes[w] for w in hess})
         if targets:
-            if isinstance(chosen, list):
-                lam, _ = _group_scale(flat, g, chosen, per_channel)
-                errs = _group_errors(flat, g, lam, rounding, n_in)
-            else:
-                errs = errs_at[chosen]
             for w in targets:
                 pp = flat.successors(w)[0]
                 ew = errs[pp].get(w)
@@ -427,12 +539,14 @@ def calibrate(graph: object, spikes: np.ndarray, *, grid: Sequence[float] = DEFA
                                    objective={p: float(np.mean(v)) for p, v in objs.items()},
                                    chosen_objective=chosen_obj, bias_corrected=[w for w in targets if w in offsets]))
     cal = Calibration(grid=grid_t, samples=int(x.shape[0]), ticks=ticks, preset=str(preset), per_channel=bool(per_channel),
-                      bias_correction=bool(bias_correction), rounding=rounding, digest=data_digest(x), choices=choices)
-    return cal, offsets
+                      bias_correction=bool(bias_correction), rounding=rounding, digest=data_digest(x), choices=choices,
+                      rounding_search=bool(rounding_search))
+    return cal, offsets, searched
 
 
 def quantize_calibrated(graph: object, spikes: np.ndarray, *, grid: Sequence[float] = DEFAULT_GRID,
-                        per_channel: bool = False, bias_correction: bool = False, rounding: str = "nearest",
+                        per_channel: bool = False, bias_correction: bool = False, rounding_search: bool = False,
+                        rounding: str = "nearest",
                         preset: Optional[str] = None, dt: Optional[float] = None,
                         source: "Optional[str | os.PathLike[str]]" = None) -> QuantizedGraph:
     """:func:`calibrate`, then :func:`quantize_ptq` with the chosen percentiles and bias offsets.
@@ -441,10 +555,10 @@ def quantize_calibrated(graph: object, spikes: np.ndarray, *, grid: Sequence[flo
     nodes' and the graph's ``s2gate.quant`` metadata. Arguments as :func:`calibrate`.
     """
     file = None if source is None else os.fspath(source)
-    cal, offsets = calibrate(graph, spikes, grid=grid, per_channel=per_channel, bias_correction=bias_correction,
-                             rounding=rounding, preset=preset, dt=dt, file=file)
+    cal, offsets, codes = calibrate(graph, spikes, grid=grid, per_channel=per_channel, bias_correction=bias_correction,
+                                    rounding_search=rounding_search, rounding=rounding, preset=preset, dt=dt, file=file)
     qg = quantize_ptq(graph, percentile=100.0, per_channel=per_channel, rounding=rounding, source=source,
-                      percentiles=cal.percentiles(), bias_offsets=offsets, calibration=cal.metadata())
+                      percentiles=cal.percentiles(), bias_offsets=offsets, codes=codes, calibration=cal.metadata())
     qg.calibration = cal
     qg.warnings.extend(c.note for c in cal.choices if c.note)
     return qg

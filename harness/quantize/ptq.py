@@ -227,6 +227,17 @@ def _group_scale(flat: object, group: Group, p: "float | Sequence[float]", per_c
     return np.asarray(QMAX / perc), warnings
 
 
+def _given_codes(q: Any, shape: Tuple[int, ...], rounding: str, where: str) -> np.ndarray:
+    """Codes handed in by a rounding search, checked: whole numbers in [-127, 127] of the weight's shape."""
+    q = np.asarray(q, dtype=np.float64)
+    if rounding != "nearest":
+        raise QuantizationError("given codes need rounding='nearest'", node=where, rule="bad-rounding")
+    if q.shape != tuple(shape) or not np.all(np.isfinite(q)) or np.any(q != np.rint(q)) or np.any(np.abs(q) > QMAX):
+        raise QuantizationError(f"given codes must be whole numbers in [-{QMAX}, {QMAX}] of shape {tuple(shape)}",
+                                node=where, rule="bad-codes")
+    return q
+
+
 def _chosen_percentiles(topo: Any, percentiles: Mapping[str, Any], default: float, per_channel: bool
                         ) -> Dict[str, Any]:
     """population -> the percentile of its group (a float, or a (C,) array per channel), checked."""
@@ -347,6 +358,7 @@ def quantize_ptq(graph: object, *, percentile: float = 100.0, per_channel: bool 
                  source: "Optional[str | os.PathLike[str]]" = None,
                  percentiles: Optional[Mapping[str, "float | Sequence[float]"]] = None,
                  bias_offsets: Optional[Mapping[str, np.ndarray]] = None,
+                 codes: Optional[Mapping[str, np.ndarray]] = None,
                  calibration: Optional[Mapping[str, Any]] = None) -> QuantizedGraph:
     """Quantize a float NIR graph's weights to int8 codes, scaling voltages to match.
 
@@ -364,6 +376,8 @@ def quantize_ptq(graph: object, *, percentile: float = 100.0, per_channel: bool 
             chooses. Every population of a group must get the same value.
         bias_offsets: weight node -> an offset (float units, broadcast to the bias) added to its
             bias before scaling: bias correction (Affine/Conv only).
+        codes: weight node -> integer codes (the weight's shape, within [-127, 127]) to use instead of
+            rounding ``lambda w`` (``rounding="nearest"`` only): a rounding search's result.
         calibration: extra entries for the graph's ``s2gate.quant`` metadata (how the choices were made).
 
     Returns:
@@ -403,6 +417,8 @@ def quantize_ptq(graph: object, *, percentile: float = 100.0, per_channel: bool 
             wt = np.asarray(node.weight, dtype=np.float64)
             lam_w = scale_array(lam, wt.shape)
             q, clipped = _codes(wt * lam_w, rounding, conv=node_type(node) in ("Conv1d", "Conv2d"))
+            if codes is not None and w in codes:
+                q = _given_codes(codes[w], wt.shape, rounding, w)
             err = np.abs(wt - q / lam_w)
             unclipped_err = err[~clipped]
             max_round = float(unclipped_err.max()) if unclipped_err.size else 0.0
