@@ -12,6 +12,8 @@ import numpy as np
 
 from s2common.errors import DataNotFoundError, InputDataError
 
+#: Keys of the input array in an .npz, in order of preference: the gate's datasets use ``spikes``.
+NPZ_INPUT_KEYS = ("spikes", "inputs")
 #: The most input values (batch x ticks x input neurons) generated at once: 2**31 bools = 2 GiB.
 MAX_INPUT_ELEMENTS = 2 ** 31
 
@@ -37,7 +39,8 @@ def random_spikes(shape: Sequence[int], *, batch: int, ticks: int, density: floa
 def load_inputs(path: "str | os.PathLike[str]", input_shape: Sequence[int], input_node: str = "input") -> np.ndarray:
     """Read inputs of shape (batch, time, *input_shape) from ``.npy``, ``.npz`` or a NIR data file.
 
-    ``.npz``: the array ``inputs`` if present, else the only array. NIR data files
+    ``.npz``: the array ``spikes`` (the key the gate's datasets use), else ``inputs``, else the
+    only array. NIR data files
     (``nir.write_data``): the TimeGriddedData of the Input node (first observable), reshaped.
     Never unpickles.
     """
@@ -51,9 +54,10 @@ def load_inputs(path: "str | os.PathLike[str]", input_shape: Sequence[int], inpu
         elif path.endswith(".npz"):
             with np.load(path, allow_pickle=False) as z:
                 keys = list(z.keys())
-                key = "inputs" if "inputs" in keys else (keys[0] if len(keys) == 1 else None)
+                key = next((k for k in NPZ_INPUT_KEYS if k in keys), keys[0] if len(keys) == 1 else None)
                 if key is None:
-                    raise InputDataError(f".npz holds {keys}; name the input array 'inputs'", file=path, rule="bad-input")
+                    raise InputDataError(f".npz holds {keys}; name the input array 'spikes'", file=path, rule="bad-input",
+                                         hint="np.savez(path, spikes=x) with x of shape (batch, time, *input_shape)")
                 arr = z[key]
         else:
             arr = _from_nir_data(path, input_node)

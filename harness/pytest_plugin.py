@@ -49,13 +49,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="max_atoms_per_core of one population for the chip map and design rules (repeatable)")
     g.addoption("--s2-no-auto-atoms", action="store_true", default=False,
                 help="do not choose atoms per PE for layers that overflow one PE's SRAM (they then fail memory.fits-chip)")
+    g.addoption("--s2-binarize", action="store_true", default=False,
+                help="accept event counts in the data and turn them into spikes (x > 0 -> 1); the report says so")
     g.addoption("--s2-seed", default=0, type=int, metavar="S", help="seed of the data and sample order (0)")
     g.addoption("--s2-report", default=None, metavar="DIR",
                 help="write summary.json, report.md, report.html and plots into DIR")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from harness.flags import use_interface
+
+    use_interface("pytest")  # hints name --s2-* options from here on
     config.addinivalue_line("markers", "s2gate_check: a check of the s2gate deployment gate (uses the session evaluation)")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A user's ``--s2-dataset FILE.npz`` that is not spikes and labels stops the session with one
+    error line naming the file (pytest's usage error), before any test runs: not one error per
+    check and no summary."""
+    config = session.config
+    if hasattr(config, "workerinput"):
+        return  # the controller already checked
+    ds = config.getoption("--s2-dataset", default="stand-in")
+    if ds in ("stand-in", "dvsgesture") or not ds:
+        return
+    from harness.data.checks import precheck
+    from s2common.errors import S2GateError
+
+    try:
+        precheck(config_from_options(config))
+    except S2GateError as err:
+        raise pytest.UsageError(f"s2gate: {err}") from None
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -86,7 +110,8 @@ def config_from_options(config: pytest.Config) -> "Any":
         percentile=opt("--s2-percentile"), backend=opt("--s2-backend"), board_host=opt("--s2-board-host"),
         ptq_budget=opt("--s2-ptq-budget"), qat_budget=opt("--s2-qat-budget"),
         min_memory_reduction=opt("--s2-min-memory-reduction"), report=opt("--s2-report"), seed=opt("--s2-seed"),
-        atoms_per_core=parse_atoms(opt("--s2-atoms")), auto_atoms=not opt("--s2-no-auto-atoms"))
+        atoms_per_core=parse_atoms(opt("--s2-atoms")), auto_atoms=not opt("--s2-no-auto-atoms"),
+        binarize=bool(opt("--s2-binarize")))
     if opt("--s2-model"):
         kw["model"] = os.path.abspath(opt("--s2-model"))
     qat = opt("--s2-qat-model")

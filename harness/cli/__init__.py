@@ -6,7 +6,11 @@ imported only when their subcommand runs (except for ``--help`` listings), so th
 ``s2gate --help`` stays fast (torch, brevitas and tonic are imported lazily).
 
 Errors of the project's own family (:class:`s2common.errors.S2GateError`) are printed as
-one line on stderr with exit code 2; ``--debug`` shows the traceback instead.
+one line on stderr with exit code 2; ``--debug`` shows the traceback instead. ``--debug`` and
+``--version`` work before or after the subcommand.
+
+Options shared by several subcommands are declared once in :mod:`harness.cli.options` (its
+docstring says how to add one); a subcommand module calls those builders.
 """
 from __future__ import annotations
 
@@ -40,8 +44,10 @@ def _load(name: str):
 
 def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     """The top-level parser; with ``only`` set, only that subcommand's module is imported."""
+    from harness.cli.options import add_global_arguments
+
     parser = argparse.ArgumentParser(prog="s2gate", description="Deployment gate for SNNs going onto SpiNNaker2.")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    add_global_arguments(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in SUBCOMMANDS.items():
         mod = _load(name) if (only is None or only == name) else None
@@ -49,18 +55,31 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
             p = mod.add_parser(sub)
         else:
             p = sub.add_parser(name, help=help_text)
+        add_global_arguments(p)
         p.set_defaults(_module=name)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point of the ``s2gate`` console script. Returns the exit code."""
+    from harness.flags import interface_in_use
+
+    with interface_in_use("cli"):  # hints name this interface's flags (--board-host, not --s2-board-host)
+        return _main(list(sys.argv[1:] if argv is None else argv))
+
+
+def _main(argv: List[str]) -> int:
     from s2common.errors import S2GateError
 
-    argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only=command if command in SUBCOMMANDS else "__none__")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)  # path types (harness.cli.options.output_file) raise S2GateError
+    except S2GateError as err:
+        if "--debug" in argv:
+            raise
+        print(f"s2gate{' ' + command if command else ''}: error: {err}", file=sys.stderr)
+        return 2
     if not getattr(args, "command", None):
         parser.print_help()
         return 2

@@ -14,10 +14,9 @@ import sys
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "compare", help="compare two recordings and print the first divergence",
-        description="Compare recording B against recording A (the expected one) exactly: spikes equal, "
-                    "voltages equal to the last bit, integer inputs equal. Exit 0 identical, 1 different, 2 bad files.")
+    from harness.cli.options import add_subcommand, output_file
+
+    p = add_subcommand(subparsers, "compare", "compare two recordings and print the first divergence", __doc__)
     p.add_argument("expected", metavar="A.h5", help="the expected recording (e.g. vectors' expected.h5)")
     p.add_argument("actual", metavar="B.h5", help="the recording to check (e.g. from a board)")
     p.add_argument("--time-shift", type=int, default=0, metavar="K",
@@ -25,7 +24,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--nodes", nargs="+", default=None, metavar="NODE", help="only these nodes (default: all of A's)")
     p.add_argument("--observables", nargs="+", default=["spikes", "v", "i"], choices=["spikes", "v", "i", "output"],
                    help="what to compare (default: spikes v i)")
-    p.add_argument("--json", default=None, metavar="PATH", help="also write the comparison as JSON")
+    p.add_argument("--json", default=None, metavar="PATH", type=output_file, help="also write the comparison as JSON")
     p.add_argument("--graph", default=None, metavar="QUANTIZED.nir",
                    help="A is the float reference and B the int8 emulator/board run of this quantized graph: compare "
                         "spikes with the ambiguity-aware rule (A needs voltages) instead of exactly")

@@ -20,41 +20,33 @@ INPUT_SECTIONS = ("model", "qat_model", "data")
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
-    """Options shared by ``gate`` and ``sweep``: model, data, seed, batching."""
-    p.add_argument("--model", metavar="NIR", default=None, help="float P-SNN (default: the bundled psnn.nir)")
-    p.add_argument("--dataset", default="stand-in", metavar="NAME",
-                   help="stand-in (default) | dvsgesture | PATH.npz with arrays spikes (N, T, *input_shape) and labels (N,)")
-    p.add_argument("--data-root", default=None, metavar="DIR", help="folder of the local DVS Gesture copy")
-    p.add_argument("--split", default="test", choices=("test", "train"), help="data split (default test)")
-    p.add_argument("--samples", type=int, default=None, metavar="N", help="use the first N samples (default: all)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the data (default 0)")
-    p.add_argument("--batch-size", type=int, default=64, metavar="B", help="samples per simulator call (default 64)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    """Options shared by ``gate`` and ``sweep``: model, data, seed, batching (one builder)."""
+    from harness.cli.options import add_data_arguments
+
+    add_data_arguments(p)
 
 
 def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
-    p = subparsers.add_parser("gate", help="run the deployment gate (equivalence, accuracy, memory, design rules)",
-                              description=__doc__.split("\n\n")[1])
+    from harness.cli.options import (add_atoms_arguments, add_budget_arguments, add_percentile_argument,
+                                     add_report_arguments, add_subcommand)
+
+    p = add_subcommand(subparsers, "gate", "run the deployment gate (equivalence, accuracy, memory, design rules)",
+                       __doc__)
     add_common(p)
-    p.add_argument("--qat-model", metavar="NIR", default=None,
+    g = p.add_argument_group("flows")
+    g.add_argument("--qat-model", metavar="NIR", default=None,
                    help="quantized Q-SNN (default: the bundled qsnn.nir; 'none' skips the QAT checks)")
-    p.add_argument("--percentile", type=float, default=100.0, metavar="P", help="PTQ weight-scale percentile (default 100)")
-    p.add_argument("--backend", choices=("emulator", "board"), default="emulator",
-                   help="board: also run a SpiNNaker2 board and compare it with the emulator")
-    p.add_argument("--board-host", default=None, metavar="IP", help="the board's Ethernet IP")
-    p.add_argument("--ptq-budget", type=float, default=1.1, metavar="PP", help="max drop float -> PTQ, pp (1.1)")
-    p.add_argument("--qat-budget", type=float, default=0.6, metavar="PP", help="max drop Q-SNN float -> int8, pp (0.6)")
-    p.add_argument("--min-memory-reduction", type=float, default=0.75, metavar="F",
-                   help="min weight-memory reduction float32 -> int8, a fraction (0.75)")
-    p.add_argument("--sweep", type=float, nargs="*", default=None, metavar="P",
-                   help="percentiles of the report's accuracy-against-percentile plot (default 99 99.9 100; none: no sweep)")
-    p.add_argument("--atoms", action="append", metavar="POP=N",
-                   help="max_atoms_per_core of one population for the chip map and design rules (repeatable), "
-                        "e.g. --atoms if3=4; overrides the model's s2gate.atoms_per_core metadata")
-    p.add_argument("--no-auto-atoms", action="store_true",
-                   help="do not choose atoms per PE for layers that overflow one PE (they then fail memory.fits-chip)")
-    p.add_argument("--report", default="s2gate-report", metavar="DIR", help="report folder (default s2gate-report/)")
-    p.add_argument("--no-report", action="store_true", help="print the summary only")
+    add_percentile_argument(g, default=100.0)
+    g.add_argument("--sweep", type=float, nargs="*", default=None, metavar="P",
+                   help="percentiles of the report's accuracy-against-percentile plot (default 99 99.9 100; "
+                        "--sweep with no value: no sweep)")
+    add_budget_arguments(p)
+    c = p.add_argument_group("chip and board")
+    add_atoms_arguments(c, auto=True)
+    c.add_argument("--backend", choices=("emulator", "board"), default="emulator",
+                   help="board: also run a SpiNNaker2 board and compare it with the emulator (default emulator)")
+    c.add_argument("--board-host", default=None, metavar="IP", help="the board's Ethernet IP")
+    add_report_arguments(p)
     return p
 
 
@@ -64,7 +56,8 @@ def config_from_args(args: argparse.Namespace, **extra):
 
     kw = dict(dataset=args.dataset if args.dataset in DATASETS else os.path.abspath(args.dataset),
               data_root=os.path.abspath(args.data_root) if args.data_root else None, split=args.split,
-              samples=args.samples, seed=args.seed, batch_size=args.batch_size, progress=not args.quiet)
+              samples=args.samples, seed=args.seed, batch_size=args.batch_size, progress=not args.quiet,
+              binarize=bool(getattr(args, "binarize", False)))
     if args.model:
         kw["model"] = os.path.abspath(args.model)
     kw.update(extra)
@@ -87,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
     if args.sweep is not None:
         extra["sweep"] = tuple(args.sweep)
     cfg = config_from_args(args, **extra)
+    from harness.data.checks import precheck
+
+    precheck(cfg)  # a bad .npz: one line naming it, exit 2, before anything is evaluated
     t0 = time.perf_counter()
     if cfg.progress:
         print(f"s2gate gate: {os.path.basename(cfg.model)} + {os.path.basename(str(cfg.qat_model))} on "

@@ -4,49 +4,15 @@ Exit codes: 0 the model fits and every design rule passes; 1 it does not fit or 
 (the lines after the table say which); 2 the file cannot be read (printed by the dispatcher).
 
 The conversion flags (``--dt``, ``--integrator``, ``--reset``, ``--conn-delay``,
-``--no-scale-weights``, ``--percentile``) are shared with ``s2gate run --backend emulator``:
-:func:`add_conversion_arguments` and :func:`conversion_options`.
+``--no-scale-weights``, ``--percentile``, ``--vendor-cast``) are the same as ``s2gate run``'s
+(one builder, :func:`harness.cli.options.add_conversion_arguments`).
 """
 from __future__ import annotations
 
 import argparse
 from typing import Dict, List, Optional
 
-#: accepted spellings of the reset method -> ConversionOptions.reset
-RESETS = {"subtract": "subtract", "to_v_reset": "to_v_reset", "zero": "to_v_reset"}
-INTEGRATORS = {"euler": "euler", "forward": "euler", "exp": "exp", "exponential": "exp"}
-
-
-def add_conversion_arguments(parser: argparse.ArgumentParser) -> None:
-    """The NIR -> SpiNNaker2 conversion flags (defaults: py-spinnaker2's, see ConversionOptions)."""
-    from s2emu.network import ConversionOptions
-
-    d = ConversionOptions()
-    g = parser.add_argument_group("conversion (py-spinnaker2's s2_nir options)")
-    g.add_argument("--dt", type=float, default=d.dt, help=f"tick in seconds (default {d.dt:g})")
-    g.add_argument("--integrator", choices=sorted(INTEGRATORS), default=d.integrator,
-                   help="euler: alpha = 1 - dt/tau (default); exp: alpha = exp(-dt/tau)")
-    g.add_argument("--reset", choices=sorted(RESETS), default=d.reset,
-                   help="subtract (default) or to_v_reset / zero (reset to v_reset = 0)")
-    g.add_argument("--conn-delay", type=int, default=d.conn_delay,
-                   help="extra synaptic delay in ticks (0: lif_no_delay; > 0: lif with 4-bit weights)")
-    g.add_argument("--no-scale-weights", dest="scale_weights", action="store_false", default=d.scale_weights,
-                   help="do not derive a weight scale per population (for graphs with integer weights, e.g. "
-                        "written by s2gate quantize)")
-    g.add_argument("--percentile", type=float, default=d.percentile,
-                   help=f"percentile of |W| mapped to 127 when scaling weights (default {d.percentile:g})")
-    g.add_argument("--vendor-cast", action="store_true", default=False,
-                   help="with --no-scale-weights, cast non-integer weights to int8 by truncation as py-spinnaker2 "
-                        "does (as the NIR paper's lif_spinnaker2.py relied on) instead of rejecting them")
-
-
-def conversion_options(args: argparse.Namespace):
-    """A :class:`~s2emu.network.ConversionOptions` from the flags of :func:`add_conversion_arguments`."""
-    from s2emu.network import ConversionOptions
-
-    return ConversionOptions(dt=args.dt, integrator=INTEGRATORS[args.integrator], reset=RESETS[args.reset],
-                             conn_delay=args.conn_delay, scale_weights=args.scale_weights, percentile=args.percentile,
-                             vendor_cast=bool(getattr(args, "vendor_cast", False)))
+from harness.cli.options import add_conversion_arguments, conversion_options  # noqa: F401 (shared flags)
 
 
 def _atoms(values: Optional[List[str]]) -> Dict[str, int]:
@@ -57,20 +23,20 @@ def _atoms(values: Optional[List[str]]) -> Dict[str, int]:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("map", help="map a NIR graph onto SpiNNaker2 PEs and print the memory table",
-                              description="Lower a NIR graph as py-spinnaker2 would, split its populations over PEs, "
-                                          "print per-layer memory (weights float32 vs int8) and the design rules.")
-    p.add_argument("model", metavar="MODEL.nir", help="NIR graph (float or quantized)")
+    from harness.cli.options import add_atoms_arguments, add_model_argument, add_subcommand
+
+    p = add_subcommand(subparsers, "map", "map a NIR graph onto SpiNNaker2 PEs and print the memory table", __doc__)
+    add_model_argument(p, "NIR graph (float or quantized)")
     add_conversion_arguments(p)
-    p.add_argument("--max-chips", "--chips", dest="max_chips", type=int, default=1, metavar="N",
-                   help="chips of a 48-chip board the model may use (default 1); with N > 1 the PEs are placed on "
-                        "chips (a layer's PEs kept together), synapse rows that overflow a PE's SRAM go to the chip's "
-                        "DRAM, and the chips, inter-chip packets and per-chip SRAM are printed")
-    add_activity_arguments(p)
-    p.add_argument("--atoms", action="append", metavar="POP=N",
-                   help="max_atoms_per_core of one population (repeatable), e.g. --atoms 10=16")
-    p.add_argument("--input-ticks", type=int, default=1, metavar="T",
+    c = p.add_argument_group("chip")
+    c.add_argument("--max-chips", "--chips", dest="max_chips", type=int, default=1, metavar="N",
+                   help="chips of a 48-chip board the model may use; with N > 1 the PEs are placed on chips (a "
+                        "layer's PEs kept together), synapse rows that overflow a PE's SRAM go to the chip's DRAM, "
+                        "and the chips, inter-chip packets and per-chip SRAM are printed (default 1)")
+    add_atoms_arguments(c, auto=False)
+    c.add_argument("--input-ticks", type=int, default=1, metavar="T",
                    help="ticks of input spikes a spike_list PE holds at once (default 1: streamed)")
+    add_activity_arguments(p)
     return p
 
 
@@ -161,9 +127,9 @@ def run(args: argparse.Namespace) -> int:
     if args.max_chips < 1 or not (args.activity >= 0) or not (args.sys_tick > 0) or (args.ticks is not None and args.ticks < 1):
         raise InputDataError(f"--chips must be >= 1, --activity >= 0, --sys-tick > 0 and --ticks >= 1 (got "
                              f"{args.max_chips}, {args.activity}, {args.sys_tick}, {args.ticks})", rule="bad-option")
-    options = conversion_options(args)
-    atoms = _atoms(args.atoms)
     flat = read_flat(args.model, isolate=True)
+    options = conversion_options(args, flat.graph)
+    atoms = _atoms(args.atoms)
     try:
         net = lower(flat, options)
     except DesignRuleError:

@@ -11,15 +11,18 @@ import argparse
 
 
 def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
-    p = subparsers.add_parser("quantize", help="post-training quantization of a NIR graph to int8 (writes a quantized NIR file)",
-                              description=__doc__.split("\n\n")[1])
-    p.add_argument("model", metavar="MODEL.nir", help="float NIR graph")
-    p.add_argument("--percentile", "-p", type=float, default=100.0,
-                   help="lambda_s = 127 / percentile_p(|incoming weights|) per population; p in (0, 100] (default 100)")
+    from harness.cli.options import ROUNDINGS, add_model_argument, add_percentile_argument, add_subcommand, output_file
+
+    p = add_subcommand(subparsers, "quantize", "post-training quantization of a NIR graph to int8 (writes a quantized "
+                       "NIR file)", __doc__)
+    add_model_argument(p, "float NIR graph")
+    add_percentile_argument(p, default=100.0, short=True)
     p.add_argument("--per-channel", action="store_true", help="one scale per output channel instead of per population")
-    p.add_argument("--rounding", choices=("nearest", "truncate"), default="nearest",
-                   help="nearest: round and clip to [-127, 127]; truncate: the vendor path (conv: truncating int8 cast with wrap-around; dense: truncate, saturate) (default nearest)")
-    p.add_argument("-o", "--out", required=True, metavar="OUT.nir", help="where to write the quantized graph")
+    p.add_argument("--rounding", default="nearest", **ROUNDINGS.kwargs(),
+                   help="nearest: round and clip to [-127, 127]; truncate: the vendor path (conv: truncating int8 "
+                        "cast with wrap-around; dense: truncate, saturate) (default nearest)")
+    p.add_argument("-o", "--out", required=True, metavar="OUT.nir", type=output_file,
+                   help="where to write the quantized graph")
     return p
 
 

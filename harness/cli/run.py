@@ -3,8 +3,10 @@
 Examples::
 
     s2gate run model.nir --backend reference --preset norse --batch 8 --ticks 100 --density 0.05
-    s2gate run model.nir --backend emulator --dt 1e-4 --integrator euler --reset to_v_reset \
+    s2gate run model.nir --backend emulator --dt 1e-4 --integrator euler --reset to_zero
         --conn-delay 0 --no-scale-weights --input spikes.npy --record all --out rec.h5
+
+(one command, broken over two lines here). Exit 0 after a run, 2 on bad input.
 """
 from __future__ import annotations
 
@@ -23,43 +25,40 @@ REFERENCE_FLAGS = {
     "--latency": ("projection_latency", ("0", "1")),
     "--initial-v": ("initial_v", ("v_leak", "zero")),
 }
+#: plain-words help of each reference flag (the preset decides when a flag is not given)
+REFERENCE_HELP = {
+    "--spike-from": "spike from this tick's new voltage or from the voltage the tick starts with",
+    "--input-scale": "LIF input per tick: times 1, times 1/dt, or as a jump of the voltage",
+    "--if-input-scale": "IF / I input per tick: times 1 or times 1/dt",
+    "--cuba-current": "CubaLIF: the voltage integrates this tick's synaptic current or the previous one",
+    "--compare": "spike where v > threshold or v >= threshold",
+    "--latency": "ticks of latency per projection",
+    "--initial-v": "voltage at the start: NIR's v_leak or 0",
+}
 
 
 def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
-    p = sub.add_parser("run", help="simulate a NIR graph on the reference or the emulator and print per-node spike counts",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="NIR file (.nir)")
-    p.add_argument("--backend", choices=("reference", "emulator"), default="reference")
-    g = p.add_argument_group("input (random spikes unless --input is given)")
-    g.add_argument("--batch", type=int, default=1, help="samples (default 1)")
-    g.add_argument("--ticks", type=int, default=100, help="time steps (default 100)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
-    g.add_argument("--density", type=float, default=0.05, help="probability of an input spike per neuron and tick")
-    g.add_argument("--input", help=".npy/.npz of shape (batch, time, *input_shape) or a NIR data file")
+    from harness.cli.options import (add_conversion_arguments, add_engine_argument, add_input_arguments,
+                                     add_model_argument, add_subcommand, output_file)
+
+    p = add_subcommand(sub, "run", "simulate a NIR graph on the reference or the emulator and print per-node "
+                       "spike counts", __doc__)
+    add_model_argument(p)
+    p.add_argument("--backend", choices=("reference", "emulator"), default="reference",
+                   help="reference: the float NIR simulator; emulator: SpiNNaker2's int8 arithmetic (default reference)")
+    add_input_arguments(p, batch=1, ticks=100)
     o = p.add_argument_group("output")
     o.add_argument("--record", help="nodes whose state (v, i) and output are recorded: 'all' or a,b,c")
-    o.add_argument("--out", help="write the recording (HDF5, NIR data format) here")
-    d = p.add_argument_group("discretisation (both backends)")
-    d.add_argument("--dt", type=float, help="tick in seconds (default 1e-4)")
-    d.add_argument("--integrator", choices=("euler", "exp"))
-    d.add_argument("--reset", choices=("subtract", "to_v_reset", "to_zero"),
-                   help="reference: to NIR's v_reset, to 0, or by subtraction; emulator: the converter's reset "
-                        "(its 'to_v_reset' resets to 0, so to_zero means the same there)")
+    o.add_argument("--out", type=output_file, metavar="REC.h5", help="write the recording (HDF5, NIR data format) here")
+    add_conversion_arguments(p, title="discretisation (both backends) and conversion (emulator: py-spinnaker2's "
+                                      "s2_nir options)")
     r = p.add_argument_group("reference backend")
     r.add_argument("--preset", default=None, help="nir (default), norse, snntorch, rockpool, sinabs, spinnaker2")
     for flag, (_, choices) in REFERENCE_FLAGS.items():
-        r.add_argument(flag, choices=choices)
+        r.add_argument(flag, choices=choices, help=REFERENCE_HELP[flag] + " (default: the preset's)")
     r.add_argument("--float32", action="store_true", help="simulate in float32 (default float64)")
-    e = p.add_argument_group("emulator backend (py-spinnaker2 converter options)")
-    e.add_argument("--conn-delay", type=int, default=None, help="extra synaptic delay in ticks (default 0)")
-    e.add_argument("--scale-weights", dest="scale_weights", action="store_true", default=None,
-                   help="derive an int8 weight scale per population (default: on, off for s2gate-quantized graphs)")
-    e.add_argument("--no-scale-weights", dest="scale_weights", action="store_false")
-    e.add_argument("--percentile", type=float, default=None, help="percentile of |W| mapped to 127 (default 100)")
-    e.add_argument("--vendor-cast", action="store_true",
-                   help="with --no-scale-weights, truncate non-integer weights to int8 as py-spinnaker2 does "
-                        "(what the NIR paper's lif_spinnaker2.py relied on) instead of rejecting them")
-    e.add_argument("--engine", choices=("fast", "golden"), default="fast")
+    e = p.add_argument_group("emulator backend")
+    add_engine_argument(e)
     return p
 
 
@@ -107,22 +106,10 @@ def _run_reference(flat, x, args, record):
 
 
 def _run_emulator(flat, x, args, record):
-    import dataclasses
+    from harness.cli.options import conversion_options
+    from s2emu import Engine, GoldenModel, lower
 
-    from s2emu import ConversionOptions, Engine, GoldenModel, lower
-
-    scale = args.scale_weights
-    if scale is None:
-        meta = getattr(flat.graph, "metadata", None) or {}
-        scale = not any(str(k).startswith("s2gate.quant") for k in meta)
-    changes = {"scale_weights": scale, "vendor_cast": bool(args.vendor_cast)}
-    reset = "to_v_reset" if args.reset == "to_zero" else args.reset
-    for field, value in (("dt", args.dt), ("integrator", args.integrator), ("reset", reset),
-                         ("conn_delay", args.conn_delay), ("percentile", args.percentile)):
-        if value is not None:
-            changes[field] = value
-    options = dataclasses.replace(ConversionOptions(), **changes)
-    net = lower(flat, options)
+    net = lower(flat, conversion_options(args, flat.graph))
     engine = Engine(net) if args.engine == "fast" else GoldenModel(net)
     return engine.run(x, record=record)
 

@@ -16,14 +16,16 @@ from .gate import add_common, config_from_args
 
 
 def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
-    p = subparsers.add_parser("sweep", help="accuracy against PTQ percentile, with a plot",
-                              description=__doc__.split("\n\n")[1])
+    from harness.cli.options import add_budget_arguments, add_subcommand, output_file
+
+    p = add_subcommand(subparsers, "sweep", "accuracy against PTQ percentile, with a plot", __doc__)
     add_common(p)
     p.add_argument("--percentiles", type=float, nargs="+", default=[90.0, 95.0, 99.0, 99.9, 100.0], metavar="P",
                    help="percentiles in (0, 100] (default 90 95 99 99.9 100)")
-    p.add_argument("--ptq-budget", type=float, default=1.1, metavar="PP", help="budget line on the plot (1.1 pp)")
-    p.add_argument("--out", default="sweep.png", metavar="PNG", help="where to write the plot (default sweep.png)")
-    p.add_argument("--json", default=None, metavar="PATH", help="also write the numbers as JSON")
+    add_budget_arguments(p, which=("ptq",))
+    p.add_argument("--out", default="sweep.png", metavar="PNG", type=output_file,
+                   help="where to write the plot (default sweep.png)")
+    p.add_argument("--json", default=None, metavar="PATH", type=output_file, help="also write the numbers as JSON")
     return p
 
 
@@ -37,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args, qat_model=None, sweep=tuple(args.percentiles), ptq_budget=args.ptq_budget)
     t0 = time.perf_counter()
+    from harness.data.checks import precheck
+
+    precheck(cfg)
     res = sweep(cfg)
     rows = [[f"{r['percentile']:g}", f"{r['accuracy']:.2f} %", f"{res['accuracy']['float'] - r['accuracy']:.2f} pp",
              f"{100 * r['clipped_fraction']:.3f} %", "yes" if res["accuracy"]["float"] - r["accuracy"] <= cfg.ptq_budget + 1e-9 else "no"]

@@ -17,8 +17,9 @@ DEFAULTS = {"psnn": {"epochs": 20, "lr": 2e-3}, "qsnn": {"epochs": 6, "lr": 5e-4
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("train", help="train the bundled P-SNN / Q-SNN and export them to NIR",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from harness.cli.options import add_subcommand, output_file
+
+    p = add_subcommand(subparsers, "train", "train the bundled P-SNN / Q-SNN and export them to NIR", __doc__)
     p.add_argument("--model", choices=["psnn", "qsnn"], required=True)
     p.add_argument("--dataset", choices=["stand-in", "dvsgesture"], default="stand-in")
     p.add_argument("--epochs", type=int, default=None, help="default: 20 (psnn) / 6 (qsnn), as for the bundled models")
@@ -31,7 +32,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--init", default=None,
                    help="qsnn: start from this float P-SNN NIR file (default: train the float model first)")
     p.add_argument("--data-root", default=None, help="DVS Gesture root (else $S2GATE_DVSGESTURE_ROOT)")
-    p.add_argument("--out", default=None, help="output NIR file (default: <model>.nir)")
+    p.add_argument("--out", default=None, type=output_file, help="output NIR file (default: <model>.nir)")
     p.add_argument("--standin", action="append", default=[], metavar="KEY=VALUE",
                    help="override a stand-in sensor parameter (harness.data.standin.SensorConfig), e.g. "
                         "--standin noise_hz=0.02,0.25 --standin sloppiness=0.15; repeatable")

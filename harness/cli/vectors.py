@@ -12,23 +12,19 @@ import argparse
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "vectors", help="write test vectors (inputs + expected emulator recording) for a board run",
-        description="Quantize MODEL.nir (PTQ, or --quantized if it already is), run it on the emulator with random "
-                    "or given input spikes, and write inputs.h5, model.nir, expected.h5 and vectors.json to --out.")
-    p.add_argument("model", metavar="MODEL.nir", help="float NIR graph (or a quantized one with --quantized)")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the vector set into")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--input", default=None, metavar="FILE",
-                     help="input spikes: .npy/.npz (batch, time, *input_shape) or a NIR data file (.h5)")
-    p.add_argument("--batch", type=int, default=4, help="samples of random input (default 4)")
-    p.add_argument("--ticks", type=int, default=100, help="ticks of random input (default 100)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random input (default 0)")
-    p.add_argument("--density", type=float, default=0.05, help="spike probability per input and tick (default 0.05)")
-    q = p.add_mutually_exclusive_group()
-    q.add_argument("--percentile", type=float, default=100.0, metavar="P", help="PTQ percentile (default 100)")
+    from harness.cli.options import (add_engine_argument, add_input_arguments, add_model_argument,
+                                     add_percentile_argument, add_subcommand, output_dir)
+
+    p = add_subcommand(subparsers, "vectors", "write test vectors (inputs + expected emulator recording) for a board "
+                       "run", __doc__)
+    add_model_argument(p, "float NIR graph (or a quantized one with --quantized)")
+    p.add_argument("--out", required=True, metavar="DIR", type=output_dir,
+                   help="folder to write the vector set into (created if missing)")
+    add_input_arguments(p, batch=4, ticks=100)
+    q = p.add_argument_group("quantization").add_mutually_exclusive_group()
+    add_percentile_argument(q, default=100.0)
     q.add_argument("--quantized", action="store_true", help="MODEL.nir is already quantized (s2gate.quant metadata)")
-    p.add_argument("--engine", choices=["fast", "golden"], default="fast", help="emulator engine (default fast)")
+    add_engine_argument(p)
     return p
 
 

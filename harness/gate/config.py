@@ -62,6 +62,8 @@ class GateConfig:
             override names), use the largest ``max_atoms_per_core`` that fits, as a py-spinnaker2
             user would set it; the chosen values are reported. Off: such a model fails
             ``memory.fits-chip`` and ``design-rules.*``.
+        binarize: accept event counts in the data and threshold them (``x > 0`` -> 1); the report
+            says so. Off: counts are refused (:mod:`harness.data.checks`).
     """
 
     model: str = field(default_factory=lambda: bundled_model("psnn"))
@@ -84,6 +86,7 @@ class GateConfig:
     progress: bool = False
     atoms_per_core: Tuple[Tuple[str, int], ...] = ()
     auto_atoms: bool = True
+    binarize: bool = False
 
     #: fields that do not change any number of the evaluation (left out of the digest)
     NOT_IN_DIGEST = ("report", "batch_size", "progress", "ptq_budget", "qat_budget", "min_memory_reduction")

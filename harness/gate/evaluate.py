@@ -124,6 +124,7 @@ def load_data(config: GateConfig, T: Optional[int] = None) -> Tuple[np.ndarray, 
     ``spikes`` and ``labels``. The first ``config.samples`` samples. ``T`` (ticks) defaults to
     the data's own (20 for the stand-in and DVS Gesture).
     """
+    from harness.flags import flag
     from s2common.errors import DataNotFoundError, InputDataError
 
     n = config.samples
@@ -143,7 +144,7 @@ def load_data(config: GateConfig, T: Optional[int] = None) -> Tuple[np.ndarray, 
         path = config.dataset
         if not os.path.exists(path):
             raise DataNotFoundError(f"dataset '{path}' not found", file=path,
-                                    hint="use --s2-dataset stand-in, dvsgesture, or a .npz with arrays 'spikes' and 'labels'")
+                                    hint=f"use {flag('dataset')} stand-in, dvsgesture, or a .npz with arrays 'spikes' and 'labels'")
         try:
             with np.load(path, allow_pickle=False) as f:
                 missing = [k for k in ("spikes", "labels") if k not in getattr(f, "files", ())]
@@ -415,16 +416,20 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
         if no_model and data is None:  # nothing to run the data through: do not generate or read it
             raise _NoModel()
         spikes, labels = data if data is not None else load_data(cfg, _ticks(float_graph))
-        spikes = np.asarray(spikes)
-        labels = np.asarray(labels).astype(np.int64).reshape(-1)
-        if spikes.shape[0] != labels.shape[0]:
-            from s2common.errors import InputDataError
+        from harness.data.checks import chance_level, check_dataset, model_classes
 
-            raise InputDataError(f"{spikes.shape[0]} samples but {labels.shape[0]} labels", rule="bad-dataset")
+        ref_flat = float_flat if float_flat is not None else qat_flat
+        checked = check_dataset(spikes, labels, file=cfg.dataset if os.path.exists(str(cfg.dataset)) else None,
+                                n_classes=model_classes(ref_flat) if ref_flat is not None else None,
+                                binarize=cfg.binarize)
+        spikes, labels = checked.spikes, checked.labels
     if spikes is not None:
         ev["data"] = {"dataset": cfg.dataset if data is None else "given", "split": cfg.split,
                       "samples": int(spikes.shape[0]), "ticks": int(spikes.shape[1]),
-                      "input_shape": [int(x) for x in spikes.shape[2:]], "classes": int(labels.max()) + 1}
+                      "input_shape": [int(x) for x in spikes.shape[2:]], "classes": int(labels.max()) + 1,
+                      "model_classes": model_classes(ref_flat) if ref_flat is not None else None,
+                      "binarized": checked.binarized, "notes": checked.notes,
+                      "chance": chance_level(labels, model_classes(ref_flat) if ref_flat is not None else None)}
         for name, flat, file in (("model", float_flat, cfg.model), ("qat_model", qat_flat, cfg.qat_model)):
             if flat is not None and tuple(flat.input_shape) != tuple(spikes.shape[2:]):
                 s.fail("data", f"[bad-input] {file}: the model's Input takes {tuple(flat.input_shape)} per tick but the "
@@ -849,6 +854,11 @@ def sweep(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] =
     flat = flatten_graph(graph, file=config.model)
     out_pop = output_population(flat)
     spikes, labels = data if data is not None else load_data(config, _ticks(graph))
+    from harness.data.checks import check_dataset, model_classes
+
+    checked = check_dataset(spikes, labels, file=config.dataset if os.path.exists(str(config.dataset)) else None,
+                            n_classes=model_classes(flat), input_shape=flat.input_shape, binarize=config.binarize)
+    spikes, labels = checked.spikes, checked.labels
     ps = sorted(set(float(p) for p in config.sweep))
     opts = _options(graph)
     nets, clipped = {}, {}

@@ -152,6 +152,25 @@ def data_text(ev: Dict[str, Any]) -> str:
             f"{data.get('ticks', '?')} ticks")
 
 
+def warnings(ev: Dict[str, Any]) -> List[str]:
+    """Warnings about the data and the models that no check turns into a FAIL: a float model at or
+    below chance (its accuracy is no evidence the gate compared anything meaningful) and data that
+    was changed on the way in (``--binarize``)."""
+    out: List[str] = []
+    data = ev.get("data") or {}
+    acc = ev.get("accuracy") or {}
+    chance = data.get("chance")
+    if chance is not None:
+        for key, name in (("float", "P-SNN float"), ("qat_float", "Q-SNN float")):
+            a = acc.get(key)
+            if a is not None and a <= chance + 1e-9:
+                out.append(f"{name} accuracy {a:.2f} % is at or below chance ({chance:.2f} %: the larger of "
+                           f"1/classes and the most frequent label's share): the accuracy checks compare noise; "
+                           f"check that the data belongs to the model (labels, input layout, ticks)")
+    out.extend(str(n) for n in data.get("notes") or [])
+    return out
+
+
 def _base(path: Any) -> str:
     return "none" if not path else os.path.basename(str(path))
 
@@ -172,12 +191,16 @@ def terminal_summary(ev: Dict[str, Any], checks: Sequence[Check]) -> str:
     failed = [c for c in checks if c.verdict == FAIL]
     if failed:
         lines += [""] + [f"FAILED {c.message}" for c in failed]
+    warned = warnings(ev)
+    if warned:
+        lines += [""] + [f"WARNING {w}" for w in warned]
     return "\n".join(lines)
 
 
 def report_json(ev: Dict[str, Any], checks: Sequence[Check]) -> Dict[str, Any]:
     """The summary as a JSON-ready dict: verdict, checks, and the evaluation."""
-    return {"verdict": overall(checks), "checks": [c.as_dict() for c in checks], "evaluation": ev}
+    return {"verdict": overall(checks), "checks": [c.as_dict() for c in checks], "warnings": warnings(ev),
+            "evaluation": ev}
 
 
 def dumps(obj: Any) -> str:
@@ -373,6 +396,8 @@ def markdown_report(ev: Dict[str, Any], checks: Sequence[Check], plots: Dict[str
     failed = [c for c in checks if c.verdict == FAIL]
     if failed:
         parts += ["### Failures", ""] + [f"- {c.message}" for c in failed] + [""]
+    if warnings(ev):
+        parts += ["### Warnings", ""] + [f"- {w}" for w in warnings(ev)] + [""]
     skipped = [c for c in checks if c.verdict == SKIP]
     if skipped:
         parts += ["### Skipped", ""] + [f"- {c.message}" for c in skipped] + [""]
@@ -423,6 +448,8 @@ def html_report(ev: Dict[str, Any], checks: Sequence[Check], pngs: Dict[str, byt
     failed = [c for c in checks if c.verdict == FAIL]
     if failed:
         body += ["<h3>Failures</h3><ul>"] + [f"<li>{esc(c.message)}</li>" for c in failed] + ["</ul>"]
+    if warnings(ev):
+        body += ["<h3>Warnings</h3><ul>"] + [f"<li>{esc(w)}</li>" for w in warnings(ev)] + ["</ul>"]
     skipped = [c for c in checks if c.verdict == SKIP]
     if skipped:
         body += ["<h3>Skipped</h3><ul>"] + [f"<li>{esc(c.message)}</li>" for c in skipped] + ["</ul>"]
