@@ -241,3 +241,47 @@ def summary(rt: Realtime) -> Dict[str, Any]:
 def loads(rt: Realtime) -> np.ndarray:
     """(n_pes,) load of every PE."""
     return np.asarray([p.load for p in rt.pes], np.float64)
+
+
+def estimate(net: Any, rates: Any, *, max_chips: int = 1, atoms_per_core: Optional[Dict[str, int]] = None,
+             input_ticks: int = 1, ticks: int = 20, timing: TimingSpec = TimingSpec(),
+             energy_spec: EnergySpec = EnergySpec(), board: Any = None) -> Dict[str, Any]:
+    """Board map, packets, real-time budget and energy of ``net`` at ``rates``, JSON-ready.
+
+    Args:
+        net: the lowered network.
+        rates: spikes per neuron per tick per population (:func:`s2emu.board.neuron_rates`).
+        max_chips: chips allowed (:func:`s2emu.board.map_to_board`).
+        atoms_per_core, input_ticks: as for the chip map.
+        ticks: ticks of one inference (energy).
+        timing, energy_spec, board: the constants.
+
+    Returns:
+        ``{"fits", "reasons", "chips", "per_chip", "inter_chip_packets_per_tick", "by_projection",
+        "busiest_link", "link_capacity_per_tick", "realtime", "energy"}``; the traffic, real-time and
+        energy parts are None when the placement leaves the board.
+    """
+    from .board import BoardSpec, map_to_board, traffic
+
+    bm = map_to_board(net, max_chips=max_chips, board=board or BoardSpec(), atoms_per_core=atoms_per_core,
+                      input_ticks=input_ticks)
+    out: Dict[str, Any] = {"fits": bool(bm.fits), "reasons": list(bm.reasons), "chips": int(bm.placement.n_chips),
+                           "max_chips": int(max_chips), "per_chip": bm.chip_rows(), "inter_chip_packets_per_tick": None,
+                           "by_projection": {}, "busiest_link": None, "link_capacity_per_tick": None,
+                           "realtime": None, "energy": None}
+    try:
+        tr = traffic(net, bm.chip_map, bm.placement, rates, sys_tick_s=timing.sys_tick_s)
+    except ValueError as exc:
+        out["reasons"].append(f"packets not estimated: {exc}")
+        return out
+    b = tr.busiest_link
+    out.update({"inter_chip_packets_per_tick": float(tr.inter_chip),
+                "by_projection": {k: float(v) for k, v in tr.by_projection.items()},
+                "busiest_link": None if b is None else {"from": int(b[0][0]), "to": int(b[0][1]),
+                                                        "packets_per_tick": float(b[1]),
+                                                        "load": float(tr.link_load)},
+                "link_capacity_per_tick": float(tr.capacity)})
+    rt = realtime(net, bm.chip_map, bm.placement, tr, timing)
+    out["realtime"] = summary(rt)
+    out["energy"] = energy(rt, bm.placement, tr, ticks, energy_spec)
+    return out

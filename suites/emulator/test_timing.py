@@ -110,3 +110,16 @@ def test_energy_by_hand():
     assert e["joules"] == pytest.approx(0.01 + 20 * 385e-9)
     assert e["ratio_to_study"] == pytest.approx(e["joules"] / STUDY_JOULES_PER_GESTURE)
     assert "assumptions" in e and e["constants"]["sys_tick_s"] == 1e-3
+
+
+def test_estimate_json_agrees_with_the_parts():
+    import json
+
+    from s2emu.timing import estimate
+
+    net = _dense()
+    e = estimate(net, {"in": 0.5, "h": 0.25}, atoms_per_core={"h": 2}, ticks=20, timing=SPEC)
+    json.dumps(e)  # JSON-ready
+    assert e["fits"] and e["chips"] == 1 and e["inter_chip_packets_per_tick"] == 0.0
+    assert e["realtime"]["worst_load"] == pytest.approx(0.1395)
+    assert e["energy"]["ticks"] == 20 and e["per_chip"][0]["pes"] == 3
