@@ -293,7 +293,7 @@ def _merge_raster(parts: Sequence[Dict[str, Any]], offsets: Sequence[int], ptq_f
 
 
 def merge(config: Any, parts: Sequence[Dict[str, Any]], bounds: Sequence[Tuple[int, int]], labels: np.ndarray,
-          dataset: str) -> Dict[str, Any]:
+          dataset: str, checked: Any = None) -> Dict[str, Any]:
     """The serial evaluation's result from the shards' results (see the module docstring).
 
     Raises:
@@ -315,7 +315,16 @@ def merge(config: Any, parts: Sequence[Dict[str, Any]], bounds: Sequence[Tuple[i
         cfg.pop(key, None)
     ev["config"] = cfg
     ticks = int(first["data"]["ticks"])
-    ev["data"] = {**first["data"], "dataset": dataset, "samples": n, "classes": int(labels.max()) + 1}
+    data = {**first["data"], "dataset": dataset, "samples": n, "classes": int(labels.max()) + 1}
+    if "chance" in data:  # the share of the most frequent label: of all labels, not of one shard's
+        from harness.data.checks import chance_level
+
+        data["chance"] = chance_level(labels, data.get("model_classes"))
+    if checked is not None:  # what the data check did to the whole split (the shards got its result)
+        for key in ("binarized", "notes"):
+            if key in data:
+                data[key] = copy.deepcopy(getattr(checked, key))
+    ev["data"] = data
     if "accuracy" in first:
         ev["accuracy"] = _merge_accuracy(parts, sizes, n)
     if "equivalence" in first:
@@ -334,12 +343,20 @@ def merge(config: Any, parts: Sequence[Dict[str, Any]], bounds: Sequence[Tuple[i
 
 # ----------------------------------------------------------------------------- entry points
 
-def _load_for_shards(config: Any) -> Tuple[np.ndarray, np.ndarray]:
+def _load_for_shards(config: Any, data: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> Any:
+    """The data as the serial evaluation sees it: loaded (or given) and checked
+    (:func:`harness.data.checks.check_dataset`, which may binarize counts)."""
+    import os
+
+    from harness.data.checks import check_dataset, model_classes
     from harness.gate.evaluate import _ticks, load_data
-    from s2common.graph import load_graph
+    from s2common.graph import flatten_graph, load_graph
 
     graph = load_graph(config.model, isolate=True)
-    return load_data(config, _ticks(graph))
+    flat = flatten_graph(graph, file=config.model)
+    spikes, labels = data if data is not None else load_data(config, _ticks(graph))
+    return check_dataset(spikes, labels, file=config.dataset if os.path.exists(str(config.dataset)) else None,
+                         n_classes=model_classes(flat), binarize=config.binarize)
 
 
 def evaluate_distributed(config: Any, client: Any, *, data: Optional[Tuple[np.ndarray, np.ndarray]] = None,
@@ -362,9 +379,9 @@ def evaluate_distributed(config: Any, client: Any, *, data: Optional[Tuple[np.nd
     from harness.gate.evaluate import evaluate
 
     try:
-        spikes, labels = data if data is not None else _load_for_shards(config)
-        spikes = np.asarray(spikes)
-        labels = np.asarray(labels).astype(np.int64).reshape(-1)
+        checked = _load_for_shards(config, data)
+        spikes = np.asarray(checked.spikes)
+        labels = np.asarray(checked.labels).astype(np.int64).reshape(-1)
         if spikes.shape[0] != labels.shape[0] or spikes.shape[0] == 0:
             raise _Fallback("bad data")
     except (S2GateError, _Fallback, OSError, ValueError):
@@ -388,7 +405,7 @@ def evaluate_distributed(config: Any, client: Any, *, data: Optional[Tuple[np.nd
         if on_result is not None:
             on_result(i, client)
     try:
-        return merge(config, parts, bounds, labels, config.dataset if data is None else "given")
+        return merge(config, parts, bounds, labels, config.dataset if data is None else "given", checked)
     except _Fallback:
         return evaluate(config, data=data, debug=debug)
 
@@ -407,7 +424,8 @@ def sweep_distributed(config: Any, client: Any, *, data: Optional[Tuple[np.ndarr
     """:func:`harness.gate.evaluate.sweep` with one Dask task per percentile (same result, bit for bit)."""
     from harness.gate.evaluate import sweep
 
-    spikes, labels = data if data is not None else _load_for_shards(config)
+    checked = _load_for_shards(config, data)
+    spikes, labels = checked.spikes, checked.labels
     ps = sorted(set(float(p) for p in config.sweep))
     if len(ps) < 2:
         return sweep(config, data=(spikes, labels))
