@@ -29,7 +29,7 @@ class GateAccuracy:
             return {"missing": float_model}
         cfg = GateConfig(model=float_model, qat_model=qat_model if os.path.exists(qat_model) else None,
                          samples=GATE_SAMPLES, sweep=(), batch_size=GATE_SAMPLES, seed=0)
-        ev = evaluate(cfg)
+        ev = evaluate(cfg).to_json()
         return {"accuracy": dict(ev.get("accuracy", {})), "errors": dict(ev.get("errors", {}))}
 
     def setup(self, cache):

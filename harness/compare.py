@@ -312,7 +312,7 @@ def compare_recordings(
             div = Divergence(node=node, neuron=neuron, index=_unravel(neuron, shape), tick=tick + t0, sample=sample,
                              observable=obs, expected=_item(e.reshape(flat.shape)[sample, tick, neuron]),
                              actual=_item(a.reshape(flat.shape)[sample, tick, neuron]))
-            key = (tick + t0, rank.get(node, len(rank)), sample, neuron, obs_rank[obs])
+            key = divergence_key(tick + t0, rank.get(node, len(rank)), sample, neuron) + (obs_rank[obs],)
             if best is None or key < best[0]:
                 best = (key, div)
     if not any(not r.note for r in rows):
@@ -422,7 +422,7 @@ def ambiguity_epsilon(v_pre: np.ndarray, threshold: np.ndarray, *, v_prev: Optio
     Derivation. Work in the reference's units: with weight scaling off, the emulator's "chip
     units" are the reference's divided by one positive factor per population (``r*dt/tau``),
     and relative rounding errors do not depend on that factor. The emulator's tick in float32
-    (``/work/shared/design/s2-arithmetic.md``, ``s2emu`` README) with ``I_t`` an exact integer
+    (``../shared/design/s2-arithmetic.md``, ``s2emu`` README) with ``I_t`` an exact integer
     sum and ``c`` the constant input per tick (``i_offset``: leak and bias)::
 
         v_pre = fl(fl(fl(alpha) * v_{t-1}) + I_t) + fl(c);  spike if v_pre > fl(theta)
@@ -614,7 +614,7 @@ def classify_spike_trains(
             ft = np.where(unexp, first_diff, big)
             tick = int(ft.min())
             sample, neuron = (int(x) for x in np.argwhere(ft == tick)[0])
-            key = (tick, rank.get(node, len(rank)), sample, neuron)
+            key = divergence_key(tick, rank.get(node, len(rank)), sample, neuron)
             if best is None or key < best[0]:
                 shape = expected.spikes(node).shape[2:]
                 best = (key, Divergence(node, neuron, _unravel(neuron, shape), tick + t0, sample, "spikes",
@@ -677,6 +677,30 @@ def offsets_from_graph(graph: Any, dt: float = 1e-4, integrator: str = "euler") 
             c = np.abs(g * np.asarray(node.v_leak, dtype=np.float64)) + np.abs(g * gain) * bias
         out[name] = np.broadcast_to(c, shape).reshape(-1)
     return out
+
+
+def divergence_key(tick: int, layer_rank: int, sample: int, neuron: int) -> Tuple[int, int, int, int]:
+    """The order of divergences, the one definition s2gate uses: the earliest tick first, then the
+    lowest layer (rank in the graph's topological order), then the lowest sample, then the lowest
+    flat neuron index. "The first divergence" is the minimum of this key; since it is a total
+    order on integers, the minimum over batches (or shards) does not depend on their order."""
+    return (int(tick), int(layer_rank), int(sample), int(neuron))
+
+
+def tally_trains(expected: Recording, actual: Recording, nodes: Sequence[str]) -> Tuple[int, int]:
+    """(spike trains, trains that differ) over ``nodes``: a train is one neuron of one sample over
+    all ticks both recordings have (tier: exact, no ambiguity rule)."""
+    trains = differ = 0
+    for node in nodes:
+        e = np.asarray(expected.spikes(node))
+        a = np.asarray(actual.spikes(node))
+        b = e.shape[0]
+        e = e.reshape(b, e.shape[1], -1)
+        a = a.reshape(a.shape[0], a.shape[1], -1)
+        t = min(e.shape[1], a.shape[1])
+        trains += b * e.shape[2]
+        differ += int((e[:, :t] != a[:, :t]).any(axis=1).sum())
+    return trains, differ
 
 
 def check_equivalence(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
@@ -41,10 +41,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--s2-backend", default="emulator", choices=("emulator", "board"),
                 help="emulator (default) or board: also run the board and compare it with the emulator")
     g.addoption("--s2-board-host", default=None, metavar="IP", help="the SpiNNaker2 board's Ethernet IP")
-    g.addoption("--s2-ptq-budget", default=1.1, type=float, metavar="PP", help="max accuracy drop float -> PTQ (pp, 1.1)")
-    g.addoption("--s2-qat-budget", default=0.6, type=float, metavar="PP", help="max accuracy drop Q-SNN float -> int8 (pp, 0.6)")
-    g.addoption("--s2-min-memory-reduction", default=0.75, type=float, metavar="FRACTION",
-                help="min weight-memory reduction float32 -> int8 (0.75)")
+    from harness.gate.config import BUDGETS
+
+    g.addoption("--s2-ptq-budget", default=BUDGETS["ptq_budget"], type=float, metavar="PP",
+                help=f"max accuracy drop float -> PTQ (pp, {BUDGETS['ptq_budget']})")
+    g.addoption("--s2-qat-budget", default=BUDGETS["qat_budget"], type=float, metavar="PP",
+                help=f"max accuracy drop Q-SNN float -> int8 (pp, {BUDGETS['qat_budget']})")
+    g.addoption("--s2-min-memory-reduction", default=BUDGETS["min_memory_reduction"], type=float, metavar="FRACTION",
+                help=f"min weight-memory reduction float32 -> stored codes ({BUDGETS['min_memory_reduction']})")
+    g.addoption("--s2-strict", action="store_true", default=False,
+                help="judge accuracy by the upper bound of the drop's 95 %% interval, not the point estimate")
     g.addoption("--s2-atoms", action="append", default=None, metavar="POP=N",
                 help="max_atoms_per_core of one population for the chip map and design rules (repeatable)")
     g.addoption("--s2-no-auto-atoms", action="store_true", default=False,
@@ -60,16 +66,24 @@ def pytest_configure(config: pytest.Config) -> None:
     from harness.flags import use_interface
 
     use_interface("pytest")  # hints name --s2-* options from here on
+    if not hasattr(config, "workerinput"):
+        _SESSION["config"] = config
     config.addinivalue_line("markers", "s2gate_check: a check of the s2gate deployment gate (uses the session evaluation)")
+
+
+_STARTED = pytest.StashKey[float]()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """A user's ``--s2-dataset FILE.npz`` that is not spikes and labels stops the session with one
     error line naming the file (pytest's usage error), before any test runs: not one error per
     check and no summary."""
+    import time
+
     config = session.config
     if hasattr(config, "workerinput"):
         return  # the controller already checked
+    config.stash[_STARTED] = time.perf_counter()  # the report's wall time
     ds = config.getoption("--s2-dataset", default="stand-in")
     if ds in ("stand-in", "dvsgesture") or not ds:
         return
@@ -101,28 +115,18 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def config_from_options(config: pytest.Config) -> "Any":
-    """The :class:`~harness.gate.config.GateConfig` the command line asks for."""
-    from harness.gate.config import GateConfig, parse_atoms
+    """The :class:`~harness.gate.config.GateConfig` the command line asks for (:func:`~harness.gate.config.build_config`)."""
+    from harness.gate.config import build_config
 
     opt = config.getoption
-    kw: Dict[str, Any] = dict(
-        dataset=opt("--s2-dataset"), data_root=opt("--s2-data-root"), samples=opt("--s2-samples"),
-        percentile=opt("--s2-percentile"), backend=opt("--s2-backend"), board_host=opt("--s2-board-host"),
-        ptq_budget=opt("--s2-ptq-budget"), qat_budget=opt("--s2-qat-budget"),
-        min_memory_reduction=opt("--s2-min-memory-reduction"), report=opt("--s2-report"), seed=opt("--s2-seed"),
-        atoms_per_core=parse_atoms(opt("--s2-atoms")), auto_atoms=not opt("--s2-no-auto-atoms"),
-        binarize=bool(opt("--s2-binarize")))
-    if opt("--s2-model"):
-        kw["model"] = os.path.abspath(opt("--s2-model"))
-    qat = opt("--s2-qat-model")
-    if qat:
-        kw["qat_model"] = None if qat.lower() == "none" else os.path.abspath(qat)
-    if kw["data_root"]:
-        kw["data_root"] = os.path.abspath(kw["data_root"])
-    ds = kw["dataset"]
-    if ds not in ("stand-in", "dvsgesture"):
-        kw["dataset"] = os.path.abspath(ds)
-    return GateConfig(**kw)
+    return build_config(
+        model=opt("--s2-model"), qat_model=opt("--s2-qat-model"), dataset=opt("--s2-dataset"),
+        data_root=opt("--s2-data-root"), samples=opt("--s2-samples"), percentile=opt("--s2-percentile"),
+        backend=opt("--s2-backend"), board_host=opt("--s2-board-host"), ptq_budget=opt("--s2-ptq-budget"),
+        qat_budget=opt("--s2-qat-budget"), min_memory_reduction=opt("--s2-min-memory-reduction"),
+        report=opt("--s2-report"), seed=opt("--s2-seed"), atoms=opt("--s2-atoms"),
+        no_auto_atoms=opt("--s2-no-auto-atoms"), strict=opt("--s2-strict"),
+        binarize=opt("--s2-binarize"))
 
 
 def _shared_root(config: pytest.Config) -> Path:
@@ -135,7 +139,7 @@ def _result_path(config: pytest.Config, gate_config: Any) -> Path:
     return _shared_root(config) / f"s2gate-evaluation-{gate_config.digest()[:24]}.json"
 
 
-def load_or_evaluate(config: pytest.Config, gate_config: Any) -> Dict[str, Any]:
+def load_or_evaluate(config: pytest.Config, gate_config: Any) -> Any:
     """The evaluation for ``gate_config``: read from the session's shared file, or computed
     (under a file lock, once per session) and written there."""
     import filelock
@@ -143,16 +147,16 @@ def load_or_evaluate(config: pytest.Config, gate_config: Any) -> Dict[str, Any]:
     from harness.gate.evaluate import evaluate
     from s2common.atomic import write_text_atomic
 
+    from harness.gate.results import Evaluation
+
     path = _result_path(config, gate_config)
     with filelock.FileLock(str(path) + ".lock"):
-        if path.exists():
-            return json.loads(path.read_text(encoding="utf-8"))
-        ev = evaluate(gate_config)
-        from harness.gate.report import dumps
+        if not path.exists():
+            from harness.gate.report import dumps
 
-        write_text_atomic(path, dumps(ev))
+            write_text_atomic(path, dumps(evaluate(gate_config).to_json()))
         # the JSON round trip is what everyone else reads: return exactly that
-        return json.loads(path.read_text(encoding="utf-8"))
+        return Evaluation.from_json(json.loads(path.read_text(encoding="utf-8")))
 
 
 @pytest.fixture(scope="session")
@@ -162,24 +166,160 @@ def s2gate_config(pytestconfig: pytest.Config) -> Any:
 
 
 @pytest.fixture(scope="session")
-def s2gate_evaluation(pytestconfig: pytest.Config, s2gate_config: Any) -> Dict[str, Any]:
-    """The evaluation of the configured models (computed once per session, shared by xdist workers).
+def s2gate_evaluation(pytestconfig: pytest.Config, s2gate_config: Any) -> Any:
+    """The :class:`~harness.gate.results.Evaluation` of the configured models (computed once per
+    session, shared by xdist workers as JSON: ``Evaluation.to_json`` / ``from_json``).
 
     Never raises for bad user input: errors are recorded per section and the checks that need
     them fail with the one-line message.
     """
-    return load_or_evaluate(pytestconfig, s2gate_config)
+    return session_evaluation(pytestconfig)
 
 
-def assert_check(ev: Dict[str, Any], name: str) -> None:
-    """Pass, skip (with the reason) or fail (with the check's one-line message, no traceback)."""
+def check_properties(check: Any) -> List[Tuple[str, Any]]:
+    """The (name, value) pairs a check records for JUnit (``record_property``): what it
+    measured, against which budget, the verdict and the layer it blames."""
+    props: List[Tuple[str, Any]] = [("check", check.name), ("measured", check.measured), ("budget", check.budget),
+                                    ("verdict", check.verdict)]
+    if check.value is not None:
+        props.append(("value", check.value))
+    if check.layer:
+        props.append(("layer", check.layer))
+    return props
+
+
+def assert_check(ev: Any, name: str, record: Optional[Callable[[str, Any], None]] = None) -> None:
+    """Pass, skip (with the reason) or fail (with the check's one-line message, no traceback).
+
+    ``record`` (pytest's ``record_property`` fixture, or an item's ``user_properties.append``)
+    receives the check's measured values for the JUnit XML before the verdict is given.
+    """
     from harness.gate.checks import FAIL, SKIP, run_check
 
     check = run_check(ev, name)
+    if record is not None:
+        for key, value in check_properties(check):
+            record(key, value)
     if check.verdict == SKIP:
         pytest.skip(check.message)
     if check.verdict == FAIL:
         pytest.fail(check.message, pytrace=False)
+
+
+# ----------------------------------------------------------------------------- the checks as test items
+
+class GateChecks:
+    """Put one in a test module (``s2gate = GateChecks()``) to collect the gate's checks there.
+
+    Each check becomes one test whose name is the check's name (``equivalence.ptq``, ...), so
+    test ids, JUnit names and ``summary.json`` agree; the JUnit classname is the module plus
+    the attribute's name (``suites.gate.test_gate_checks.s2gate``).
+    """
+
+    def __init__(self, names: Optional[Sequence[str]] = None) -> None:
+        self.names = None if names is None else tuple(names)
+
+
+def pytest_pycollect_makeitem(collector: Any, name: str, obj: Any) -> Any:
+    if isinstance(obj, GateChecks):
+        kw: Dict[str, Any] = {}
+        if not collector.nodeid:
+            # a module outside the rootdir (``pytest --pyargs harness.gate.suite`` from a user's
+            # repository) has an empty node id, and JUnit's classname would be ".s2gate"
+            parts = collector.path.parts
+            base = "/".join(parts[-3:]) if parts[-3:] == ("harness", "gate", "suite.py") else collector.path.name
+            kw["nodeid"] = f"{base}::{name}"
+        return GateCheckCollector.from_parent(collector, name=name, names=obj.names, **kw)
+    return None
+
+
+class GateCheckCollector(pytest.Collector):
+    """The gate's checks of one module, in :data:`harness.gate.checks.CHECK_NAMES` order."""
+
+    def __init__(self, *, names: Optional[Sequence[str]] = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.names = names
+
+    def collect(self) -> List["GateCheckItem"]:
+        from harness.gate.checks import CHECK_NAMES
+
+        return [GateCheckItem.from_parent(self, name=n) for n in (self.names or CHECK_NAMES)]
+
+
+class GateCheckItem(pytest.Item):
+    """One check of the gate: reads the session's evaluation, records its measured values as JUnit
+    properties, then passes, skips with the reason or fails with the check's one-line message."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.add_marker(pytest.mark.s2gate_check)
+
+    def runtest(self) -> None:
+        ev = session_evaluation(self.config)
+        try:
+            assert_check(ev, self.name, record=lambda k, v: self.user_properties.append((k, v)))
+        except pytest.skip.Exception as exc:  # report the skip at the check, not inside the plugin
+            raise pytest.skip.Exception(exc.msg, _use_item_location=True) from None
+
+    def reportinfo(self):  # type: ignore[override]
+        return self.path, 0, f"s2gate check {self.name}"
+
+
+
+_EVALUATION = pytest.StashKey[Dict[str, Any]]()
+_ANNOUNCED = pytest.StashKey[bool]()
+#: the controller's config, for pytest_runtest_logstart (a hook without a config argument)
+_SESSION: Dict[str, Any] = {}
+
+
+def _announce(config: pytest.Config, text: str) -> None:
+    """One line on the terminal (the controller's), once per session."""
+    if config.stash.get(_ANNOUNCED, False):
+        return
+    config.stash[_ANNOUNCED] = True
+    tr = config.pluginmanager.getplugin("terminalreporter")
+    if tr is not None:
+        tr.ensure_newline()
+        tr.write_line(text)
+
+
+def _what(gate_config: Any) -> str:
+    samples = f"the first {gate_config.samples} samples of " if gate_config.samples else ""
+    return (f"{os.path.basename(gate_config.model)} + {os.path.basename(str(gate_config.qat_model))} on "
+            f"{samples}{os.path.basename(str(gate_config.dataset))}/{gate_config.split}")
+
+
+def session_evaluation(config: pytest.Config) -> Dict[str, Any]:
+    """The session's evaluation (computed once per session, shared by xdist workers).
+
+    Outside xdist the process that computes it shows tqdm progress bars on the terminal
+    (output capture is suspended meanwhile); under xdist the controller announces the wait
+    (:func:`pytest_runtest_logstart`).
+    """
+    if _EVALUATION not in config.stash:
+        gate_config = config_from_options(config)
+        capman = config.pluginmanager.getplugin("capturemanager")
+        if not hasattr(config, "workerinput") and capman is not None \
+                and not _result_path(config, gate_config).exists():
+            with capman.global_and_fixture_disabled():
+                _announce(config, f"s2gate: evaluating {_what(gate_config)} once for all checks")
+                config.stash[_EVALUATION] = load_or_evaluate(config, gate_config.replace(progress=True))
+        else:
+            config.stash[_EVALUATION] = load_or_evaluate(config, gate_config)
+    return config.stash[_EVALUATION]
+
+
+def pytest_runtest_logstart(nodeid: str, location: Tuple[str, Optional[int], str]) -> None:
+    """Under xdist (on the controller): say once that the checks wait for the one evaluation."""
+    config = _SESSION.get("config")
+    if config is None or not str(location[2]).startswith("s2gate check ") \
+            or not config.pluginmanager.hasplugin("dsession"):
+        return
+    try:
+        what = _what(config_from_options(config))
+    except Exception:  # noqa: BLE001 - a bad option is reported by the checks themselves
+        what = "the configured models"
+    _announce(config, f"s2gate: one worker evaluates {what} once; the checks wait for it")
 
 
 def _finished_evaluation(config: pytest.Config) -> Optional[Dict[str, Any]]:
@@ -207,14 +347,21 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     from harness.gate.checks import run_checks
     from harness.gate.report import terminal_summary, write_report
 
-    checks = run_checks(ev)
+    checks = run_checks(ev, {"strict": bool(config.getoption("--s2-strict"))})
     terminalreporter.section("s2gate summary")
     for line in terminal_summary(ev, checks).splitlines():
         terminalreporter.write_line(line)
     folder = config.getoption("--s2-report")
     if folder:
         try:
-            written = write_report(ev, checks, folder)
+            import time
+
+            from harness.gate.report import collect_provenance
+
+            started = config.stash.get(_STARTED, None)
+            wall = None if started is None else time.perf_counter() - started
+            written = write_report(ev, checks, folder, provenance=collect_provenance(ev.config if hasattr(ev, "config")
+                                                                                     else ev.get("config", {}), wall))
         except OSError as exc:
             terminalreporter.write_line(f"s2gate report: could not write into {folder}: {exc}", red=True)
             return

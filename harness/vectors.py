@@ -75,44 +75,12 @@ def random_inputs(input_shape: Tuple[int, ...], *, batch: int, ticks: int, seed:
     return rng.random((batch, ticks, *input_shape)) < density
 
 
-def load_inputs(path: "str | os.PathLike[str]", input_shape: Tuple[int, ...]) -> np.ndarray:
-    """Input spikes from ``.npy``, ``.npz`` (first array) or a NIR data file (``.h5``).
+def load_inputs(path: "str | os.PathLike[str]", input_shape: Tuple[int, ...], input_node: str = "input") -> np.ndarray:
+    """Input spikes (batch, time, *input_shape) bool from ``.npy``, ``.npz`` or a NIR data file (``.h5``);
+    a (time, *input_shape) array is one sample. :func:`harness.run.inputs.load_inputs` with ``spikes=True``."""
+    from .run.inputs import load_inputs as _load
 
-    Returns (batch, time, *input_shape) bool; a (time, *input_shape) array is one sample.
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise InputDataError("input file not found", file=path, rule="file-not-found")
-    try:
-        if path.endswith(".npy"):
-            arr = np.load(path, allow_pickle=False)
-        elif path.endswith(".npz"):
-            with np.load(path, allow_pickle=False) as z:
-                arr = z[z.files[0]]
-        else:
-            rec = Recording.load(path)
-            found = [a for n in rec.nodes for o, a in rec.data[n].items() if o == "spikes"]
-            if len(found) != 1:
-                raise InputDataError(f"expected one node with spikes in the input file, found {len(found)}", file=path,
-                                     rule="bad-input-file")
-            arr = found[0]
-    except S2GateError:
-        raise
-    except (OSError, ValueError, KeyError, IndexError) as exc:
-        raise InputDataError(f"cannot read input spikes ({type(exc).__name__}: {exc})", file=path,
-                             rule="bad-input-file", hint="give a .npy/.npz array (batch, time, *input_shape)") from exc
-    arr = np.asarray(arr)
-    n_in = int(np.prod(input_shape))
-    if arr.ndim >= 2 and arr.shape[-len(input_shape):] != tuple(input_shape) and arr.shape[-1] == n_in:
-        arr = arr.reshape(*arr.shape[:-1], *input_shape)
-    if arr.shape[-len(input_shape):] != tuple(input_shape) or arr.ndim not in (len(input_shape) + 1, len(input_shape) + 2):
-        raise InputDataError(f"input spikes have shape {arr.shape}, the graph's Input expects (batch, time, "
-                             f"{', '.join(map(str, input_shape))})", file=path, rule="input-shape")
-    if arr.ndim == len(input_shape) + 1:
-        arr = arr[None]
-    if not np.all((arr == 0) | (arr == 1)):
-        raise InputDataError("input spikes must be 0/1 (or bool)", file=path, rule="input-not-spikes")
-    return arr.astype(bool)
+    return _load(path, input_shape, input_node, spikes=True)
 
 
 def write_vectors(
@@ -138,13 +106,14 @@ def write_vectors(
             ``batch``, ``ticks``, ``seed``, ``density``.
         percentile: PTQ percentile (ignored when ``quantized``).
         quantized: the model is already quantized (s2gate.quant metadata required).
-        options: ``s2emu.ConversionOptions`` (default ``scale_weights=False``).
+        options: ``s2emu.ConversionOptions`` (default :func:`harness.run.emulator_options` of the
+            quantized graph: weight scaling off, the model's ``s2gate.dt``).
         engine: emulator engine for ``expected.h5``.
     """
     from s2common.graph import flatten_graph, load_graph
 
-    from .backends import EmulatorBackend
     from .quantize import is_quantized, quantize_ptq, write_graph
+    from .run import EmulatorBackend, emulator_options
 
     if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
         source = os.fspath(model)
@@ -173,9 +142,7 @@ def write_vectors(
         x = x.astype(bool)
         origin = "given"
     if options is None:
-        import s2emu
-
-        options = s2emu.ConversionOptions(scale_weights=False)
+        options = emulator_options(qgraph)
     backend = EmulatorBackend(options=options, engine=engine)
     expected = backend.run(qgraph, x, record="all")
     expected.meta.update({"backend": "emulator", "engine": engine, "vectors": True})

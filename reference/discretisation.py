@@ -48,6 +48,10 @@ _CHOICES: Dict[str, tuple] = {
     "compare": (">", ">="),
     "projection_latency": (0, 1),
     "initial_v": ("v_leak", "zero"),
+    "reset_order": ("before_update", "after_update"),
+    "bias": ("input", "i_offset"),
+    "if_min_v": ("none", "-threshold"),
+    "reset_delay": ("none", "next_tick"),
 }
 
 
@@ -85,6 +89,28 @@ class Discretisation:
         initial_v: membrane (and synaptic current) at t = 0: ``"v_leak"`` (rest; Norse) or
             ``"zero"`` (SpiNNaker2, snnTorch, Sinabs, Rockpool). I and IF start at 0 either way;
             synaptic currents start at 0 either way.
+        reset_order: with ``spike_from="previous"``: ``"before_update"`` (the voltage that fired
+            is reset, then this tick's update runs: ``v = a*(v - th) + ...``) or
+            ``"after_update"`` (the update runs on the voltage that fired, then the reset:
+            ``v = a*v + ... - z*th``, the threshold subtracted after the decay, as Spyx's
+            ``LIF.__call__``: ``V = beta*V + x - spikes*self.threshold``). No effect with
+            ``spike_from="new"`` (the reset follows the update anyway).
+        bias: where the bias of an Affine/Conv2d feeding an IF/LIF/CubaLIF acts: ``"input"``
+            (NIR: it is part of the summed input, so a CubaLIF's bias passes its synaptic filter
+            and starts at 0) or ``"i_offset"`` (py-spinnaker2's converter: ``get_accumulated_bias``
+            folds it into the neuron's ``i_offset``, CubaLIF: ``bias * node.w_in * I_scale *
+            w_scale``: a constant membrane current ``w_in * bias`` at full strength from tick 0,
+            bypassing the synapse). For IF and LIF both give the same update (``k * b`` per tick).
+        if_min_v: IF only: ``"none"`` (no floor) or ``"-threshold"``: after the reset the voltage is
+            clamped to ``v >= -v_threshold`` (Sinabs' importer, sinabs/nir.py, builds
+            ``IAFSqueeze(min_v_mem=-v_threshold)``; sinabs/layers/functional/lif.py clamps after the reset).
+            No preset sets it: models trained in Sinabs default to ``min_v_mem=None``.
+        reset_delay: ``"none"``: a spike's reset is applied in the tick it is emitted; ``"next_tick"``
+            (snnTorch's ``reset_delay=True``, its default; snntorch/_neurons/leaky.py ``_base_sub``,
+            ``_base_zero``): the voltage that spiked is kept, and the reset is applied in the next tick's
+            update (``subtract``: ``v = a*v + k*x - z[t-1]*v_threshold``, the subtracted threshold not
+            decayed; ``to_zero``: ``v[t-1]`` is zeroed before the update, which gives the same spikes as
+            ``"none"``). Needs ``spike_from="new"``.
     """
 
     dt: float = 1e-4
@@ -97,6 +123,10 @@ class Discretisation:
     compare: str = ">"
     projection_latency: int = 0
     initial_v: str = "v_leak"
+    reset_order: str = "before_update"
+    bias: str = "input"
+    if_min_v: str = "none"
+    reset_delay: str = "none"
 
     def __post_init__(self) -> None:
         if not isinstance(self.dt, (int, float)) or not math.isfinite(self.dt) or self.dt <= 0:
@@ -107,6 +137,9 @@ class Discretisation:
             if value not in allowed:
                 raise InputDataError(f"option {name}={value!r} is not one of {list(allowed)}", rule="bad-option",
                                      hint=f"choose {name} from {list(allowed)}")
+        if self.reset_delay == "next_tick" and self.spike_from != "new":
+            raise InputDataError("option reset_delay='next_tick' needs spike_from='new'", rule="bad-option",
+                                 hint="snnTorch's reset_delay=True reads the spike from the new voltage")
 
     def replace(self, **changes: Any) -> "Discretisation":
         """A copy with ``changes`` applied (validated)."""
@@ -147,6 +180,13 @@ PRESETS: Dict[str, Discretisation] = {
     # StepPWL: (x >= threshold) * floor(x / threshold); several spikes per tick are not
     # modelled). Its CubaLIF import sets dt = tau_mem / (1 + r), which no preset copies. The NIR paper's lif_rockpool.csv was made with a hand-built
     # LIFNeuronTorch whose weight was set to 0.04 (= dt/tau), not through the importer.
+    # snnTorch 1.0.0's own default Leaky (reset_mechanism="subtract", reset_delay=True;
+    # snntorch/_neurons/leaky.py _base_sub): mem = beta*mem + x - reset*threshold with reset the spike
+    # of the previous tick. Its NIR export writes no reset (v_reset = 0), so harness.intake.from_snntorch
+    # picks this preset from the module; the snntorch preset above is what snnTorch's importer builds.
+    "snntorch-subtract": Discretisation(integrator="euler", reset="subtract", spike_from="new", input_scale="1",
+                                        cuba_membrane_current="new", compare=">", initial_v="zero",
+                                        reset_delay="next_tick"),
     "rockpool": Discretisation(integrator="exp", reset="subtract", spike_from="new", input_scale="jump",
                                cuba_membrane_current="new", compare=">=", initial_v="zero"),
     # Sinabs (synsense/sinabs sinabs/nir.py): LIF -> LIFSqueeze(tau_mem, norm_input=False,
@@ -160,10 +200,33 @@ PRESETS: Dict[str, Discretisation] = {
     # i_offset = dt/tau*v_leak*scale; chip tick v = alpha*v + I + i_offset (input added after
     # the decay), strict ">", reset_by_subtraction (the converter's default), v recorded after
     # reset, v starts at 0; one tick of latency per projection (see
-    # /work/shared/design/s2-arithmetic.md). In NIR units this is the Euler update below.
+    # ../shared/design/s2-arithmetic.md). In NIR units this is the Euler update below.
+    # get_accumulated_bias + convert_CubaLIF: "i_offset": ... + bias * node.w_in * I_scale * w_scale,
+    # so an Affine's bias drives a CubaLIF's membrane from tick 0 without the synaptic filter.
     "spinnaker2": Discretisation(integrator="euler", reset="subtract", spike_from="new", input_scale="1",
                                  cuba_membrane_current="new", compare=">", projection_latency=1,
-                                 initial_v="zero"),
+                                 initial_v="zero", bias="i_offset"),
+    # Spyx (kmheckel/spyx) spyx/nn.py LIF.__call__: spikes = self.act(V - self.threshold) with
+    # Axon's forward jnp.heaviside(x, 0) (strict ">"), read from the voltage the tick starts with;
+    # V = beta*V + x - spikes*self.threshold (subtraction after the decay); initial_state zeros.
+    # spyx/nir.py _nir_node_to_spyx_params: LIF beta = 1 - dt/tau (forward Euler), weights into
+    # a LIF scaled by dt/tau ("1", r taken as 1), into an IF by dt/1 (if_input_scale "1"); IF.__call__
+    # V = V + x - spikes*threshold. Not modelled: Spyx drops v_leak and r; its CuBaLIF subtracts
+    # the threshold twice (V = V - spikes*th, then V = beta*V + I - spikes*th) and drives the
+    # membrane with I at gain 1.
+    "spyx": Discretisation(integrator="euler", reset="subtract", spike_from="previous", input_scale="1",
+                           if_input_scale="1", cuba_membrane_current="new", compare=">", initial_v="zero",
+                           reset_order="after_update"),
+    # Lava (lava-nc/lava) src/lava/proc/lif/models.py AbstractPyLifModelFloat (the CPU float LIF):
+    # subthr_dynamics u = u*(1 - du) + a_in; v = v*(1 - dv) + u + bias_mant; PyLifModelFloat
+    # spiking_activation v > vth; reset_voltage v[spike] = 0; u, v start at 0. The NIR paper's
+    # importer (neuromorphs/NIR paper/01_lif/_lava_nir.py, _nir_node_to_lava) maps a LIF to
+    # du = 1 (no current: u = a_in), dv = dt/tau and input weights times dt/tau (Euler, "1").
+    # Lava's Dense (src/lava/proc/dense/models.py run_spk) sends "a buffered value from dendritic
+    # accumulation at timestep t-1": one tick of latency per projection, the option no other
+    # framework preset has (the paper's importer chains two Dense per LIF: two ticks).
+    "lava": Discretisation(integrator="euler", reset="to_zero", spike_from="new", input_scale="1",
+                           cuba_membrane_current="new", compare=">", projection_latency=1, initial_v="zero"),
 }
 
 

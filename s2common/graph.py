@@ -331,8 +331,11 @@ def _text(value: object) -> str:
     return value.decode("utf8") if isinstance(value, bytes) else str(value)
 
 
-def flatten_graph(graph: object, file: Optional[str] = None) -> FlatGraph:
+def flatten_graph(graph: object, file: Optional[str] = None, several_inputs: bool = False) -> FlatGraph:
     """Validate ``graph`` and return it inlined, ordered and shape-checked.
+
+    ``several_inputs``: accept more than one Input node (the emulator's lowering does: the
+    SpiNNaker2 converter makes one ``spike_list`` per Input); otherwise ``several-inputs``.
 
     Raises:
         InvalidGraphError: no Input, missing/NaN/inf parameters, shapes that do not chain,
@@ -352,7 +355,7 @@ def flatten_graph(graph: object, file: Optional[str] = None) -> FlatGraph:
         if not inputs:
             raise InvalidGraphError("the graph has no Input node", rule="no-input",
                                     hint="add a nir.Input node whose input_type is the shape of one sample")
-        if len(inputs) > 1:
+        if len(inputs) > 1 and not several_inputs:
             raise UnsupportedError(f"the graph has {len(inputs)} Input nodes ({', '.join(inputs)}); s2gate runs graphs with one",
                                    node=inputs[1], rule="several-inputs", hint="merge the inputs into one Input node")
         if not outputs:
@@ -381,10 +384,10 @@ def _fill_types(nodes: Dict[str, object], in_shape: Dict[str, Shape], out_shape:
                 setattr(node, attr, {key: np.array(shapes[name])})
 
 
-def read_flat(path: "str | os.PathLike[str]", isolate: bool = False) -> FlatGraph:
+def read_flat(path: "str | os.PathLike[str]", isolate: bool = False, several_inputs: bool = False) -> FlatGraph:
     """``load_graph`` then ``flatten_graph``: the one call both simulators use for files
-    (``isolate``: see :func:`load_graph`)."""
-    return flatten_graph(load_graph(path, isolate=isolate), file=os.fspath(path))
+    (``isolate``: see :func:`load_graph`; ``several_inputs``: see :func:`flatten_graph`)."""
+    return flatten_graph(load_graph(path, isolate=isolate), file=os.fspath(path), several_inputs=several_inputs)
 
 
 def _inline(graph: object, prefix: str) -> Tuple[Dict[str, object], List[Edge]]:
@@ -787,13 +790,13 @@ def param(node: object, name: str, shape: Shape, dtype: "np.dtype | type" = np.f
     return np.broadcast_to(np.asarray(getattr(node, name), dtype=dtype), shape).copy()
 
 
-def as_flat(source: object) -> FlatGraph:
+def as_flat(source: object, several_inputs: bool = False) -> FlatGraph:
     """A :class:`FlatGraph` from a FlatGraph, a ``nir.NIRGraph`` or a path to a NIR file."""
     if isinstance(source, FlatGraph):
         return source
     if isinstance(source, (str, bytes, os.PathLike)):
-        return read_flat(os.fsdecode(source))
-    return flatten_graph(source)
+        return read_flat(os.fsdecode(source), several_inputs=several_inputs)
+    return flatten_graph(source, several_inputs=several_inputs)
 
 
 # ----------------------------------------------------------------------------- walks against the edges

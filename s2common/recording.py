@@ -78,6 +78,33 @@ class Recording:
                 return int(arr.shape[1])
         return 0
 
+    def voltage_scale(self, node: str) -> Optional[np.ndarray]:
+        """Chip voltage units per NIR volt of ``node`` (the converter's ``nir_v_scale``), or None.
+
+        Emulator and board recordings carry ``meta["v_scale"] = {population: float | [floats]}``
+        (one value, or one per neuron in C order); a reference recording is already in NIR
+        units and has none. Returns float64 of the node shape (broadcast if uniform).
+        """
+        scales = self.meta.get("v_scale") or {}
+        if node not in scales:
+            return None
+        v = self.get(node, "v")
+        shape = tuple(v.shape[2:]) if v is not None else ()
+        a = np.asarray(scales[node], dtype=np.float64)
+        return np.broadcast_to(a, shape).copy() if a.ndim == 0 else a.reshape(shape)
+
+    def in_nir_units(self) -> "Recording":
+        """A copy whose ``"v"`` arrays are divided by each node's voltage scale (NIR volts, float64).
+
+        Nodes without a scale keep their voltages; ``meta["v_units"]`` becomes ``"nir"``.
+        """
+        out = Recording(dt=self.dt, meta=dict(self.meta, v_units="nir", v_scale={}))
+        for node, obs in self.data.items():
+            for name, arr in obs.items():
+                scale = self.voltage_scale(node) if name == "v" else None
+                out.add(node, name, arr if scale is None else np.asarray(arr, dtype=np.float64) / scale)
+        return out
+
     def save(self, path: "str | os.PathLike[str]") -> None:
         """Write to ``path`` (HDF5, NIR data format + s2gate attributes), atomically."""
         import h5py

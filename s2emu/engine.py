@@ -53,7 +53,7 @@ from s2common.recording import Recording
 
 from . import events
 from .network import Population, Projection, RuleViolation, S2Network
-from .runio import Record, check_input, detail_set, meta
+from .runio import Record, check_inputs, detail_set, meta
 
 FLOAT32_EXACT = 2 ** 24
 FLOAT64_EXACT = 2 ** 53
@@ -220,7 +220,7 @@ class Engine:
         if c.spike_map and x.dim() == 2:
             x = x.view((n,) + c.pre_shape)
         if proj.pool is not None:
-            x = F.avg_pool2d(x, kernel_size=proj.pool, stride=proj.pool, divisor_override=1)
+            x = sum_pool(x, proj)
         outs = []
         if proj.kind == "pool":
             outs.append(x)
@@ -253,15 +253,15 @@ class Engine:
         dense kernel and how many the synapse rows (chunks without a source spike count as neither).
         """
         net = self.net
-        x_np = check_input(net, input_spikes)
-        batch, ticks = x_np.shape[:2]
+        xs = check_inputs(net, input_spikes)
+        batch, ticks = xs[net.input_name].shape[:2]
         detail = detail_set(net, record)
         mode = self.schedule
         run = _Run(self, batch, ticks, detail)
-        inp = net.populations[net.input_name]
-        x_int = _to_internal(x_np, inp.shape)
-        run.spikes[net.input_name] = torch.from_numpy(x_int)
-        run.count[net.input_name] = torch.from_numpy(np.count_nonzero(x_int, axis=2).astype(np.int32))
+        for name, x_np in xs.items():  # one spike_list per Input
+            x_int = _to_internal(x_np, net.populations[name].shape)
+            run.spikes[name] = torch.from_numpy(x_int)
+            run.count[name] = torch.from_numpy(np.count_nonzero(x_int, axis=2).astype(np.int32))
         # IEEE subnormals as the golden model (numpy) has them, even if someone enabled
         # torch.set_flush_denormal(True) in this process
         flushed = _denormals_flushed()
@@ -285,7 +285,8 @@ class Engine:
         rec = Recording(dt=float(net.options.dt),
                         meta=meta(net, "torch", {"threads": used_threads, "schedule": mode, "synapses": self.synapses,
                                                  "synapse_paths": run.paths}))
-        rec.add(net.input_name, "spikes", x_np.copy())
+        for name, x_np in xs.items():
+            rec.add(name, "spikes", x_np.copy())
         for p in self.neurons:
             rec.add(p.name, "spikes", _to_nir(run.spikes[p.name], p.shape))
             if p.name in detail:
@@ -462,6 +463,20 @@ class Engine:
         for y in parts[1:]:
             total_i.add_(y.to(torch.int32))
         return total_i.to(torch.float32), total_i
+
+
+def sum_pool(x: torch.Tensor, proj: Projection) -> torch.Tensor:
+    """Sum pooling of a (n, C, H, W) spike map by ``proj.pool`` with ``pool_stride`` and zero ``pool_padding``.
+
+    The output size is floor((H + 2p - k) / s) + 1, as NIR's SumPool2d (and torch) define it.
+    Zero padding is added explicitly (avg_pool2d accepts at most half the kernel as padding);
+    padded zeros add nothing to an exact sum.
+    """
+    stride = proj.pool_stride or proj.pool
+    ph, pw = proj.pool_padding
+    if ph or pw:
+        x = F.pad(x, (pw, pw, ph, ph))
+    return F.avg_pool2d(x, kernel_size=proj.pool, stride=stride, divisor_override=1)
 
 
 def _check_integral(c: _Compiled, outs: List[torch.Tensor]) -> None:

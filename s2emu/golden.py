@@ -4,8 +4,8 @@ Slow on purpose. It is the oracle the fast :mod:`s2emu.engine` is checked agains
 bit, so it is written to be read, not to be fast:
 
 * Synapses are rows: for every presynaptic neuron a list of ``(post neuron, int weight)``,
-  built once from the projection (sum pooling folded in: a spike in a pooling window adds
-  that window's row). Spikes emitted in tick ``t`` are delivered in tick ``t + 1 + delay``.
+  built once from the projection (sum pooling folded in: a spike adds the row of every
+  pooling window that contains it; windows may overlap and be zero-padded). Spikes emitted in tick ``t`` are delivered in tick ``t + 1 + delay``.
 * Synaptic input is a Python ``int`` accumulated over the spikes' rows (exact).
 * Neuron state is ``numpy.float32`` scalars; every arithmetic step below rounds to float32.
 
@@ -40,7 +40,7 @@ import numpy as np
 from s2common.recording import Recording
 
 from .network import Population, Projection, S2Network
-from .runio import Record, check_input, detail_set, meta
+from .runio import Record, check_inputs, detail_set, meta
 
 F32 = np.float32
 F64 = np.float64
@@ -48,19 +48,34 @@ F64 = np.float64
 Row = List[Tuple[int, int]]
 
 
-def _pool_index(shape: Tuple[int, ...], pool: Optional[Tuple[int, int]]) -> Tuple[List[int], Tuple[int, ...]]:
-    """Map each pre neuron (C order) to its pooling window's index (-1 if cut off by the floor)."""
-    if pool is None:
-        return list(range(int(np.prod(shape)))), tuple(shape)
+def _pool_index(shape: Tuple[int, ...], proj: Projection) -> Tuple[List[List[int]], Tuple[int, ...]]:
+    """Map each pre neuron (C order) to the pooling windows that contain it (none if cut off by the floor).
+
+    Windows of ``proj.pool`` (kh, kw) at stride ``proj.pool_stride`` (None: the kernel) over the
+    map zero-padded by ``proj.pool_padding``: window (py, px) covers rows ``py*sy - ph ..
+    py*sy - ph + kh - 1``; ``Hp = (H + 2 ph - kh) // sy + 1``. Overlapping windows give a neuron
+    several windows; its spike then adds each window's row (``connection_list_for_sumpool2d``).
+    """
+    if proj.pool is None:
+        return [[j] for j in range(int(np.prod(shape)))], tuple(shape)
     c_n, h_n, w_n = shape
-    ph, pw = pool
-    hp, wp = h_n // ph, w_n // pw
-    index = []
+    kh, kw = proj.pool
+    sy, sx = proj.pool_stride or proj.pool
+    ph, pw = proj.pool_padding
+    hp = (h_n + 2 * ph - kh) // sy + 1
+    wp = (w_n + 2 * pw - kw) // sx + 1
+    index: List[List[int]] = []
     for c in range(c_n):
         for y in range(h_n):
             for x in range(w_n):
-                py, px = y // ph, x // pw
-                index.append(c * hp * wp + py * wp + px if (py < hp and px < wp) else -1)
+                windows = []
+                for py in range(hp):
+                    if not py * sy - ph <= y < py * sy - ph + kh:
+                        continue
+                    for px in range(wp):
+                        if py * sy - ph <= y and px * sx - pw <= x < px * sx - pw + kw:
+                            windows.append(c * hp * wp + py * wp + px)
+                index.append(windows)
     return index, (c_n, hp, wp)
 
 
@@ -106,7 +121,7 @@ def _conv_rows(proj: Projection, in_shape: Tuple[int, int, int]) -> Tuple[List[R
 
 def synapse_rows(proj: Projection, pre: Population) -> List[Row]:
     """For each pre neuron (C order), its synapses ``(post index, weight)`` after pooling."""
-    index, pooled_shape = _pool_index(pre.shape, proj.pool)
+    index, pooled_shape = _pool_index(pre.shape, proj)
     if proj.kind == "pool":
         base: List[Row] = [[(q, 1)] for q in range(int(np.prod(pooled_shape)))]
     elif proj.kind == "dense":
@@ -116,7 +131,7 @@ def synapse_rows(proj: Projection, pre: Population) -> List[Row]:
         base, _ = _conv_rows(proj, pooled_shape)
     else:  # pragma: no cover
         raise ValueError(f"unknown projection kind {proj.kind}")
-    return [base[q] if q >= 0 else [] for q in index]
+    return [[syn for q in windows for syn in base[q]] for windows in index]
 
 
 class GoldenModel:
@@ -133,8 +148,8 @@ class GoldenModel:
         ``record="all"`` or a list of population names also ``i`` (int32) and ``v`` (float32).
         """
         net = self.net
-        x = check_input(net, input_spikes)
-        batch, ticks = x.shape[:2]
+        xs = check_inputs(net, input_spikes)
+        batch, ticks = xs[net.input_name].shape[:2]
         detail = detail_set(net, record)
         neurons = [p for p in net.populations.values() if p.model != "spike_list"]
         spikes_out = {p.name: np.zeros((batch, ticks, p.size), dtype=bool) for p in neurons}
@@ -165,7 +180,8 @@ class GoldenModel:
                             else:
                                 h[post] -= wt
                 # 2. update every neuron
-                history[net.input_name].append(x[b, t].reshape(-1))
+                for name, x in xs.items():
+                    history[name].append(x[b, t].reshape(-1))
                 for pop in neurons:
                     name = pop.name
                     fired = np.zeros(pop.size, dtype=bool)
@@ -191,7 +207,8 @@ class GoldenModel:
                     history[name].append(fired)
                     spikes_out[name][b, t] = fired
         rec = Recording(dt=float(net.options.dt), meta=meta(net, "golden"))
-        rec.add(net.input_name, "spikes", x.copy())
+        for name, x in xs.items():
+            rec.add(name, "spikes", x.copy())
         for pop in neurons:
             shape = (batch, ticks) + tuple(pop.shape)
             rec.add(pop.name, "spikes", spikes_out[pop.name].reshape(shape))

@@ -4,12 +4,13 @@ This follows py-spinnaker2's NIR converter ``s2_nir.py`` (public copy: GitHub
 ``SpiNNakerManchester/sPiNNIRker``, commit 47c758b2, ``spinnirker/__init__.py``;
 later commented out in ``spinnirker/convert.py``), function by function:
 
-* ``create_populations``: Input -> ``spike_list``; LIF/IF -> ``lif_conv2d`` if a *direct*
-  predecessor is a Conv2d, else ``lif_no_delay``; CubaLIF -> ``lif_curr_exp_no_delay``
-  (the converter asserts CubaLIF is not fed by a Conv2d). s2gate uses ``lif`` (synapse
-  words with 4-bit weights and a delay field) instead of ``lif_no_delay`` when
-  ``conn_delay > 0``; the converter keeps ``lif_no_delay`` and passes the delay in the
-  connection list, which that model does not have [inf, see s2emu/README.md].
+* ``create_populations``: every Input -> one ``spike_list``; LIF/IF -> ``lif_conv2d`` if a
+  *direct* predecessor is a Conv2d, else ``lif_no_delay``; CubaLIF -> ``lif_curr_exp_no_delay``
+  (the converter asserts CubaLIF is not fed by a Conv2d). With ``conn_delay > 0`` the model
+  stays ``lif_no_delay``: ``create_projection`` writes the delay into the dense connection
+  list (``connection_list_from_dense_weights(..., delay)``); whether that model honours it is
+  not public (``ConversionOptions.dense_delay``). Output populations are the neuron
+  populations with an Output successor (an Input wired to the Output is not one).
 * ``get_max_abs_weight`` / ``get_percentile_abs_weight``: one ``w_scale = 127 / m`` per
   post population, ``m`` over the |weights| of all *direct* predecessors that are weight
   nodes (Affine, Linear, Conv2d).
@@ -31,7 +32,7 @@ float32 bit from the vendor's; ``lif_spinnaker2.csv`` (alpha = 0.96f) agrees eit
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -45,13 +46,12 @@ from .network import ConversionOptions, Population, Projection, RuleViolation, S
 NEURON_NODES = ("LIF", "IF", "CubaLIF")
 #: Nodes whose spikes leave along edges (converter's SPIKE_SOURCE_NODES).
 SPIKE_SOURCES = NEURON_NODES + ("Input",)
-#: Nodes with weights (converter's WEIGHT_NODES, plus Conv1d which it cannot map).
+#: Nodes with weights (the converter's ``WEIGHT_NODES = (nir.Affine, nir.Conv2d, nir.Conv2d, nir.Linear)``,
+#: plus Conv1d, which therefore reaches its ``raise NotImplementedError(type(node))``).
 WEIGHT_NODES = ("Affine", "Linear", "Conv2d", "Conv1d")
 #: Node types the lowering can place on a path (Output is accepted and ignored).
 SUPPORTED_TYPES = SPIKE_SOURCES + ("Affine", "Linear", "Conv2d", "SumPool2d", "Flatten", "Output", "Conv1d")
 
-#: Largest |weight| of the ``lif`` model's 4-bit synapse weights (used with conn_delay > 0).
-LIF_DELAY_WEIGHT_MAX = 15
 #: Largest |weight| of int8 synapses.
 INT8_MAX = 127
 
@@ -91,14 +91,28 @@ def _v(rule: str, node: str, message: str, hint: str = "", severity: str = "erro
 
 
 def _pool_ok(flat: FlatGraph, name: str) -> Optional[str]:
-    """None if the SumPool2d can be folded (kernel == stride, no padding), else the reason."""
+    """None if the SumPool2d can be folded into a following Conv2d (kernel == stride, no padding), else why not.
+
+    ``create_sumpool2d_conv2d_projection``: ``assert all(sumpool2d_node.kernel_size ==
+    sumpool2d_node.stride)`` and ``assert nir.ir.utils._index_tuple(sumpool2d_node.padding, 0) == 0``
+    (and 1). Pools into a neuron or into Flatten -> Affine have no such assert.
+    """
     node = flat.nodes[name]
     k = pair(node.kernel_size, "kernel_size", name)
     s = pair(node.stride, "stride", name)
     p = pair(node.padding, "padding", name)
     if k != s or p != (0, 0):
-        return f"SumPool2d kernel {k}, stride {s}, padding {p}: only kernel == stride without padding is lowered"
+        return (f"SumPool2d kernel {k}, stride {s}, padding {p} before a Conv2d: the converter's "
+                "create_sumpool2d_conv2d_projection asserts kernel_size == stride and padding 0 "
+                "(the pool becomes the conv's pool_x/pool_y)")
     return None
+
+
+def pool_geometry(flat: FlatGraph, name: str) -> Tuple[Tuple[int, int], Tuple[int, int], Tuple[int, int]]:
+    """(kernel, stride, padding) of a SumPool2d node, each (y, x)."""
+    node = flat.nodes[name]
+    return (pair(node.kernel_size, "kernel_size", name), pair(node.stride, "stride", name),
+            pair(node.padding, "padding", name))
 
 
 def find_projection_paths(flat: FlatGraph, options: ConversionOptions = ConversionOptions()
@@ -172,19 +186,22 @@ def find_projection_paths(flat: FlatGraph, options: ConversionOptions = Conversi
             elif tx == "Conv1d":
                 covered.add(x)
                 problems.append(_v("vendor-drops-conv1d", f"{src} -> {x}",
-                                   "Conv1d gets no projection in py-spinnaker2's converter (it would be silently dropped)",
+                                   "py-spinnaker2's converter cannot convert a Conv1d: its WEIGHT_NODES lists Conv2d "
+                                   "twice and no Conv1d, so create_populations reaches `raise NotImplementedError("
+                                   "type(node))`",
                                    "reshape the layer as a Conv2d with height 1"))
             elif tx == "SumPool2d":
                 why = _pool_ok(flat, x)
                 for y in flat.successors(x):
                     ty = t(y)
                     r2 = rec or is_back(x, y)
-                    if why is not None and ty != "Output":
-                        problems.append(_v("unsupported-edge-pattern", x, why,
-                                           "use SumPool2d with kernel_size == stride and padding 0"))
-                        covered.add(x)
-                        continue
                     if ty == "Conv2d":
+                        if why is not None:
+                            covered.update((x, y))
+                            problems.append(_v("unsupported-edge-pattern", f"{x} -> {y}", why,
+                                               "use SumPool2d with kernel_size == stride and padding 0 before a "
+                                               "Conv2d (pools into a neuron or Flatten -> Affine may overlap/pad)"))
+                            continue
                         neuron_targets(y, [x, y], src, "pool_conv2d", r2)
                     elif ty in NEURON_NODES:
                         paths.append(ProjectionPath(src, y, [x], "pool", r2))
@@ -196,13 +213,16 @@ def find_projection_paths(flat: FlatGraph, options: ConversionOptions = Conversi
                                 neuron_targets(z, [x, y, z], src, "pool_flatten_dense", r3)
                             else:
                                 problems.append(_v("unsupported-edge-pattern", f"{y} -> {z}",
-                                                   f"after SumPool2d -> Flatten an Affine must follow, got {t(z)}",
+                                                   f"after SumPool2d -> Flatten an Affine must follow, got {t(z)} "
+                                                   "(the converter raises NotImplementedError: \"Currently after "
+                                                   "SumPool2d->Flatten, Affine has to follow!\")",
                                                    "the converter only maps SumPool2d -> Flatten -> Affine -> neuron"))
-                    elif ty == "Output":
-                        pass
                     else:
+                        covered.add(x)
                         problems.append(_v("unsupported-edge-pattern", f"{x} -> {y}",
-                                           f"SumPool2d -> {ty} is not mapped (only Conv2d, a neuron or Flatten may follow)",
+                                           f"SumPool2d -> {ty} is not mapped: the converter raises NotImplementedError "
+                                           "(\"Currently SumPool2d can only be connected to Conv2d or Flatten\"; "
+                                           "a neuron population is its third branch)",
                                            "follow SumPool2d with Conv2d, a neuron population or Flatten -> Affine"))
             elif tx == "Flatten":
                 for z in flat.successors(x):
@@ -246,12 +266,10 @@ def find_projection_paths(flat: FlatGraph, options: ConversionOptions = Conversi
         for p in paths:
             if p.kind in ("conv2d", "pool_conv2d"):
                 problems.append(_v("unsupported-connection-delay", f"{p.pre} -> {p.post}",
-                                   f"conv projections have no connection delay in py-spinnaker2 (conn_delay={options.conn_delay})",
+                                   "the converter's create_conv2d_projection asserts `delay == 0` for conv projections "
+                                   f"(conn_delay={options.conn_delay})",
                                    "use conn_delay=0 for convolutional networks"))
-            if t(p.post) == "CubaLIF":
-                problems.append(_v("unsupported-connection-delay", p.post,
-                                   f"CubaLIF maps to lif_curr_exp_no_delay, which has no delays (conn_delay={options.conn_delay})",
-                                   "use conn_delay=0"))
+    problems.extend(vendor_problems(flat, paths, options))
     # deduplicate, keep order
     seen = set()
     unique = []
@@ -261,6 +279,75 @@ def find_projection_paths(flat: FlatGraph, options: ConversionOptions = Conversi
             seen.add(key)
             unique.append(v)
     return paths, unique
+
+
+def vendor_problems(flat: FlatGraph, paths: List[ProjectionPath], options: ConversionOptions) -> List[RuleViolation]:
+    """Graphs the converter (``spinnirker/__init__.py``, 47c758b) cannot build although the path walk accepts them.
+
+    * ``vendor-nested-graph``: ``create_populations`` loops over ``nir_model.nodes`` and has no
+      NIRGraph branch: ``raise NotImplementedError(type(node))``.
+    * ``vendor-conv-dilation``: ``get_conv2d_params`` passes in_height/in_width, stride, pool and
+      pad_* only; a dilation != 1 is dropped, the chip computes an undilated convolution.
+    * ``vendor-conv-groups``: ``conv2d_node.weight.swapaxes(0, 1)`` hands over (C_in, C_out, kh, kw)
+      of a dense convolution; a grouped kernel (C_out, C_in/groups, kh, kw) is not one.
+    * ``vendor-no-weights`` (weight scaling on): ``get_max_abs_weight`` starts at ``max_weight = 0.0``
+      and finds no ``WEIGHT_NODES`` predecessor, so ``w_scale = 127.0 / max_abs_weight`` raises
+      ZeroDivisionError (Python float); with a percentile, ``np.percentile`` of an empty array fails.
+    * ``vendor-zero-weights`` (weight scaling on): all incoming |W| (or their p-th percentile) are 0:
+      ``127.0 / np.float64(0.0)`` is inf, so threshold and weights become inf/NaN.
+    """
+    out: List[RuleViolation] = []
+    graph = getattr(flat, "graph", None)
+    for name, node in (getattr(graph, "nodes", None) or {}).items():
+        if type(node).__name__ == "NIRGraph":
+            out.append(_v("vendor-nested-graph", name,
+                          "py-spinnaker2's converter cannot convert a nested NIRGraph node: create_populations has no "
+                          "branch for it and reaches `raise NotImplementedError(type(node))` (s2gate would inline it)",
+                          "export the model flat (inline the subgraph's nodes into the top-level graph)"))
+    for p in paths:
+        if p.kind not in ("conv2d", "pool_conv2d"):
+            continue
+        conv = p.nodes[-1]
+        node = flat.nodes[conv]
+        dil = pair(getattr(node, "dilation", 1), "dilation", conv)
+        if dil != (1, 1):
+            out.append(_v("vendor-conv-dilation", conv,
+                          f"Conv2d dilation {dil}: the converter's get_conv2d_params passes stride, padding and pool "
+                          "only (no dilation), so the chip would compute an undilated convolution",
+                          "use dilation 1 (e.g. a larger kernel with zeros in it)"))
+        groups = int(np.asarray(getattr(node, "groups", 1)).ravel()[0])
+        if groups != 1:
+            out.append(_v("vendor-conv-groups", conv,
+                          f"Conv2d groups={groups}: the converter hands over `weight.swapaxes(0, 1)` as a dense "
+                          "(C_in, C_out, kh, kw) kernel, so a grouped kernel (C_out, C_in/groups, kh, kw) is misread",
+                          "use groups=1 (expand the grouped kernel into a dense one with zeros)"))
+    if options.scale_weights:
+        for name in flat.order:
+            if flat.type_of(name) not in NEURON_NODES:
+                continue
+            ws = [np.abs(np.asarray(flat.nodes[n].weight, dtype=np.float64)).ravel()
+                  for n in _incoming_weight_nodes(flat, name)]
+            if not ws:
+                fed = ", ".join(f"{q} ({flat.type_of(q)})" for q in flat.predecessors(name)) or "nothing"
+                how = ("computes `w_scale = 127.0 / max_abs_weight` with max_abs_weight = 0.0 and raises "
+                       "ZeroDivisionError" if options.percentile >= 100 else
+                       "takes np.percentile of an empty array (get_percentile_abs_weight) and raises IndexError")
+                out.append(_v("vendor-no-weights", name,
+                              f"no weight node feeds this population directly (fed by {fed}): with weight scaling on, "
+                              f"the converter {how}",
+                              "turn weight scaling off (a quantized graph: s2gate quantize, then --no-scale-weights), "
+                              "or feed the population through an Affine/Conv2d"))
+                continue
+            allw = np.concatenate(ws)
+            m = float(allw.max()) if options.percentile >= 100 else float(np.percentile(allw, options.percentile))
+            if m == 0.0:
+                what = "every incoming weight is 0" if allw.max() == 0 else \
+                    f"the {options.percentile:g}th percentile of the incoming |W| is 0"
+                out.append(_v("vendor-zero-weights", name,
+                              f"{what}: the converter's `w_scale = 127.0 / max_abs_weight` is 127/0 = inf, so the "
+                              "threshold and the weights become inf/NaN",
+                              "remove the dead layer, give it non-zero weights, or use a higher percentile"))
+    return out
 
 
 # ----------------------------------------------------------------------------------------
@@ -289,11 +376,11 @@ def weight_scale(flat: FlatGraph, post: str, options: ConversionOptions) -> floa
         return 1.0
     ws = [np.abs(np.asarray(flat.nodes[n].weight, dtype=np.float64)).ravel() for n in _incoming_weight_nodes(flat, post)]
     if not ws:
-        return 1.0
+        return 1.0  # the converter divides by zero; ``vendor-no-weights`` stops the lowering
     allw = np.concatenate(ws)
     m = float(allw.max()) if options.percentile >= 100 else float(np.percentile(allw, options.percentile))
     if m == 0.0:
-        return 1.0  # all-zero weights: nothing to scale (the converter would divide by zero)
+        return 1.0  # all-zero weights: the converter gets inf; ``vendor-zero-weights`` stops the lowering
     return 127.0 / m
 
 
@@ -406,6 +493,58 @@ def _wrap_int8(x: np.ndarray) -> np.ndarray:
     return (((t + 128) % 256) - 128).astype(np.int8)
 
 
+def scaled_weights(w: np.ndarray, w_scale: float, options: ConversionOptions) -> np.ndarray:
+    """``W * w_scale`` as the converter computes it before the cast (float64 result).
+
+    ``get_conv2d_params``: ``conv2d_node.weight.swapaxes(0, 1) * post_node.nir_w_scale``;
+    ``create_projection``: ``affine_node.weight.T * post.nir_w_scale``; ``nir_w_scale`` is
+    ``127.0 / max_abs_weight``, a numpy float64. ``options.scale_dtype="float64"`` (numpy 2,
+    NEP 50: the float64 scalar promotes the float32 array) or ``"float32"`` (numpy 1.x value-based
+    casting: the scalar is cast to float32, the product rounded to float32).
+    """
+    w = np.asarray(w)
+    if options.scale_dtype == "float32" and w.dtype == np.float32:
+        return (w * np.float32(w_scale)).astype(np.float64)   # the float32 product numpy 1.x computes
+    return np.asarray(w, dtype=np.float64) * np.float64(w_scale)
+
+
+def scale_dtype_changes(source: Source, options: ConversionOptions = ConversionOptions()) -> List[RuleViolation]:
+    """Weight nodes whose int8 weights differ between ``scale_dtype="float32"`` and ``"float64"``.
+
+    Which numpy py-spinnaker2 runs under is not public, so the cast is an option; this reports
+    (severity ``"warning"``, rule ``vendor-scale-precision``) every node where the choice changes
+    at least one weight, with the count and the first changed weight. Empty with scaling off.
+    """
+    if not (options.scale_weights or options.vendor_cast):
+        return []
+    flat = as_flat(source, several_inputs=True)
+    paths, _ = find_projection_paths(flat, options)
+    out: List[RuleViolation] = []
+    seen = set()
+    for p in paths:
+        wname = p.weight_node
+        if wname is None or (wname, p.post) in seen or flat.type_of(wname) not in ("Affine", "Linear", "Conv2d"):
+            continue
+        seen.add((wname, p.post))
+        w_scale = weight_scale(flat, p.post, options)
+        kind = "conv" if flat.type_of(wname) == "Conv2d" else "dense"
+        w = flat.nodes[wname].weight
+        qs = {}
+        for dt in ("float32", "float64"):
+            o = replace(options, scale_dtype=dt)
+            qs[dt] = quantize_weights(w, w_scale, kind, wname, o, [])
+        diff = qs["float32"] != qs["float64"]
+        if diff.any():
+            k = tuple(int(i) for i in np.argwhere(diff)[0])
+            out.append(_v("vendor-scale-precision", f"{wname} -> {p.post}",
+                          f"{int(diff.sum())} of {diff.size} int8 weights depend on numpy's casting of W * w_scale "
+                          f"(e.g. index {k}: {int(qs['float64'][k])} in float64 (numpy 2), {int(qs['float32'][k])} in "
+                          f"float32 (numpy 1.x)); lowered with scale_dtype={options.scale_dtype!r}",
+                          "quantize the graph (s2gate quantize) so that the vendor receives integer weights",
+                          severity="warning"))
+    return out
+
+
 def quantize_weights(w: np.ndarray, w_scale: float, kind: str, node: str, options: ConversionOptions,
                      problems: List[RuleViolation]) -> np.ndarray:
     """Float NIR weights -> int8 as the converter / py-spinnaker2 would.
@@ -417,12 +556,12 @@ def quantize_weights(w: np.ndarray, w_scale: float, kind: str, node: str, option
       ``options.vendor_cast`` asks for the vendor's cast of float weights (as ``lif_spinnaker2.py``
       relied on: 102.02 -> 102).
     """
-    w = np.asarray(w, dtype=np.float64)
     if options.scale_weights or options.vendor_cast:
-        scaled = w * w_scale
+        scaled = scaled_weights(w, w_scale, options)
         if kind == "conv":
             return _wrap_int8(scaled)
         return np.clip(np.trunc(scaled), -INT8_MAX, INT8_MAX).astype(np.int8)
+    w = np.asarray(w, dtype=np.float64)
     if not np.all(w == np.round(w)):
         bad = w[w != np.round(w)]
         problems.append(_v("weight-not-integer", node,
@@ -447,7 +586,7 @@ def _model_for(flat: FlatGraph, name: str, options: ConversionOptions) -> str:
         return "lif_curr_exp_no_delay"
     if any(flat.type_of(p) == "Conv2d" for p in flat.predecessors(name)):
         return "lif_conv2d"
-    return "lif" if options.conn_delay > 0 else "lif_no_delay"
+    return "lif_no_delay"  # also with conn_delay > 0: the delay goes into the connection list
 
 
 def _check_options(options: ConversionOptions) -> None:
@@ -455,6 +594,12 @@ def _check_options(options: ConversionOptions) -> None:
 
     if options.integrator not in ("euler", "exp"):
         raise InputDataError(f"integrator must be 'euler' or 'exp', got {options.integrator!r}", rule="bad-option")
+    if options.dense_delay not in ("honoured", "ignored"):
+        raise InputDataError(f"dense_delay must be 'honoured' or 'ignored', got {options.dense_delay!r}", rule="bad-option")
+    if options.scale_dtype not in ("float64", "float32"):
+        raise InputDataError(f"scale_dtype must be 'float64' or 'float32', got {options.scale_dtype!r}", rule="bad-option")
+    if options.pool_join not in ("per_path", "summed"):
+        raise InputDataError(f"pool_join must be 'per_path' or 'summed', got {options.pool_join!r}", rule="bad-option")
     if options.reset not in ("subtract", "to_v_reset"):
         raise InputDataError(f"reset must be 'subtract' or 'to_v_reset', got {options.reset!r}", rule="bad-option")
     if not (options.dt > 0):
@@ -475,13 +620,13 @@ def lower(source: Source, options: ConversionOptions = ConversionOptions()) -> S
         InvalidGraphError / UnsupportedError: from reading and validating the graph.
     """
     _check_options(options)
-    flat = as_flat(source)
+    flat = as_flat(source, several_inputs=True)
     paths, problems = find_projection_paths(flat, options)
     problems = [p for p in problems if p.severity == "error"]
 
     populations: Dict[str, Population] = {}
-    inp = flat.inputs[0]
-    populations[inp] = Population(name=inp, model="spike_list", shape=tuple(flat.out_shape[inp]), nir_type="Input")
+    for inp in flat.inputs:  # create_populations: one spike_list per nir.Input
+        populations[inp] = Population(name=inp, model="spike_list", shape=tuple(flat.out_shape[inp]), nir_type="Input")
     scales: Dict[str, float] = {}
     for name in flat.order:
         typ = flat.type_of(name)
@@ -493,7 +638,8 @@ def lower(source: Source, options: ConversionOptions = ConversionOptions()) -> S
         bias = accumulated_bias(flat, name, shape)
         params = neuron_parameters(flat.nodes[name], typ, shape, bias, w_scale, options)
         populations[name] = Population(name=name, model=_model_for(flat, name, options), shape=shape,
-                                       reset=options.reset, w_scale=float(w_scale), nir_type=typ, **params)
+                                       reset=options.reset, w_scale=float(w_scale), nir_type=typ,
+                                       v_scale=voltage_scale(flat.nodes[name], typ, shape, w_scale, options), **params)
 
     projections: List[Projection] = []
     for p in paths:
@@ -501,39 +647,33 @@ def lower(source: Source, options: ConversionOptions = ConversionOptions()) -> S
             continue
         projections.append(_projection(flat, p, scales[p.post], options, problems))
 
-    if options.conn_delay > 0:
-        for proj in projections:
-            if populations[proj.post].model == "lif" and proj.weight is not None and \
-                    np.abs(proj.weight.astype(np.int32)).max(initial=0) > LIF_DELAY_WEIGHT_MAX:
-                problems.append(_v("weight-int4-range", proj.nir_nodes[-1],
-                                   f"weights reach {np.abs(proj.weight.astype(np.int32)).max()}, but the 'lif' model "
-                                   f"(used for conn_delay={options.conn_delay}) has 4-bit weights in [-15, 15]",
-                                   "quantize to 4 bits, or use conn_delay=0 (lif_no_delay has int8 weights)"))
-
     if problems:
         lines = "; ".join(v.one_line() for v in problems)
         raise DesignRuleError(f"{len(problems)} design rule(s) fail: {lines}", violations=problems,
                               file=flat.file, rule=problems[0].rule, node=problems[0].node)
 
-    outputs = []
+    outputs = []  # create_populations: a neuron population with an Output successor records
     for o in flat.outputs:
         for pre in flat.predecessors(o):
-            if pre in populations and pre not in outputs:
+            if pre in populations and populations[pre].model != "spike_list" and pre not in outputs:
                 outputs.append(pre)
-    return S2Network(populations=populations, projections=projections, input_name=inp, output_names=outputs,
-                     options=options, source=flat.file)
+    return S2Network(populations=populations, projections=projections, input_name=flat.inputs[0],
+                     output_names=outputs, options=options, source=flat.file, input_names=list(flat.inputs))
 
 
 def _projection(flat: FlatGraph, p: ProjectionPath, w_scale: float, options: ConversionOptions,
                 problems: List[RuleViolation]) -> Projection:
     name = f"{p.pre}->{p.post} via {'/'.join(p.nodes)}"
-    common = dict(name=name, pre=p.pre, post=p.post, delay=int(options.conn_delay), nir_nodes=list(p.nodes),
-                  recurrent=p.recurrent)
+    # conv paths have conn_delay 0 (rule); dense and pool connection lists carry the delay
+    delay = int(options.conn_delay) if options.dense_delay == "honoured" else 0
+    common = dict(name=name, pre=p.pre, post=p.post, delay=delay, nir_nodes=list(p.nodes), recurrent=p.recurrent)
     pool = None
+    geometry: Dict[str, object] = {}
     if p.pool_node is not None:
-        pool = pair(flat.nodes[p.pool_node].kernel_size, "kernel_size", p.pool_node)
+        pool, stride, padding = pool_geometry(flat, p.pool_node)
+        geometry = dict(pool_stride=stride, pool_padding=padding)
     if p.kind == "pool":
-        return Projection(kind="pool", pool=pool, **common)
+        return Projection(kind="pool", pool=pool, **geometry, **common)
     wname = p.weight_node
     node = flat.nodes[wname]
     if p.kind in ("conv2d", "pool_conv2d"):
@@ -544,5 +684,60 @@ def _projection(flat: FlatGraph, p: ProjectionPath, w_scale: float, options: Con
                           padding=tuple(conv_padding(node, wname, conv_in[1:])),
                           dilation=pair(node.dilation, "dilation", wname),
                           groups=int(np.asarray(node.groups).ravel()[0]), **common)
+    if p.kind == "pool_flatten_dense" and options.pool_join == "summed" and _overlapping(pool, geometry):
+        w = _summed_pool_weights(flat, p, w_scale, options, problems)
+        return Projection(kind="dense", weight=w, **common)
     w = quantize_weights(node.weight, w_scale, "dense", wname, options, problems)
-    return Projection(kind="dense", weight=w, pool=pool, **common)
+    return Projection(kind="dense", weight=w, pool=pool, **geometry, **common)
+
+
+def _overlapping(pool: Optional[Tuple[int, int]], geometry: Dict[str, object]) -> bool:
+    """True if some input pixel lies in more than one pooling window (stride < kernel)."""
+    stride = geometry.get("pool_stride") or pool
+    return pool is not None and (stride[0] < pool[0] or stride[1] < pool[1])
+
+
+def _summed_pool_weights(flat: FlatGraph, p: ProjectionPath, w_scale: float, options: ConversionOptions,
+                         problems: List[RuleViolation]) -> np.ndarray:
+    """``pool_join="summed"``: the joined float weight of (pre, post) is sum over windows of W[post, window] * w_scale,
+    cast once. Returns int8 (post.size, pre.size) on the un-pooled pre map (C order)."""
+    from .golden import _pool_index  # the golden model's window walk (same package)
+
+    kernel, stride, padding = pool_geometry(flat, p.pool_node)
+    pre_shape = tuple(flat.out_shape[p.pre])
+    probe = Projection(name="", pre=p.pre, post=p.post, kind="pool", pool=kernel, pool_stride=stride,
+                       pool_padding=padding)
+    index, _ = _pool_index(pre_shape, probe)
+    scaled = scaled_weights(flat.nodes[p.weight_node].weight, w_scale, options)   # (post, pooled) float64
+    joined = np.zeros((scaled.shape[0], len(index)), dtype=np.float64)
+    for j, windows in enumerate(index):
+        for q in windows:
+            joined[:, j] += scaled[:, q]
+    return quantize_weights(joined, 1.0, "dense", p.weight_node, replace(options, scale_dtype="float64"), problems)
+
+
+def voltage_scale(node: object, typ: str, shape: Tuple[int, ...], w_scale: float,
+                  options: ConversionOptions) -> np.ndarray:
+    """Chip voltage units per NIR volt, float64 (size,): the converter's ``pop.nir_v_scale``.
+
+    ``convert_LIF`` returns ``scale = v_scale * w_scale`` with ``v_scale = 1 / r_factor``;
+    ``convert_IF`` ``v_scale = 1.0 / bias_factor * w_scale`` (``bias_factor = r``);
+    ``convert_CubaLIF`` ``scale = v_scale * I_scale * w_scale`` (``I_scale = 1 / w_in_factor``).
+    A chip voltage ``u`` (threshold ``v_th * scale``) is ``u / scale`` NIR volts.
+    """
+    dt = float(options.dt)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if typ == "IF":
+            scale = 1.0 / _param(node, "r", shape) * w_scale
+        elif typ == "LIF":
+            tau = _param(node, "tau", shape)
+            g = dt / tau if options.integrator == "euler" else 1 - np.exp(-dt / tau)
+            scale = 1.0 / (g * _param(node, "r", shape)) * w_scale
+        else:
+            tau_mem, tau_syn = _param(node, "tau_mem", shape), _param(node, "tau_syn", shape)
+            if options.integrator == "euler":
+                g, gs = dt / tau_mem, dt / tau_syn
+            else:
+                g, gs = 1 - np.exp(-dt / tau_mem), 1 - np.exp(-dt / tau_syn)
+            scale = (1.0 / (g * _param(node, "r", shape))) * (1.0 / (gs * _param(node, "w_in", shape))) * w_scale
+    return np.ascontiguousarray(np.asarray(scale, dtype=np.float64).reshape(-1))

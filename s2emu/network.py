@@ -20,15 +20,17 @@ S2_MODELS = ("spike_list", "lif_no_delay", "lif", "lif_conv2d", "lif_curr_exp_no
 
 @dataclass(frozen=True)
 class ConversionOptions:
-    """How a NIR graph is lowered; defaults are the settings the NIR paper ran py-spinnaker2 with
-    (dt 1e-4, forward Euler, conn_delay 0, weight scaling on; see s2emu/README.md, "Defaults").
+    """How a NIR graph is lowered; defaults are s2gate's (dt 1e-4, forward Euler, reset by subtraction,
+    conn_delay 0, weight scaling on: the NIR paper's Braille run; its CNN and LIF runs reset to zero, and
+    ConversionConfig's own defaults differ again: see ``s2emu.profiles`` and s2emu/README.md).
 
     Attributes:
         dt: tick in seconds.
         integrator: ``"euler"`` (forward Euler, alpha = 1 - dt/tau) or ``"exp"`` (alpha = exp(-dt/tau)).
         reset: ``"subtract"`` (reset by subtraction) or ``"to_v_reset"`` (reset to v_reset = 0).
-        conn_delay: extra synaptic delay in ticks on every projection (0 -> ``lif_no_delay``;
-            > 0 -> ``lif`` with 4-bit weights).
+        conn_delay: extra synaptic delay in ticks on every dense/pool projection (the model stays
+            ``lif_no_delay``; the converter writes the delay into the connection list; conv
+            projections must have 0). See ``dense_delay``.
         scale_weights: derive a weight scale per population (``127 / percentile_p(|W|)``); off for
             graphs whose weights are already integers (after s2gate's quantizer or QAT).
         percentile: the percentile ``p`` used when ``scale_weights`` is on.
@@ -40,6 +42,24 @@ class ConversionOptions:
             py-spinnaker2 does (truncation toward zero) instead of rejecting them; this is what
             the NIR paper's ``lif_spinnaker2.py`` relied on (weight 102.02 -> 102). Off by default:
             a quantized graph must carry integer weights.
+        dense_delay: what ``lif_no_delay`` / ``lif_curr_exp_no_delay`` do with the delay the
+            converter writes into a dense (or pool) connection list when ``conn_delay > 0``
+            (``create_projection``: ``connection_list_from_dense_weights(W.T * w_scale, delay)``):
+            ``"honoured"`` (default: the source passes the delay, so it is meant to act; spikes
+            arrive at ``t + 1 + conn_delay``) or ``"ignored"`` (the model has no delay buffer;
+            arrival at ``t + 1``). py-spinnaker2's C code is not public [inf].
+        scale_dtype: precision of ``W * w_scale`` before the int8 cast: ``"float64"`` (default:
+            numpy 2 / NEP 50, a float32 array times a numpy float64 scalar is float64; the
+            converter's ``w_scale = 127.0 / max_abs_weight`` is a numpy float64) or ``"float32"``
+            (numpy 1.x value-based casting kept float32 arrays float32). Which numpy py-spinnaker2
+            runs under is not public; ``s2emu.lowering.scale_dtype_changes`` reports the weights
+            the choice changes.
+        pool_join: how ``SumPool2d -> Flatten -> Affine`` with overlapping windows becomes int8
+            (``create_sumpool2d_affine_projection``: ``join_conn_lists(sumpool2d_conns,
+            affine_conns)``, not public): ``"per_path"`` (default: one synapse per pool window,
+            each cast separately; = pooled counts times int8 weights) or ``"summed"`` (the
+            joined float weights of a (pre, post) pair are summed, then cast once). Both agree
+            when every input pixel lies in one window.
     """
 
     dt: float = 1e-4
@@ -57,6 +77,9 @@ class ConversionOptions:
     )
     fused_multiply_add: bool = False
     vendor_cast: bool = False
+    dense_delay: str = "honoured"
+    scale_dtype: str = "float64"
+    pool_join: str = "per_path"
 
     def atoms_per_core(self, model: str) -> int:
         return dict(self.max_atoms_per_core)[model]
@@ -75,6 +98,10 @@ class Population:
         reset: ``"subtract"`` or ``"to_v_reset"``.
         w_scale: the weight scale applied to all incoming weights (1.0 if scaling was off).
         nir_type: the NIR node type it came from ("LIF", "IF", "CubaLIF", "Input").
+        v_scale: float64 (size,): chip voltage units per NIR volt, the converter's ``nir_v_scale``
+            (``convert_LIF`` returns ``scale = w_scale / r_factor``; ``convert_IF``
+            ``w_scale / r``; ``convert_CubaLIF`` ``w_scale / (r_factor * w_in_factor)``): a recorded
+            chip voltage ``v`` is ``v / v_scale`` volts. None for spike_list.
     """
 
     name: str
@@ -89,6 +116,7 @@ class Population:
     reset: str = "subtract"
     w_scale: float = 1.0
     nir_type: str = ""
+    v_scale: Optional[np.ndarray] = None
 
     @property
     def size(self) -> int:
@@ -101,7 +129,8 @@ class Projection:
 
     ``kind``:
       * ``"dense"``: ``weight`` int8 (post.size, n_in) where n_in is the size of the pre
-        population after ``pool`` (sum pooling, kernel = stride) and flattening in C order.
+        population after ``pool`` (sum pooling with kernel ``pool``, stride ``pool_stride``
+        (None: = kernel), zero padding ``pool_padding``, floor) and flattening in C order.
       * ``"conv2d"``: ``weight`` int8 (C_out, C_in/groups, kh, kw); the pre spike map
         (C, H, W) is sum-pooled by ``pool`` first (if set), then convolved with ``stride``,
         ``padding``, ``dilation``, ``groups``.
@@ -119,6 +148,8 @@ class Projection:
     kind: str
     weight: Optional[np.ndarray] = None
     pool: Optional[Tuple[int, int]] = None
+    pool_stride: Optional[Tuple[int, int]] = None
+    pool_padding: Tuple[int, int] = (0, 0)
     stride: Tuple[int, int] = (1, 1)
     padding: Tuple[int, int] = (0, 0)
     dilation: Tuple[int, int] = (1, 1)
@@ -135,7 +166,9 @@ class S2Network:
     Attributes:
         populations: name -> Population, the Input's spike_list first.
         projections: all projections (feed-forward and recurrent).
-        input_name: the spike_list population.
+        input_name: the first spike_list population (the only one in most graphs).
+        input_names: every Input's spike_list population (the converter makes one per Input), in
+            the graph's sorted order; empty means ``[input_name]``.
         output_names: populations whose spikes feed the graph's Output node(s).
         options: the conversion options used.
         source: file the graph came from, if any (for messages).
@@ -147,6 +180,15 @@ class S2Network:
     output_names: List[str]
     options: ConversionOptions
     source: Optional[str] = None
+    input_names: List[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.input_names:
+            self.input_names = [self.input_name]
+
+    def voltage_scales(self) -> Dict[str, np.ndarray]:
+        """Per neuron population: chip voltage units per NIR volt (``nir_v_scale``), float64 (size,)."""
+        return {n: p.v_scale for n, p in self.populations.items() if p.v_scale is not None}
 
 
 @dataclass(frozen=True)

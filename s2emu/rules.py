@@ -11,16 +11,21 @@ node. Violations of severity ``"warning"`` are reported but do not fail :func:`e
 | ``unsupported-node-type`` | a node type the converter has no SpiNNaker2 model for (LI, CubaLI, Threshold, Delay, AvgPool2d, Scale, I, ...) |
 | ``unsupported-edge-pattern`` | an edge pattern the converter cannot map (neuron -> neuron, two weight layers in a row, SumPool2d with kernel != stride, ...) |
 | ``vendor-drops-flatten-without-pool`` | ``neuron -> Flatten -> Affine`` without SumPool2d: py-spinnaker2's converter silently makes no projection |
-| ``vendor-drops-conv1d`` | Conv1d: the converter silently makes no projection |
-| ``unsupported-connection-delay`` | ``conn_delay > 0`` on a conv projection or into a CubaLIF (models without delays) |
+| ``vendor-drops-conv1d`` | Conv1d: the converter raises NotImplementedError (its ``WEIGHT_NODES`` lists Conv2d twice, no Conv1d) |
+| ``vendor-nested-graph`` | a nested NIRGraph node: ``create_populations`` has no branch for it (NotImplementedError) |
+| ``vendor-conv-dilation`` | Conv2d with dilation != 1: ``get_conv2d_params`` carries no dilation |
+| ``vendor-conv-groups`` | Conv2d with groups != 1: ``weight.swapaxes(0, 1)`` is read as a dense kernel |
+| ``vendor-no-weights`` | weight scaling on and no weight node feeds the population: ``127.0 / 0.0`` raises ZeroDivisionError |
+| ``vendor-zero-weights`` | weight scaling on and every incoming weight (or its percentile) is 0: ``w_scale`` = inf |
+| ``vendor-scale-precision`` | (warning) an int8 weight depends on whether ``W * w_scale`` is float32 (numpy 1.x) or float64 (numpy 2) |
+| ``unsupported-connection-delay`` | ``conn_delay > 0`` on a conv projection (``create_conv2d_projection`` asserts ``delay == 0``) |
 | ``weight-int8-range`` | weights outside int8 [-127, 127] when weight scaling is off; lowered dense weights outside [-127, 127]; (warning) weights saturated by percentile scaling |
 | ``weight-not-integer`` | weights that are not integers when weight scaling is off (the graph is not quantized) |
-| ``weight-int4-range`` | weights outside [-15, 15] into a ``lif`` population (4-bit synapse weights, used when ``conn_delay > 0``) |
 | ``vendor-int8-wrap`` | py-spinnaker2's ``(W * w_scale).astype(np.int8)`` on conv kernels truncates without clipping: weights that would wrap around (percentile < 100) |
 | ``accumulator-overflow`` | the worst-case integer input of one neuron in one tick exceeds the accumulator (24-bit signed on the MLA for conv, 32-bit for the synaptic input) |
 | ``non-finite-parameter`` | a lowered float32 parameter is inf or NaN (e.g. a threshold that overflows float32 after scaling) |
 | ``threshold-not-positive`` | a lowered threshold <= 0 (reset by subtraction then runs away; with reset to 0 a negative threshold fires every tick: warning) |
-| ``population-exceeds-pe`` | one PE's slice of a population does not fit the 96 KiB data SRAM (the hint gives the largest ``max_atoms_per_core`` that fits, or says that even 1 atom does not); a ``lif`` PE with more than 256 atoms (8-bit synapse target field) |
+| ``population-exceeds-pe`` | one PE's slice of a population does not fit the 96 KiB data SRAM (the hint gives the largest ``max_atoms_per_core`` that fits, or says that even 1 atom does not) |
 | ``network-exceeds-chip`` | the network needs more PEs than ``max_chips`` chips of 148 usable PEs each |
 
 The pattern rules come from :func:`s2emu.lowering.find_projection_paths`; weights are read
@@ -50,10 +55,7 @@ from .network import ConversionOptions, Projection, RuleViolation, S2Network
 
 #: default accumulator widths (signed bits): ``mla`` for conv projections, ``input`` for the neuron's summed input.
 DEFAULT_ACCUMULATOR_BITS = {"mla": 24, "input": 32}
-#: largest number of targets of a ``lif`` PE: 8-bit target field of the 16-bit synapse word.
-LIF_MAX_TARGETS = 256
 INT8_MAX = 127
-INT4_MAX = 15
 
 
 @dataclass
@@ -150,7 +152,7 @@ def _post_model(ctx: RuleContext, post: str) -> str:
         return "lif_curr_exp_no_delay"
     if any(ctx.flat.type_of(p) == "Conv2d" for p in ctx.flat.predecessors(post)):
         return "lif_conv2d"
-    return "lif" if ctx.options.conn_delay > 0 else "lif_no_delay"
+    return "lif_no_delay"
 
 
 def _net_projection(ctx: RuleContext, path) -> Optional[Projection]:
@@ -230,25 +232,11 @@ def check_weight_not_integer(ctx: RuleContext) -> List[RuleViolation]:
     return out
 
 
-def check_weight_int4_range(ctx: RuleContext) -> List[RuleViolation]:
-    """Weights into ``lif`` populations (conn_delay > 0) outside the 4-bit range [-15, 15]."""
-    out: List[RuleViolation] = []
-    if ctx.options.conn_delay <= 0:
-        return out
-    for path, wnode in _weight_paths(ctx):
-        if _post_model(ctx, path.post) != "lif":
-            continue
-        q = _int_weights(ctx, path, wnode)
-        bad = np.abs(q) > INT4_MAX
-        if bad.any():
-            how = ("weight scaling maps the largest weight to 127 (the converter's hard-coded int8 range)"
-                   if ctx.options.scale_weights else "the graph's integer weights are too large")
-            out.append(_v("weight-int4-range", f"{wnode} -> {path.post}",
-                          f"{int(bad.sum())} of {q.size} weights into '{path.post}' (model lif, conn_delay="
-                          f"{ctx.options.conn_delay}) are outside the 4-bit range [-15, 15] (max |w| = "
-                          f"{int(np.abs(q).max())}): {how}",
-                          "quantize to 4 bits ([-15, 15]) for delayed connections, or use conn_delay=0"))
-    return out
+def check_vendor_scale_precision(ctx: RuleContext) -> List[RuleViolation]:
+    """Warnings: weight nodes whose int8 weights change with ``scale_dtype`` (numpy 1.x float32 vs numpy 2 float64)."""
+    from .lowering import scale_dtype_changes
+
+    return scale_dtype_changes(ctx.flat, ctx.options)
 
 
 def check_vendor_int8_wrap(ctx: RuleContext) -> List[RuleViolation]:
@@ -422,21 +410,16 @@ def check_threshold_not_positive(ctx: RuleContext) -> List[RuleViolation]:
 # ----------------------------------------------------------------------------------------
 
 def check_population_exceeds_pe(ctx: RuleContext) -> List[RuleViolation]:
-    """A population slice that does not fit one PE's data SRAM; a ``lif`` PE over 256 targets."""
+    """A population slice that does not fit one PE's data SRAM (the lowering never picks ``lif``: no 256-target limit)."""
     out: List[RuleViolation] = []
     chip = ctx.chip
     if chip is None:
         return out
     limit = ctx.spec.data_sram_per_pe
     for row in chip.rows:
-        if row.model == "lif" and row.atoms_per_core > LIF_MAX_TARGETS:
-            out.append(_v("population-exceeds-pe", row.name,
-                          f"max_atoms_per_core {row.atoms_per_core} exceeds the {LIF_MAX_TARGETS} targets the lif "
-                          "model's 8-bit synapse target field can address on one PE",
-                          f"set max_atoms_per_core of '{row.name}' to <= {LIF_MAX_TARGETS}"))
         if row.fits:
             continue
-        upper = min(row.atoms_per_core, LIF_MAX_TARGETS) if row.model == "lif" else row.atoms_per_core
+        upper = row.atoms_per_core
         best = largest_fitting_atoms(ctx.net, row.name, limit, upper, ctx.input_ticks)
         if best == 0:
             one = pe_bytes(ctx.net, row.name, 1, ctx.input_ticks)
@@ -480,11 +463,22 @@ for _rule in (
          "neuron -> Flatten -> Affine without SumPool2d: the vendor converter makes no projection",
          _from_problems("vendor-drops-flatten-without-pool")),
     Rule("vendor-drops-conv1d", "Conv1d: the vendor converter makes no projection", _from_problems("vendor-drops-conv1d")),
-    Rule("unsupported-connection-delay", "conn_delay > 0 on a projection whose model has no delays",
+    Rule("vendor-nested-graph", "a nested NIRGraph node: the vendor converter raises NotImplementedError",
+         _from_problems("vendor-nested-graph")),
+    Rule("vendor-conv-dilation", "Conv2d dilation != 1: the vendor converter carries no dilation",
+         _from_problems("vendor-conv-dilation")),
+    Rule("vendor-conv-groups", "Conv2d groups != 1: the vendor converter's kernel layout assumes groups = 1",
+         _from_problems("vendor-conv-groups")),
+    Rule("vendor-no-weights", "scaling on, no incoming weights: the vendor converter divides 127 by 0.0",
+         _from_problems("vendor-no-weights")),
+    Rule("vendor-zero-weights", "scaling on, all incoming weights 0: the vendor's w_scale is inf",
+         _from_problems("vendor-zero-weights")),
+    Rule("vendor-scale-precision", "int8 weights that depend on numpy's float32/float64 cast of W * w_scale",
+         check_vendor_scale_precision),
+    Rule("unsupported-connection-delay", "conn_delay > 0 on a conv projection (the vendor asserts delay 0)",
          _from_problems("unsupported-connection-delay")),
     Rule("weight-int8-range", "weights outside int8 [-127, 127] or not integers", check_weight_int8_range),
     Rule("weight-not-integer", "non-integer weights while weight scaling is off", check_weight_not_integer),
-    Rule("weight-int4-range", "weights into a lif (delay) population outside [-15, 15]", check_weight_int4_range),
     Rule("vendor-int8-wrap", "conv weights that py-spinnaker2's astype(np.int8) would wrap around", check_vendor_int8_wrap),
     Rule("accumulator-overflow", "worst-case integer input per tick beyond the accumulator width",
          check_accumulator_overflow),
@@ -501,8 +495,8 @@ def _as_flat(graph_or_flat: object) -> FlatGraph:
     if isinstance(graph_or_flat, FlatGraph):
         return graph_or_flat
     if isinstance(graph_or_flat, (str, os.PathLike)):
-        return read_flat(graph_or_flat)
-    return flatten_graph(graph_or_flat)
+        return read_flat(graph_or_flat, several_inputs=True)
+    return flatten_graph(graph_or_flat, several_inputs=True)
 
 
 def lower_for_rules(flat: FlatGraph, options: ConversionOptions) -> Optional[S2Network]:

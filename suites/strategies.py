@@ -167,11 +167,16 @@ def _stage(draw: st.DrawFn, b: _Builder, pattern: str, src: str, shape: Tuple[in
 
     c, h, w_ = (int(s) for s in shape)
     if pattern in ("pool", "pool_conv", "pool_flatten_dense"):
-        k = draw(st.integers(1, max(1, min(2, h, w_))))
+        k = draw(st.integers(1, max(1, min(2 if pattern == "pool_conv" else 3, h, w_))))
+        # only a pool folded into a Conv2d needs kernel == stride and no padding (the converter's
+        # create_sumpool2d_conv2d_projection asserts it); into a neuron or Flatten -> Affine any
+        # stride and padding go through connection_list_for_sumpool2d
+        ps = k if pattern == "pool_conv" else draw(st.integers(1, k))
+        pp = 0 if pattern == "pool_conv" else draw(st.integers(0, k // 2))
         pn = b.name("pool")
-        b.nodes[pn] = nir.SumPool2d(kernel_size=np.array([k, k]), stride=np.array([k, k]), padding=np.array([0, 0]))
+        b.nodes[pn] = nir.SumPool2d(kernel_size=np.array([k, k]), stride=np.array([ps, ps]), padding=np.array([pp, pp]))
         b.edges.append((src, pn))
-        pooled = (c, h // k, w_ // k)
+        pooled = (c, (h + 2 * pp - k) // ps + 1, (w_ + 2 * pp - k) // ps + 1)
         if pattern == "pool":
             post = b.name("n")
             b.nodes[post] = b.neuron(typ, pooled, float(k * k) * 0.5)
@@ -220,19 +225,29 @@ def conversion_options(draw: st.DrawFn, graph: object = None, scale_weights: Opt
                        allow_delay: bool = True, min_delay: int = 0) -> object:
     """Draw ConversionOptions that ``graph`` can be lowered with.
 
-    A connection delay (``lif`` model, 4-bit weights) is only drawn for graphs without
-    Conv2d and CubaLIF, with integer weights within [-15, 15] and scaling off
-    (``min_delay`` > 0 then forces one).
+    A connection delay is only drawn for graphs without Conv2d (the converter asserts delay 0 on
+    conv projections; dense and pool connection lists carry it, the model stays lif_no_delay)
+    (``min_delay`` > 0 then forces one). Weight scaling is off for graphs with a population fed
+    by no weight node (the converter's ``127.0 / max_abs_weight`` divides by zero).
     """
     from s2emu.network import ConversionOptions
 
     types = {type(n).__name__ for n in getattr(graph, "nodes", {}).values()} if graph is not None else set()
     weights = [np.asarray(n.weight) for n in getattr(graph, "nodes", {}).values() if hasattr(n, "weight")]
     integer = all(np.all(w == np.round(w)) for w in weights)
-    small = integer and all(np.abs(w).max(initial=0) <= 15 for w in weights)
+    nodes = getattr(graph, "nodes", {}) if graph is not None else {}
+    edges = getattr(graph, "edges", []) if graph is not None else []
     if scale_weights is None:
         scale_weights = draw(st.booleans()) if integer else True
-    delay_ok = allow_delay and small and not scale_weights and not ({"Conv2d", "CubaLIF"} & types)
+    percentile = draw(st.sampled_from([100.0, 99.0, 90.0])) if scale_weights else 100.0
+    for name, n in nodes.items():
+        if type(n).__name__ not in ("IF", "LIF", "CubaLIF"):
+            continue
+        ws = [np.abs(np.asarray(nodes[s_].weight, dtype=np.float64)).ravel() for s_, d in edges
+              if d == name and type(nodes[s_]).__name__ in ("Affine", "Linear", "Conv2d")]
+        if not ws or np.percentile(np.concatenate(ws), percentile) == 0:
+            scale_weights, percentile = False, 100.0   # the converter would divide by zero
+    delay_ok = allow_delay and not ({"Conv2d"} & types)
     conn_delay = draw(st.integers(min_delay, 3)) if delay_ok else 0
     return ConversionOptions(
         dt=draw(st.sampled_from([1e-4, 5e-5, 2e-4])),
@@ -240,8 +255,9 @@ def conversion_options(draw: st.DrawFn, graph: object = None, scale_weights: Opt
         reset=draw(st.sampled_from(["subtract", "to_v_reset"])),
         conn_delay=conn_delay,
         scale_weights=scale_weights,
-        percentile=draw(st.sampled_from([100.0, 99.0, 90.0])) if scale_weights else 100.0,
+        percentile=percentile,
         fused_multiply_add=draw(st.booleans()),
+        vendor_cast=not scale_weights and not integer,
     )
 
 

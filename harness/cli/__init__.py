@@ -29,6 +29,7 @@ SUBCOMMANDS = {
     "sweep": ("harness.cli.sweep", "accuracy against PTQ percentile, with a plot"),
     "compare": ("harness.cli.compare", "compare two recordings and print the first divergence"),
     "vectors": ("harness.cli.vectors", "write test vectors (inputs + expected emulator recording) for a board run"),
+    "import": ("harness.cli.intake", "repair a framework's NIR export (tensors, batch axes, missing shapes) and name its preset"),
 }
 
 

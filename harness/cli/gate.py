@@ -51,17 +51,14 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
 
 
 def config_from_args(args: argparse.Namespace, **extra):
-    """The :class:`~harness.gate.config.GateConfig` of parsed arguments."""
-    from harness.gate.config import DATASETS, GateConfig
+    """The :class:`~harness.gate.config.GateConfig` of parsed arguments (:func:`~harness.gate.config.build_config`)."""
+    from harness.gate.config import build_config
 
-    kw = dict(dataset=args.dataset if args.dataset in DATASETS else os.path.abspath(args.dataset),
-              data_root=os.path.abspath(args.data_root) if args.data_root else None, split=args.split,
-              samples=args.samples, seed=args.seed, batch_size=args.batch_size, progress=not args.quiet,
+    kw = dict(model=args.model, dataset=args.dataset, data_root=args.data_root, split=args.split, samples=args.samples,
+              seed=args.seed, batch_size=args.batch_size, progress=not args.quiet,
               binarize=bool(getattr(args, "binarize", False)))
-    if args.model:
-        kw["model"] = os.path.abspath(args.model)
     kw.update(extra)
-    return GateConfig(**kw)
+    return build_config(**kw)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,14 +66,10 @@ def run(args: argparse.Namespace) -> int:
     from harness.gate.evaluate import evaluate
     from harness.gate.report import terminal_summary, write_report
 
-    from harness.gate.config import parse_atoms
-
-    extra = dict(atoms_per_core=parse_atoms(args.atoms), auto_atoms=not args.no_auto_atoms, percentile=args.percentile, backend=args.backend, board_host=args.board_host,
-                 ptq_budget=args.ptq_budget, qat_budget=args.qat_budget,
-                 min_memory_reduction=args.min_memory_reduction,
+    extra = dict(atoms=args.atoms, no_auto_atoms=args.no_auto_atoms, percentile=args.percentile, backend=args.backend,
+                 board_host=args.board_host, ptq_budget=args.ptq_budget, qat_budget=args.qat_budget,
+                 min_memory_reduction=args.min_memory_reduction, strict=args.strict, qat_model=args.qat_model,
                  report=None if args.no_report else os.path.abspath(args.report))
-    if args.qat_model:
-        extra["qat_model"] = None if args.qat_model.lower() == "none" else os.path.abspath(args.qat_model)
     if args.sweep is not None:
         extra["sweep"] = tuple(args.sweep)
     cfg = config_from_args(args, **extra)
@@ -92,12 +85,15 @@ def run(args: argparse.Namespace) -> int:
     print(terminal_summary(ev, checks))
     if cfg.report:
         try:
-            written = write_report(ev, checks, cfg.report)
+            from harness.gate.report import collect_provenance
+
+            written = write_report(ev, checks, cfg.report,
+                                   provenance=collect_provenance(cfg, wall_seconds=time.perf_counter() - t0))
         except OSError as exc:
             print(f"s2gate gate: error: cannot write the report into {cfg.report}: {exc.strerror or exc}", file=sys.stderr)
             return 2
         print(f"\nreport: {written['html']}  ({written['markdown']}, {written['json']})")
-    bad_input = [ev["errors"][s] for s in INPUT_SECTIONS if s in ev.get("errors", {})]
+    bad_input = [ev.errors[s] for s in INPUT_SECTIONS if s in ev.errors]
     if bad_input:
         for msg in bad_input:
             print(f"s2gate gate: error: {msg}", file=sys.stderr)

@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_chips < 1 or not (args.activity >= 0) or not (args.sys_tick > 0) or (args.ticks is not None and args.ticks < 1):
         raise InputDataError(f"--chips must be >= 1, --activity >= 0, --sys-tick > 0 and --ticks >= 1 (got "
                              f"{args.max_chips}, {args.activity}, {args.sys_tick}, {args.ticks})", rule="bad-option")
-    flat = read_flat(args.model, isolate=True)
+    flat = read_flat(args.model, isolate=True, several_inputs=True)  # one spike_list per Input, as the converter
     options = conversion_options(args, flat.graph)
     atoms = _atoms(args.atoms)
     try:

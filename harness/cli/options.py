@@ -243,7 +243,8 @@ def add_conversion_arguments(parser: argparse.ArgumentParser, title: str = "disc
                         "on the emulator, the preset's on the reference; the emulator's to_v_reset resets to 0, "
                         "so to_v_reset and to_zero are the same there; 'zero' is accepted for to_zero)")
     g.add_argument("--conn-delay", type=int, default=None, metavar="TICKS",
-                   help="extra synaptic delay in ticks (0: lif_no_delay; > 0: lif with 4-bit weights) (default 0)")
+                   help="extra synaptic delay in ticks of dense and pool projections, written into the connection list "
+                        "as py-spinnaker2's converter does (conv projections need 0) (default 0)")
     g.add_argument("--scale-weights", action=argparse.BooleanOptionalAction, default=None,
                    help="derive an int8 weight scale per population; --no-scale-weights for graphs whose weights "
                         "are already integers (default: on, off for graphs written by s2gate quantize)")
@@ -254,33 +255,22 @@ def add_conversion_arguments(parser: argparse.ArgumentParser, title: str = "disc
     return g
 
 
-def is_quantized(graph: Any) -> bool:
-    """True for a graph written by s2gate's quantizer or QAT import (``s2gate.quant*`` metadata)."""
-    meta = getattr(graph, "metadata", None) or {}
-    return any(str(k).startswith("s2gate.quant") for k in meta)
-
-
 def conversion_options(args: argparse.Namespace, graph: Any = None):
     """The :class:`~s2emu.network.ConversionOptions` of :func:`add_conversion_arguments`' flags.
 
-    Flags not given keep ConversionOptions' defaults; weight scaling left unset is off for a
-    quantized ``graph`` (:func:`is_quantized`) and on otherwise.
+    Flags not given are left to :func:`harness.run.options.emulator_options` (the one place that
+    decides them): weight scaling off for a quantized ``graph``, the model's own tick, else
+    py-spinnaker2's defaults.
     """
-    from s2emu.network import ConversionOptions
+    from harness.run.options import emulator_options
 
-    changes: Dict[str, Any] = {"vendor_cast": bool(getattr(args, "vendor_cast", False))}
-    scale = getattr(args, "scale_weights", None)
-    if scale is None:
-        scale = not is_quantized(graph) if graph is not None else ConversionOptions().scale_weights
-    changes["scale_weights"] = bool(scale)
     reset = getattr(args, "reset", None)
-    for name, value in (("dt", getattr(args, "dt", None)), ("integrator", getattr(args, "integrator", None)),
-                        ("reset", EMULATOR_RESET[reset] if reset else None),
-                        ("conn_delay", getattr(args, "conn_delay", None)),
-                        ("percentile", getattr(args, "percentile", None))):
-        if value is not None:
-            changes[name] = value
-    return dataclasses.replace(ConversionOptions(), **changes)
+    return emulator_options(graph, dt=getattr(args, "dt", None), integrator=getattr(args, "integrator", None),
+                            reset=EMULATOR_RESET[reset] if reset else None,
+                            conn_delay=getattr(args, "conn_delay", None),
+                            scale_weights=getattr(args, "scale_weights", None),
+                            percentile=getattr(args, "percentile", None),
+                            vendor_cast=bool(getattr(args, "vendor_cast", False)))
 
 
 def add_engine_argument(parser: "argparse._ActionsContainer") -> None:
@@ -315,7 +305,7 @@ def add_atoms_arguments(parser: "argparse._ActionsContainer", auto: bool = True)
 
 
 def _gate_default(name: str) -> Any:
-    """The default of a :class:`~harness.gate.config.GateConfig` field (the one owner of gate defaults)."""
+    """The default of a :class:`~harness.gate.config.GateConfig` field (budgets: ``BUDGETS``, their one owner)."""
     from harness.gate.config import GateConfig
 
     f = GateConfig.__dataclass_fields__[name]
@@ -344,9 +334,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGro
     return g
 
 
-def add_budget_arguments(parser: argparse.ArgumentParser, which: Tuple[str, ...] = ("ptq", "qat", "memory")) \
+def add_budget_arguments(parser: argparse.ArgumentParser, which: Tuple[str, ...] = ("ptq", "qat", "memory", "strict")) \
         -> argparse._ArgumentGroup:
-    """``--ptq-budget --qat-budget --min-memory-reduction`` (defaults: GateConfig's)."""
+    """``--ptq-budget --qat-budget --min-memory-reduction --strict`` (defaults: GateConfig's, i.e. ``BUDGETS``)."""
     g = parser.add_argument_group("budgets")
     if "ptq" in which:
         d = _gate_default("ptq_budget")
@@ -359,7 +349,11 @@ def add_budget_arguments(parser: argparse.ArgumentParser, which: Tuple[str, ...]
     if "memory" in which:
         d = _gate_default("min_memory_reduction")
         g.add_argument("--min-memory-reduction", type=float, default=d, metavar="F",
-                       help=f"smallest weight-memory reduction float32 -> chip storage, a fraction (default {d:g})")
+                       help=f"smallest weight-memory reduction float32 -> stored codes, a fraction (default {d:g})")
+    if "strict" in which:
+        g.add_argument("--strict", action="store_true", default=_gate_default("strict"),
+                       help="judge accuracy by the upper bound of the drop's 95 %% interval, not the point estimate "
+                            "(default: the point estimate)")
     return g
 
 

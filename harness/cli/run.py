@@ -65,7 +65,7 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from harness.inputs import load_inputs, parse_record, random_spikes
+    from harness.run import load_inputs, parse_record, random_spikes
     from s2common.errors import InputDataError
     from s2common.graph import read_flat
 

@@ -1,6 +1,6 @@
 """IBM DVS Gesture through tonic, from a local copy only (never downloads).
 
-Expected layout (tonic 1.7's preprocessed DVS Gesture; see /work/shared/design/environment.md)::
+Expected layout (tonic 1.7's preprocessed DVS Gesture; see ../shared/design/environment.md)::
 
     <root>/DVSGesture/ibmGestureTrain.tar.gz          # must exist (its checksum is not verified)
     <root>/DVSGesture/ibmGestureTrain/userNN_<lighting>/<label>.npy   # (N, 4) x, y, p, t[ms]

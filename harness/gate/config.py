@@ -25,6 +25,10 @@ BACKENDS = ("emulator", "board")
 DEFAULT_SWEEP = (99.0, 99.9, 100.0)
 #: Packages whose source makes up the "code version" in the digest.
 CODE_PACKAGES = ("s2common", "reference", "s2emu", "harness")
+#: The budgets' defaults, the one place they are written (options, CLI, checks read them here).
+BUDGETS = {"ptq_budget": 1.1, "qat_budget": 0.6, "min_memory_reduction": 0.75, "strict": False}
+#: ``qat_model`` default: the bundled Q-SNN if ``model`` is the bundled P-SNN, else none.
+AUTO = "auto"
 
 
 def bundled_model(name: str) -> str:
@@ -39,6 +43,8 @@ class GateConfig:
     Attributes:
         model: float P-SNN as a NIR file (quantized by PTQ at ``percentile``).
         qat_model: quantized Q-SNN as a NIR file (int8 weights, chip-unit thresholds), or None to skip QAT.
+            Default (:data:`AUTO`): the bundled Q-SNN when ``model`` is the bundled P-SNN, else None
+            (a Q-SNN of another model would be judged against the wrong float model).
         dataset: ``"stand-in"`` (generated DVS-gesture stand-in) or ``"dvsgesture"`` (tonic, local copy).
         data_root: folder of the local DVS Gesture copy (``dvsgesture`` only).
         split: ``"test"`` (default) or ``"train"``.
@@ -47,6 +53,7 @@ class GateConfig:
         backend: ``"emulator"`` or ``"board"`` (hardware-in-the-loop against the emulator).
         board_host: the board's Ethernet IP (``board`` only).
         ptq_budget: largest allowed accuracy drop float -> PTQ on the emulator, percentage points.
+            The defaults of the budgets are :data:`BUDGETS`.
         qat_budget: largest allowed drop Q-SNN float -> Q-SNN on the emulator, percentage points.
         min_memory_reduction: smallest allowed weight-memory reduction float32 -> int8, a fraction.
         report: folder to write the report into (None: no report files).
@@ -64,10 +71,12 @@ class GateConfig:
             ``memory.fits-chip`` and ``design-rules.*``.
         binarize: accept event counts in the data and threshold them (``x > 0`` -> 1); the report
             says so. Off: counts are refused (:mod:`harness.data.checks`).
+        strict: judge accuracy by the upper bound of the drop's 95 % interval instead of the
+            point estimate (``--s2-strict`` / ``s2gate gate --strict``).
     """
 
     model: str = field(default_factory=lambda: bundled_model("psnn"))
-    qat_model: Optional[str] = field(default_factory=lambda: bundled_model("qsnn"))
+    qat_model: Optional[str] = AUTO
     dataset: str = "stand-in"
     data_root: Optional[str] = None
     split: str = "test"
@@ -75,9 +84,9 @@ class GateConfig:
     percentile: float = 100.0
     backend: str = "emulator"
     board_host: Optional[str] = None
-    ptq_budget: float = 1.1
-    qat_budget: float = 0.6
-    min_memory_reduction: float = 0.75
+    ptq_budget: float = BUDGETS["ptq_budget"]
+    qat_budget: float = BUDGETS["qat_budget"]
+    min_memory_reduction: float = BUDGETS["min_memory_reduction"]
     report: Optional[str] = None
     seed: int = 0
     batch_size: int = 64
@@ -87,9 +96,15 @@ class GateConfig:
     atoms_per_core: Tuple[Tuple[str, int], ...] = ()
     auto_atoms: bool = True
     binarize: bool = False
+    strict: bool = BUDGETS["strict"]
 
     #: fields that do not change any number of the evaluation (left out of the digest)
-    NOT_IN_DIGEST = ("report", "batch_size", "progress", "ptq_budget", "qat_budget", "min_memory_reduction")
+    NOT_IN_DIGEST = ("report", "batch_size", "progress", "ptq_budget", "qat_budget", "min_memory_reduction", "strict")
+
+    def __post_init__(self) -> None:
+        if self.qat_model == AUTO:  # the bundled Q-SNN goes with the bundled P-SNN only
+            same = os.path.abspath(self.model) == os.path.abspath(bundled_model("psnn"))
+            object.__setattr__(self, "qat_model", bundled_model("qsnn") if same else None)
 
     def replace(self, **changes: Any) -> "GateConfig":
         """A copy with ``changes`` applied."""
@@ -123,9 +138,33 @@ class GateConfig:
         h.update(code_version().encode())
         return h.hexdigest()
 
-    def budgets(self) -> Dict[str, float]:
-        return {"ptq_budget": self.ptq_budget, "qat_budget": self.qat_budget,
-                "min_memory_reduction": self.min_memory_reduction}
+    def budgets(self) -> Dict[str, Any]:
+        return {k: getattr(self, k) for k in BUDGETS}
+
+
+def build_config(*, model: Optional[str] = None, qat_model: Optional[str] = None, dataset: Optional[str] = None,
+                 data_root: Optional[str] = None, atoms: "Optional[list]" = None, no_auto_atoms: bool = False,
+                 **fields: Any) -> GateConfig:
+    """The one constructor of a :class:`GateConfig` from user options (pytest ``--s2-*`` and ``s2gate gate``).
+
+    Paths become absolute; ``qat_model`` ``"none"`` (any case) means no Q-SNN, None the default
+    (:data:`AUTO`); ``dataset`` is a name in :data:`DATASETS` or a path; ``atoms`` are
+    ``POP=N`` strings (:func:`parse_atoms`); options given as None keep the field's default.
+    """
+    kw: Dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+    if model:
+        kw["model"] = os.path.abspath(model)
+    if qat_model:
+        kw["qat_model"] = None if str(qat_model).lower() == "none" else os.path.abspath(qat_model)
+    if dataset:
+        kw["dataset"] = dataset if dataset in DATASETS else os.path.abspath(dataset)
+    if data_root:
+        kw["data_root"] = os.path.abspath(data_root)
+    kw["atoms_per_core"] = parse_atoms(atoms)
+    kw["auto_atoms"] = not no_auto_atoms
+    if "sweep" in kw:
+        kw["sweep"] = tuple(kw["sweep"])
+    return GateConfig(**kw)
 
 
 def parse_atoms(values: "Optional[list]") -> Tuple[Tuple[str, int], ...]:
@@ -140,7 +179,10 @@ def parse_atoms(values: "Optional[list]") -> Tuple[Tuple[str, int], ...]:
         except ValueError:
             atoms = 0
         if not sep or not name or atoms < 1:
-            raise InputDataError(f"--atoms (atoms per core) expects POPULATION=N with N >= 1, got {item!r}", rule="bad-option",
+            from harness.flags import flag
+
+            raise InputDataError(f"{flag('atoms')} (atoms per core) expects POPULATION=N with N >= 1, got {item!r}",
+                                 rule="bad-option",
                                  hint="e.g. if3=4 (see the hint of the population-exceeds-pe design rule)")
         out.append((name, atoms))
     return tuple(out)

@@ -17,12 +17,12 @@ QAT export helpers (need torch + brevitas, imported lazily)::
 from __future__ import annotations
 
 from .format import META_KEY, dequantize, is_quantized, quant_meta, source_digest, write_graph
-from .memory import MemoryAccount, memory_account
+from .memory import FlowMemory, MemoryAccount, flow_memory, memory_account, storage_of
 from .ptq import LayerReport, QuantizedGraph, quantize_ptq, scale_populations
 
 __all__ = [
     "META_KEY", "dequantize", "is_quantized", "quant_meta", "source_digest", "write_graph",
-    "MemoryAccount", "memory_account", "LayerReport", "QuantizedGraph", "quantize_ptq", "scale_populations",
+    "FlowMemory", "MemoryAccount", "flow_memory", "memory_account", "storage_of", "LayerReport", "QuantizedGraph", "quantize_ptq", "scale_populations",
 ]
 
 

@@ -209,3 +209,178 @@ def memory_account(graph_or_net: Any, *, use_chip_model: bool = True, options: A
                 return MemoryAccount(rows=rows, source="s2emu.chip")
             note = "chip model has no row for some layers; their params/state are left out"
     return MemoryAccount(rows=rows, source="graph", note=note)
+
+
+# ------------------------------------------------------------------ storage widths (the gate's memory figures)
+
+from fractions import Fraction  # noqa: E402
+from typing import Dict, Mapping, Tuple  # noqa: E402
+
+from harness.records import JsonRecord  # noqa: E402
+
+#: storage type -> (bytes per weight, smallest code, largest code)
+STORAGE = {"int8": (1, -128, 127), "int16": (2, -32768, 32767), "int32": (4, -(2 ** 31), 2 ** 31 - 1)}
+FLOAT32_BYTES = 4
+
+
+@dataclass(frozen=True)
+class LayerMemory(JsonRecord):
+    """Weight bytes of one population (the weights that feed it) as float32 and as the chip stores
+    the codes. ``int8_bytes`` (the version-1 key) is the stored bytes: 1 per weight for an int8
+    layer, 2 for int16, 4 for int32 or a layer left in float32."""
+
+    name: str
+    neurons: Optional[int]
+    weights: int
+    float32_bytes: int
+    int8_bytes: int
+    reduction: float
+    storage: str = "int8"
+    max_abs_code: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Deployed(JsonRecord):
+    """What the chip model (``s2emu.chip.map_to_chip``) places in the PEs' data SRAM for one flow,
+    in bytes summed over all PEs: the int8 weights as the PEs hold them (a conv kernel once per PE,
+    dense rows expanded by pooling), the synapse rows' overhead (row headers, index bits,
+    padding), neuron parameters, state and buffers; ``total_bytes`` is their sum."""
+
+    pes: int
+    weight_bytes: int
+    synapse_bytes: int
+    param_bytes: int
+    state_bytes: int
+    buffer_bytes: int
+    total_bytes: int
+    data_sram_per_pe: int
+    source: str = "s2emu.chip.map_to_chip"
+
+
+@dataclass(frozen=True)
+class FlowMemory(JsonRecord):
+    """Weight memory of one flow: float32 (4 B per weight) against the width each layer's codes
+    need on the chip (:func:`storage_of`). ``reduction = 1 - stored / float32`` is kept exactly as
+    the fraction ``reduction_exact = [numerator, denominator]`` (integers, lowest terms) and shown
+    as a float; ``deployed`` is the chip model's footprint of the same network."""
+
+    flow: str
+    weights: int
+    float32_bytes: int
+    stored_bytes: int
+    reduction: float
+    reduction_exact: List[int]
+    layers: List[LayerMemory]
+    deployed: Optional[Deployed] = None
+    counts: str = "weights: 4 B per float32 weight vs the bytes of each layer's code width on the chip"
+
+    def reduction_fraction(self) -> Fraction:
+        return Fraction(self.reduction_exact[0], self.reduction_exact[1])
+
+    def meets(self, minimum: float) -> bool:
+        """``reduction >= minimum`` in exact arithmetic (``minimum`` read as the decimal it prints as)."""
+        return self.reduction_fraction() >= Fraction(repr(float(minimum)))
+
+    def lines(self) -> List[str]:
+        """The labelled figures, one per line (the same in ``map``, ``quantize``, the gate and the report)."""
+        widths: Dict[str, List[str]] = {}
+        for r in self.layers:
+            widths.setdefault(r.storage, []).append(r.name)
+        stored = ", ".join(f"{k} for {', '.join(v)}" for k, v in widths.items()) or "no weights"
+        out = [f"weight memory ({self.flow or 'model'}): {self.weights:,} weights; float32 {self.float32_bytes:,} B "
+               f"(4 B each) -> stored on the chip {self.stored_bytes:,} B ({stored}); reduction "
+               f"{100 * self.reduction:.2f} %"]
+        d = self.deployed
+        if d is not None:
+            out.append(f"deployed footprint (chip model, all PEs' data SRAM): {d.total_bytes:,} B on {d.pes} PEs = "
+                       f"weights in the PEs {d.weight_bytes:,} + synapse-row overhead {d.synapse_bytes:,} + neuron parameters {d.param_bytes:,} + state "
+                       f"{d.state_bytes:,} + buffers {d.buffer_bytes:,} B ({d.data_sram_per_pe:,} B per PE)")
+        return out
+
+
+def storage_of(weights: Any) -> Tuple[str, Optional[float]]:
+    """The storage type a weight array needs on the chip, and its largest |code|.
+
+    Integer-valued codes: ``int8`` within [-128, 127] (round to nearest gives +-127, the vendor's
+    truncating conv cast -128), else ``int16`` within [-32768, 32767], else ``int32``. Any
+    non-integer (or non-finite) value: the layer was left in float, ``float32``.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if w.size == 0:
+        return "int8", 0.0
+    if not np.all(np.isfinite(w)) or not np.array_equal(w, np.round(w)):
+        return "float32", None
+    lo, hi = float(w.min()), float(w.max())
+    for name, (_, smallest, largest) in STORAGE.items():
+        if lo >= smallest and hi <= largest:
+            return name, max(abs(lo), abs(hi))
+    return "float32", max(abs(lo), abs(hi))
+
+
+def _bytes_per_weight(storage: str) -> int:
+    return STORAGE[storage][0] if storage in STORAGE else FLOAT32_BYTES
+
+
+def flow_memory(graph: Any, flow: str = "", *, net: Any = None, atoms: Optional[Mapping[str, int]] = None,
+                vendor_scaling: bool = False, chip_kw: Optional[Dict[str, Any]] = None) -> FlowMemory:
+    """The weight memory of ``graph`` (a NIR graph, FlatGraph or path) as :class:`FlowMemory`.
+
+    Each weight node counts under the first population it feeds (conv kernels once); its bytes
+    are its size times the width of :func:`storage_of`. ``vendor_scaling``: the chip's converter
+    quantizes every layer to int8 itself (a float graph run with ``scale_weights=True``), so
+    every layer is stored as int8. With ``net`` (the lowered network) the chip model's deployed
+    footprint is added (``atoms``: atoms per PE overrides; ``chip_kw`` to ``map_to_chip``).
+    All byte counts are integers; the reduction is an exact fraction.
+    """
+    if isinstance(graph, (str, os.PathLike)):
+        flat = flatten_graph(load_graph(graph), file=os.fspath(graph))
+    elif isinstance(graph, FlatGraph):
+        flat = graph
+    else:
+        flat = flatten_graph(graph)
+    topo = analyse(flat)
+    counted = set()
+    layers: List[LayerMemory] = []
+    order = {name: i for i, name in enumerate(flat.order)}
+    rank = {"int8": 0, "int16": 1, "int32": 2, "float32": 3}
+    for g in topo.groups:
+        for p in g.populations:
+            n = stored = 0
+            kind, biggest = "int8", 0.0
+            for w in g.weights:
+                if w in counted or p not in topo.targets[w]:
+                    continue
+                counted.add(w)
+                arr = np.asarray(flat.nodes[w].weight)
+                k, m = ("int8", None) if vendor_scaling else storage_of(arr)
+                n += int(arr.size)
+                stored += int(arr.size) * _bytes_per_weight(k)
+                if rank[k] > rank[kind]:
+                    kind = k
+                if m is not None and biggest is not None:
+                    biggest = max(biggest, m)
+                elif m is None:
+                    biggest = None
+            if n == 0:
+                continue
+            f32 = FLOAT32_BYTES * n
+            layers.append(LayerMemory(name=p, neurons=int(np.prod(flat.out_shape[p])), weights=n, float32_bytes=f32,
+                                      int8_bytes=stored, reduction=1.0 - stored / f32, storage=kind,
+                                      max_abs_code=None if vendor_scaling else biggest))
+    layers.sort(key=lambda r: order.get(r.name, 0))
+    weights = sum(r.weights for r in layers)
+    f32 = sum(r.float32_bytes for r in layers)
+    stored = sum(r.int8_bytes for r in layers)
+    exact = Fraction(f32 - stored, f32) if f32 else Fraction(0)
+    deployed = None
+    if net is not None:
+        from s2emu.chip import map_to_chip
+
+        chip = map_to_chip(net, atoms_per_core=dict(atoms) if atoms else None, **(chip_kw or {}))
+        t = chip.total
+        deployed = Deployed(pes=int(t.pes), weight_bytes=int(t.weight_bytes_int8), synapse_bytes=int(t.synapse_bytes), param_bytes=int(t.param_bytes),
+                            state_bytes=int(t.state_bytes), buffer_bytes=int(t.buffer_bytes),
+                            total_bytes=int(t.total_bytes), data_sram_per_pe=int(chip.spec.data_sram_per_pe))
+    return FlowMemory(flow=flow, weights=weights, float32_bytes=f32, stored_bytes=stored,
+                      reduction=(1.0 - stored / f32) if f32 else 0.0,
+                      reduction_exact=[exact.numerator, exact.denominator], layers=layers, deployed=deployed)

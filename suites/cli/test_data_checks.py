@@ -5,7 +5,6 @@ P-SNN (input (2, 32, 32) per tick, 11 classes) and an .npz the test writes.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -20,12 +19,6 @@ from suites.fixtures import REPO
 BUNDLED = REPO / "harness" / "bundled" / "psnn.nir"
 SHAPE = (2, 32, 32)  # the bundled P-SNN's Input
 CLASSES = 11
-
-
-def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +42,9 @@ def _one_error_line(stderr: str) -> str:
 
 
 @pytest.mark.parametrize("name, rule", [("counts", "event-counts"), ("labels", "label-out-of-range")])
-def test_gate_cli_refuses_bad_npz_with_one_line(bad_npz, name, rule):
+def test_gate_cli_refuses_bad_npz_with_one_line(bad_npz, name, rule, run_s2gate):
     path = bad_npz / f"{name}.npz"
-    proc = subprocess.run([sys.executable, "-m", "harness", "gate", "--dataset", str(path), "--no-report"],
-                          capture_output=True, text=True, env=_env(), cwd=bad_npz, timeout=600)
+    proc = run_s2gate("gate", "--dataset", path, "--no-report", cwd=bad_npz)
     assert proc.returncode == 2, proc.stderr
     line = _one_error_line(proc.stderr)
     assert line.startswith(f"s2gate gate: error: [{rule}] {path}:"), line
@@ -64,11 +56,11 @@ def test_gate_cli_refuses_bad_npz_with_one_line(bad_npz, name, rule):
 
 
 @pytest.mark.parametrize("name, rule", [("counts", "event-counts"), ("labels", "label-out-of-range")])
-def test_pytest_gate_on_bad_npz_is_one_clear_error(bad_npz, name, rule):
+def test_pytest_gate_on_bad_npz_is_one_clear_error(bad_npz, name, rule, subprocess_env):
     """Under pytest: one usage error naming the .npz, before any check runs; not '9 errors', no summary."""
     path = bad_npz / f"{name}.npz"
     proc = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "harness.gate.suite", "-p", "no:cacheprovider",
-                           "--s2-dataset", str(path), "-q"], capture_output=True, text=True, env=_env(),
+                           "--s2-dataset", str(path), "-q"], capture_output=True, text=True, env=subprocess_env,
                           cwd=bad_npz, timeout=600)
     text = proc.stdout + proc.stderr
     assert proc.returncode == 4, text  # pytest's usage error

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
-import sys
 
 import nir
 import numpy as np
@@ -38,7 +36,7 @@ def test_shared_options_have_the_same_choices_and_help_everywhere() -> None:
     seen: dict = {}
     mismatched = []
     # flags whose meaning differs on purpose between subcommands (what is seeded, what is written)
-    per_command = {"--seed", "--out", "--model", "--dataset", "--backend", "--batch", "--ticks", "--json",
+    per_command = {"--seed", "--out", "-o", "--model", "--dataset", "--backend", "--batch", "--ticks", "--json",
                    "--epochs", "--data-root", "-h", "--help", "--percentile", "--batch-size"}
     for name, p in parsers.items():
         for flag, action in _options(p).items():
@@ -119,12 +117,11 @@ def test_plain_strips_restructuredtext() -> None:
     assert plain(doc) == "Run s2gate map (see conversion_options, s2emu). Example:\n\n    x"
 
 
-def test_vectors_out_existing_file_is_one_line(tmp_path) -> None:
+def test_vectors_out_existing_file_is_one_line(tmp_path, run_s2gate) -> None:
     """As a newcomer: `s2gate vectors m.nir --out notes.txt` (a file) -> exit 2, one line naming it, no traceback."""
     existing = tmp_path / "notes.txt"
     existing.write_text("keep me")
-    proc = subprocess.run([sys.executable, "-m", "harness", "vectors", str(BUNDLED), "--out", str(existing)],
-                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    proc = run_s2gate("vectors", BUNDLED, "--out", existing, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("s2gate vectors: error: [output-is-file]") and str(existing) in lines[0]

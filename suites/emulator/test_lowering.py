@@ -205,13 +205,18 @@ def test_unscaled_weights_must_be_int8_integers() -> None:
     assert net.projections[0].weight.tolist() == [[12, -3]]
 
 
-def test_connection_delay_uses_lif_with_4bit_weights() -> None:
+def test_connection_delay_keeps_lif_no_delay_with_int8_weights() -> None:
+    """``create_populations``: ``neuron_model_name = "lif_conv2d" if is_conv2d else "lif_no_delay"`` (no
+    ``lif`` branch whatever conn_delay is); ``create_projection``: ``connection_list_from_dense_weights(
+    affine_node.weight.T * post.nir_w_scale, delay)``: the delay goes into the dense connection list and
+    the int8 weight 100 stays (no 4-bit model)."""
     iff = nir.IF(r=F([1.0]), v_threshold=F([1.0]), v_reset=F([0.0]))
-    net = lower(_chain(iff, np.array([[15.0, -15.0]])), ConversionOptions(scale_weights=False, conn_delay=2))
-    assert net.populations["n"].model == "lif" and net.projections[0].delay == 2
-    with pytest.raises(DesignRuleError) as err:
-        lower(_chain(iff, np.array([[16.0, 0.0]])), ConversionOptions(scale_weights=False, conn_delay=1))
-    assert err.value.violations[0].rule == "weight-int4-range" and err.value.violations[0].node == "fc"
+    net = lower(_chain(iff, np.array([[100.0, -15.0]])), ConversionOptions(scale_weights=False, conn_delay=2))
+    assert net.populations["n"].model == "lif_no_delay" and net.projections[0].delay == 2
+    assert net.projections[0].weight.tolist() == [[100, -15]]
+    ignored = lower(_chain(iff, np.array([[100.0, -15.0]])),
+                    ConversionOptions(scale_weights=False, conn_delay=2, dense_delay="ignored"))
+    assert ignored.populations["n"].model == "lif_no_delay" and ignored.projections[0].delay == 0
 
 
 def _rules(graph: object, **opts) -> list:
@@ -247,7 +252,8 @@ def test_unsupported_node_type_names_the_node() -> None:
 def test_neuron_to_neuron_is_an_unsupported_edge_pattern() -> None:
     g = _g({"input": _inp(2), "fc": nir.Linear(weight=np.eye(2, dtype=F)), "a": _if(2), "b": _if(2), "output": _out(2)},
            [("input", "fc"), ("fc", "a"), ("a", "b"), ("b", "output")])
-    assert _rules(g) == [("unsupported-edge-pattern", "a -> b")]
+    assert _rules(g) == [("unsupported-edge-pattern", "a -> b"), ("vendor-no-weights", "b")]
+    assert _rules(g, scale_weights=False) == [("unsupported-edge-pattern", "a -> b")]
 
 
 def test_two_weight_layers_in_a_row() -> None:

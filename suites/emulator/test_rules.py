@@ -181,20 +181,6 @@ def test_weight_int8_range_percentile_saturation_is_a_warning():
     assert "saturates 1 of 4" in v[0].message
 
 
-def test_weight_int4_range_for_lif_with_delays():
-    w = np.array([[15.0, -15.0], [16.0, 3.0], [-20.0, 0.0]])
-    g = chain([2], [("fc", affine(w)), ("lif", LIF(3))])
-    opts = ConversionOptions(scale_weights=False, conn_delay=2)
-    v = _rules(check_design_rules(g, options=opts), "weight-int4-range")
-    assert len(v) == 1 and v[0].node == "fc -> lif"
-    assert "2 of 6 weights" in v[0].message and "max |w| = 20" in v[0].message
-    # without delay: lif_no_delay, int8 weights, no int4 rule
-    assert _rules(check_design_rules(g, options=ConversionOptions(scale_weights=False)), "weight-int4-range") == []
-    # with scaling on, the converter maps the largest weight to 127, beyond 4 bits
-    v2 = _rules(check_design_rules(g, options=ConversionOptions(conn_delay=1)), "weight-int4-range")
-    assert len(v2) == 1 and "127" in v2[0].message
-
-
 def test_vendor_int8_wrap_counts_wrapping_weights():
     # |W| = 1,1,1,1,1,2,3,4: percentile 50 = 1 -> w_scale = 127 -> 2, 3, -4 scale to 254, 381, -508: 3 wrap
     k = np.array([1, 1, -1, 1, 1, 2, 3, -4], dtype=np.float32).reshape(2, 1, 2, 2)
@@ -330,14 +316,6 @@ def test_population_exceeds_pe_for_an_input_held_for_many_ticks():
     v = _rules(check_design_rules(str(CNN), atoms_per_core={"10": 16}, input_ticks=3000), "population-exceeds-pe")
     assert len(v) == 1 and v[0].node == "input"
     assert "216000 B" in v[0].message and "<= 192" in v[0].hint
-
-
-def test_population_exceeds_pe_lif_target_field():
-    g = chain([2], [("fc", affine(np.ones((300, 2)))), ("lif", LIF(300))])
-    opts = ConversionOptions(scale_weights=False, conn_delay=1)
-    v = _rules(check_design_rules(g, options=opts, atoms_per_core={"lif": 300}), "population-exceeds-pe")
-    assert len(v) == 1 and v[0].node == "lif" and "256 targets" in v[0].message
-    assert _rules(check_design_rules(g, options=opts), "population-exceeds-pe") == []  # default 250 atoms
 
 
 def test_network_exceeds_chip():
@@ -489,3 +467,105 @@ def test_zero_r_or_w_in_is_a_named_rule_not_a_numpy_warning(node) -> None:
     assert bad and all(v.node == net.projections[0].post for v in bad)
     assert any("threshold is inf" in v.message for v in bad)
     assert "r = 0 or w_in = 0" in bad[0].hint
+
+
+# ----------------------------------------------------------------------------------------
+# the converter's own limits (GitHub SpiNNakerManchester/sPiNNIRker, 47c758b, spinnirker/__init__.py)
+# ----------------------------------------------------------------------------------------
+
+def _conv_net(dilation=1, groups=1):
+    c, h = 2, 5
+    k = 3
+    ho = h + 2 - dilation * (k - 1)
+    cv = nir.Conv2d(input_shape=(h, h), weight=f32(np.ones((c, c // groups, k, k))), stride=1, padding=1,
+                    dilation=dilation, groups=groups, bias=f32(np.zeros(c)))
+    return nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([c, h, h])), "conv": cv, "n": IF((c, ho, ho)),
+                               "output": nir.Output(output_type=np.array([c, ho, ho]))},
+                        edges=[("input", "conv"), ("conv", "n"), ("n", "output")], type_check=False)
+
+
+def test_vendor_conv_dilation():
+    """``get_conv2d_params``: ``conv_params = {"in_height", "in_width", "stride_x", "stride_y", "pool_x", "pool_y",
+    "pad_top", ...}``: no dilation key, so a dilated kernel runs undilated on the chip."""
+    v = _rules(check_design_rules(_conv_net(dilation=2)), "vendor-conv-dilation")
+    assert len(v) == 1 and v[0].node == "conv" and "(2, 2)" in v[0].message and "dilation 1" in v[0].hint
+    assert _rules(check_design_rules(_conv_net()), "vendor-conv-dilation") == []
+
+
+def test_vendor_conv_groups():
+    """``get_conv2d_params``: ``conv_weights = conv2d_node.weight.swapaxes(0, 1) * post_node.nir_w_scale``: a
+    (C_out, C_in, kh, kw) kernel of a dense convolution; groups=2 gives (2, 1, 3, 3), not (2, 2, 3, 3)."""
+    v = _rules(check_design_rules(_conv_net(groups=2)), "vendor-conv-groups")
+    assert len(v) == 1 and v[0].node == "conv" and "groups=2" in v[0].message and "groups=1" in v[0].hint
+
+
+def _pool_only():
+    return chain([1, 4, 4], [("pool", nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]),
+                                                   padding=np.array([0, 0]))), ("n", IF((1, 2, 2)))])
+
+
+def test_vendor_no_weights():
+    """``create_populations``: ``w_scale = 127.0 / max_abs_weight`` with ``get_max_abs_weight``'s
+    ``max_weight = 0.0`` when no WEIGHT_NODES predecessor exists: Python's ``127.0 / 0.0`` raises."""
+    with pytest.raises(ZeroDivisionError):
+        127.0 / 0.0  # the converter's expression with get_max_abs_weight's start value
+    v = _rules(check_design_rules(_pool_only()), "vendor-no-weights")
+    assert len(v) == 1 and v[0].node == "n" and "ZeroDivisionError" in v[0].message and "pool (SumPool2d)" in v[0].message
+    v = _rules(check_design_rules(_pool_only(), options=ConversionOptions(percentile=90.0)), "vendor-no-weights")
+    assert len(v) == 1 and "IndexError" in v[0].message
+    with pytest.raises(IndexError):
+        np.percentile(np.array([]), 90.0)  # get_percentile_abs_weight on no weights
+    # scaling off (a quantized graph): w_scale = 1.0, nothing to divide
+    assert _rules(check_design_rules(_pool_only(), options=ConversionOptions(scale_weights=False)),
+                  "vendor-no-weights") == []
+
+
+def test_vendor_zero_weights():
+    """``get_max_abs_weight``: ``max_weight = np.max((max_weight, max_weight_node))`` is a numpy float64 0.0 for
+    all-zero weights, and ``127.0 / np.float64(0.0)`` is inf (no exception): threshold and weights inf/NaN."""
+    with np.errstate(divide="ignore"):
+        assert np.isinf(127.0 / np.max((0.0, np.abs(f32(np.zeros((2, 2)))).max())))
+    g = chain([2], [("fc", affine(np.zeros((3, 2)))), ("n", IF(3))])
+    v = _rules(check_design_rules(g), "vendor-zero-weights")
+    assert len(v) == 1 and v[0].node == "n" and "every incoming weight is 0" in v[0].message
+    # percentile: |W| = 0,0,0,5 -> the 50th percentile is 0 -> also inf
+    g2 = chain([2], [("fc", affine([[0.0, 0.0], [0.0, 5.0]])), ("n", IF(2))])
+    v = _rules(check_design_rules(g2, options=ConversionOptions(percentile=50.0)), "vendor-zero-weights")
+    assert len(v) == 1 and "50th percentile" in v[0].message
+    assert _rules(check_design_rules(g2), "vendor-zero-weights") == []
+
+
+def test_vendor_nested_graph():
+    """``create_populations`` loops over ``nir_model.nodes`` with branches for LIF/IF/CubaLIF, Input, Output,
+    WEIGHT_NODES, SumPool2d and Flatten; anything else, a NIRGraph included: ``raise NotImplementedError(type(node))``."""
+    inner = nir.NIRGraph(nodes={"in": nir.Input(input_type=np.array([2])), "fc": affine(np.eye(2)), "n": IF(2),
+                                "out": nir.Output(output_type=np.array([2]))},
+                         edges=[("in", "fc"), ("fc", "n"), ("n", "out")])
+    g = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([2])), "block": inner,
+                            "output": nir.Output(output_type=np.array([2]))},
+                     edges=[("input", "block"), ("block", "output")])
+    v = _rules(check_design_rules(g), "vendor-nested-graph")
+    assert len(v) == 1 and v[0].node == "block" and "NotImplementedError" in v[0].message
+
+
+def test_vendor_scale_precision():
+    """``get_conv2d_params`` / ``create_projection``: ``weight * post.nir_w_scale`` with ``nir_w_scale = 127.0 /
+    max_abs_weight`` (numpy float64). Kernel [-3.7102134, 1, 0.5, 2], p = 100: numpy 2 multiplies in float64,
+    numpy 1.x kept the float32 array float32; the expected ints are computed here with both dtypes."""
+    w = f32([[-3.7102134, 1.0, 0.5, 2.0]])
+    scale = 127.0 / np.float64(np.abs(w).max())
+    as64 = np.trunc(w.astype(np.float64) * scale)
+    as32 = np.trunc(w * np.float32(scale))
+    assert as64.tolist() == [[-127, 34, 17, 68]] and as32.tolist() == [[-126, 34, 17, 68]]
+    g = chain([4], [("fc", affine(w)), ("n", IF(1))])
+    v = _rules(check_design_rules(g), "vendor-scale-precision")
+    assert len(v) == 1 and v[0].node == "fc -> n" and v[0].severity == "warning"
+    assert "1 of 4" in v[0].message and "-127 in float64" in v[0].message and "-126 in" in v[0].message
+    from s2emu.lowering import lower
+
+    assert lower(g).projections[0].weight.tolist() == as64.astype(int).tolist()
+    assert lower(g, ConversionOptions(scale_dtype="float32")).projections[0].weight.tolist() == \
+        as32.astype(int).tolist()
+    # scaling off: w_scale = 1.0, W * 1.0 is exact in either dtype, nothing depends on the cast
+    assert _rules(check_design_rules(g, options=ConversionOptions(scale_weights=False, vendor_cast=True)),
+                  "vendor-scale-precision") == []

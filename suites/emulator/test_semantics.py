@@ -145,9 +145,32 @@ def test_the_fma_switch_changes_bits() -> None:
     assert np.allclose(a, b, rtol=1e-5, atol=1e-3)
 
 
-@pytest.mark.parametrize("groups,dilation,stride,padding", [(2, 1, 1, 1), (1, 2, 1, 2), (2, 2, 2, 1)])
-def test_grouped_dilated_conv_matches_an_integer_convolution(groups: int, dilation: int, stride: int,
-                                                             padding: int) -> None:
+@pytest.mark.parametrize("groups,dilation,rule", [(2, 1, "vendor-conv-groups"), (1, 2, "vendor-conv-dilation")])
+def test_grouped_or_dilated_conv_is_rejected_as_the_converter_cannot_express_it(groups: int, dilation: int,
+                                                                               rule: str) -> None:
+    """``get_conv2d_params`` (sPiNNIRker 47c758b) builds ``conv_params`` from ``in_height``, ``in_width``,
+    ``stride_x/y``, ``pool_x/y`` and ``pad_*`` only, and hands over ``conv2d_node.weight.swapaxes(0, 1)``:
+    no dilation, and a dense (C_in, C_out, kh, kw) layout (groups = 1)."""
+    from s2common.errors import DesignRuleError
+
+    c_in, c_out, k, h = 4, 4, 3, 7
+    w = np.ones((c_out, c_in // groups, k, k), F)
+    ho = (h + 2 - dilation * (k - 1) - 1) + 1
+    ones = np.ones((c_out, ho, ho), F)
+    g = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([c_in, h, h])}),
+                            "conv": nir.Conv2d(input_shape=(h, h), weight=w, stride=1, padding=1,
+                                               dilation=dilation, groups=groups, bias=np.zeros(c_out, F)),
+                            "n": nir.IF(r=ones, v_threshold=ones * 300, v_reset=0 * ones),
+                            "output": nir.Output(output_type={"output": np.array(ones.shape)})},
+                     edges=[("input", "conv"), ("conv", "n"), ("n", "output")], type_check=False)
+    with pytest.raises(DesignRuleError) as err:
+        lower(g, ConversionOptions(**Q))
+    assert [(v.rule, v.node) for v in err.value.violations] == [(rule, "conv")]
+
+
+@pytest.mark.parametrize("groups,dilation,stride,padding", [(1, 1, 1, 1), (1, 1, 2, 2), (1, 1, 2, 1)])
+def test_strided_padded_conv_matches_an_integer_convolution(groups: int, dilation: int, stride: int,
+                                                            padding: int) -> None:
     rng = np.random.default_rng(groups * 10 + dilation)
     c_in, c_out, k, h = 4, 4, 3, 7
     w = rng.integers(-127, 128, (c_out, c_in // groups, k, k)).astype(F)

@@ -40,16 +40,16 @@ def test_sound_model_passes_every_check(tiny_evaluation):
         else:
             assert check.verdict == PASS, check.message
     ev = tiny_evaluation
-    assert ev["errors"] == {}
+    assert ev.errors == {}
     # labels are the float model's predictions: float accuracy is exactly 100 %
-    assert ev["accuracy"]["float"] == 100.0
+    assert ev.accuracy_stats["ptq"].reference == 100.0
     # int8 weights: exactly a quarter of the float32 bytes (1 of 4 bytes per weight)
-    assert ev["memory"]["int8_bytes"] * 4 == ev["memory"]["float32_bytes"]
+    assert ev.memory.int8_bytes * 4 == ev.memory.float32_bytes
     # conv 4*2*3*3 + fc1 16*64 + fc2 4*16 weights
-    assert ev["memory"]["float32_bytes"] == 4 * (72 + 1024 + 64)
-    eq = ev["equivalence"]["ptq"]
-    assert eq["spike_trains"] == 48 * (256 + 16 + 4)
-    assert eq["identical"] + eq["ambiguous"] + eq["diverging"] == eq["spike_trains"]
+    assert ev.memory.float32_bytes == 4 * (72 + 1024 + 64)
+    eq = ev.equivalence["ptq"]
+    assert eq.spike_trains == 48 * (256 + 16 + 4)
+    assert eq.identical + eq.ambiguous + eq.diverging == eq.spike_trains
 
 
 def _quantizer_unscaled_thresholds(graph, **kw):
@@ -79,8 +79,8 @@ def test_thresholds_not_scaled_fails_accuracy_naming_first_layer(tiny_config):
     assert check.layer == "if1"
     assert "layer 'if1'" in check.message
     # the first layer's rate rises: thresholds ~λ times too low
-    row = ev["layers"]["ptq"][0]
-    assert row["name"] == "if1" and row["rate_int8"] > 1.5 * row["rate_float"]
+    row = ev.layers["ptq"][0]
+    assert row.name == "if1" and row.rate_int8 > 1.5 * row.rate_float
     # the emulator still matches the reference on the (broken) graph it was given
     assert run_check(ev, "equivalence.ptq").verdict == PASS
 
@@ -91,10 +91,10 @@ def test_one_weight_layer_scaled_wrongly_blames_its_population(tiny_config):
     assert check.verdict == FAIL, check.message
     assert check.layer == "if2"
     assert "layer 'if2'" in check.message and "fc1" in check.message
-    rows = {r["name"]: r for r in ev["layers"]["ptq"]}
+    rows = {r.name: r for r in ev.layers["ptq"]}
     # before the broken layer nothing changes beyond rounding
-    assert abs(rows["if1"]["rate_int8"] - rows["if1"]["rate_float"]) <= 0.1 * rows["if1"]["rate_float"]
-    assert rows["if2"]["rate_int8"] < 0.9 * rows["if2"]["rate_float"]
+    assert abs(rows["if1"].rate_int8 - rows["if1"].rate_float) <= 0.1 * rows["if1"].rate_float
+    assert rows["if2"].rate_int8 < 0.9 * rows["if2"].rate_float
 
 
 def test_model_too_big_for_the_chip(tmp_path):
@@ -115,7 +115,7 @@ def test_model_too_big_for_the_chip(tmp_path):
     # fit one PE even with one neuron per PE
     assert "more than the 1 chip(s) allowed" in fit.message
     assert "layer 'if2': takes" in fit.message and "layer 'if3': needs" in fit.message
-    assert ev["memory"]["chip"]["pes"] > 148
+    assert ev.memory.chip.pes > 148
     rules = run_check(ev, "design-rules.ptq")
     assert rules.verdict == FAIL
     assert "network-exceeds-chip" in rules.message or "population-exceeds-pe" in rules.message
@@ -163,17 +163,17 @@ def test_flipped_spike_is_named_at_its_layer_neuron_tick(tiny_config, monkeypatc
     ev = evaluate(tiny_config.replace(qat_model=None))
     check = run_check(ev, "equivalence.ptq")
     assert check.verdict == FAIL
-    fd = ev["equivalence"]["ptq"]["first_divergence"]
-    assert (fd["layer"], fd["flat_neuron"], fd["tick"], fd["sample"]) == ("if2", 7, 5, 19)
+    fd = ev.equivalence["ptq"].first_divergence
+    assert (fd.layer, fd.flat_neuron, fd.tick, fd.sample) == ("if2", 7, 5, 19)
     assert "layer 'if2', neuron (7), tick 5, sample 19" in check.message
-    assert ev["equivalence"]["ptq"]["diverging"] == 1
+    assert ev.equivalence["ptq"].diverging == 1
 
 
 def test_corrupt_model_file_fails_checks_with_one_line_message(tiny_config, tmp_path):
     bad = tmp_path / "corrupt.nir"
     bad.write_bytes(b"this is not an HDF5 file\n" * 10)
     ev = evaluate(tiny_config.replace(model=str(bad)))
-    assert "model" in ev["errors"]
+    assert "model" in ev.errors
     for name in ("accuracy.ptq", "equivalence.ptq", "memory.reduction", "design-rules.ptq"):
         check = run_check(ev, name)
         assert check.verdict == FAIL
@@ -230,7 +230,7 @@ def test_board_backend_without_py_spinnaker2_or_host_fails_with_the_reason(tiny_
 def test_hardware_in_the_loop_against_a_recorded_board(tiny_config, monkeypatch):
     """A fake board that returns the emulator's own recording passes; one flipped spike fails at
     exactly its layer, neuron, tick and sample."""
-    import harness.backends as hb
+    import harness.run.backends as hb
 
     flip = {"on": False}
 
@@ -248,9 +248,9 @@ def test_hardware_in_the_loop_against_a_recorded_board(tiny_config, monkeypatch)
     ev = evaluate(cfg)
     check = run_check(ev, "hardware-in-the-loop")
     assert check.verdict == FAIL
-    fd = ev["hil"]["comparison"]["first_divergence"]
-    assert (fd["layer"], fd["flat_neuron"], fd["tick"], fd["sample"]) == ("if3", 1, 9, 2)
-    assert ev["hil"]["comparison"]["diverging"] == 1
+    fd = ev.hil.comparison.first_divergence
+    assert (fd.layer, fd.flat_neuron, fd.tick, fd.sample) == ("if3", 1, 9, 2)
+    assert ev.hil.comparison.diverging == 1
 
 
 def test_a_bug_becomes_a_failed_check_not_a_crash(tiny_config):
@@ -304,13 +304,15 @@ def test_a_layer_too_big_for_one_pe_is_spread_or_reported(tmp_path):
     ev = evaluate(cfg, data=(x, y))
     fit = run_check(ev, "memory.fits-chip")
     assert fit.verdict == PASS, fit.message
-    auto = ev["memory"]["chip"]["auto_atoms"]
+    auto = ev.memory.chip.auto_atoms
     assert list(auto) == ["if3"] and 1 <= auto["if3"] < 250
     assert "if3: " in fit.measured
     assert run_check(ev, "design-rules.ptq").verdict == PASS
     ev = evaluate(cfg.replace(auto_atoms=False), data=(x, y))
     fit = run_check(ev, "memory.fits-chip")
-    assert fit.verdict == FAIL and fit.layer == "if3" and "--atoms if3=N" in fit.message
+    from harness.flags import flag
+
+    assert fit.verdict == FAIL and fit.layer == "if3" and f"{flag('atoms')} if3=N" in fit.message
     rules = run_check(ev, "design-rules.ptq")
     assert rules.verdict == FAIL and "population-exceeds-pe" in rules.message and "'if3'" in rules.message
     # the largest atoms per PE that fits is exactly what the rule's hint says

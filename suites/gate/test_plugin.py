@@ -78,8 +78,8 @@ def test_corrupt_model_fails_checks_not_errors(tiny_models, tmp_path):
     assert int(attrs["errors"]) == 0
     failed = {c.attrib["name"]: c.find("failure").attrib["message"] for c in cases if c.find("failure") is not None}
     # every PTQ-side check fails with the file's one-line error; the Q-SNN side passes
-    assert set(failed) == {"test_equivalence[ptq]", "test_accuracy[ptq]", "test_memory_reduction", "test_fits_chip",
-                           "test_design_rules[ptq]"}
+    assert set(failed) == {"equivalence.ptq", "accuracy.ptq", "memory.reduction", "memory.fits-chip",
+                           "design-rules.ptq"}
     for msg in failed.values():
         assert "corrupt.nir" in msg and "[not-hdf5]" in msg
     assert "Traceback" not in res.stdout
@@ -89,5 +89,5 @@ def test_plugin_options_are_registered():
     res = subprocess.run([sys.executable, "-m", "pytest", "--help"], capture_output=True, text=True, timeout=120)
     for opt in ("--s2-model", "--s2-qat-model", "--s2-dataset", "--s2-data-root", "--s2-samples", "--s2-percentile",
                 "--s2-backend", "--s2-board-host", "--s2-ptq-budget", "--s2-qat-budget", "--s2-min-memory-reduction",
-                "--s2-report"):
+                "--s2-report", "--s2-binarize"):
         assert opt in res.stdout

@@ -26,7 +26,8 @@ def test_report_files_are_complete_and_deterministic(tiny_evaluation, tmp_path):
     md = open(a["markdown"]).read()
     assert "| accuracy.ptq" in md and "![" in md and "## NeuroBench figures" in md
     html = open(a["html"]).read()
-    assert html.count("data:image/png;base64,") == 3  # no sweep in the tiny config: three plots
+    # no sweep in the tiny config: memory, spike rates, raster, weight codes, confusion matrices
+    assert html.count("data:image/png;base64,") == 5
     assert "PASS" in html
 
 
@@ -49,14 +50,21 @@ def test_equivalence_failure_message_names_layer_neuron_tick():
     assert "layer 'lif2', neuron (3, 1, 4) [flat 68], tick 17, sample 5" in c.message
 
 
-def test_memory_failure_names_the_layer_that_saves_least():
-    ev = {"config": {}, "errors": {},
-          "memory": {"float32_bytes": 800, "int8_bytes": 500, "reduction": 0.375,
-                     "layers": [{"name": "a", "float32_bytes": 400, "int8_bytes": 100, "reduction": 0.75},
-                                {"name": "b", "float32_bytes": 400, "int8_bytes": 400, "reduction": 0.0}]}}
+def test_memory_failure_names_the_layer_left_in_float():
+    from harness.quantize.memory import FlowMemory, LayerMemory
+    from harness.gate.results import Evaluation, MemorySummary
+
+    layers = [LayerMemory("a", 10, 100, 400, 100, 0.75, "int8", 127.0),
+              LayerMemory("b", 10, 100, 400, 400, 0.0, "float32", None)]
+    # 800 B float32 -> 500 B stored: 1 - 500/800 = 3/8
+    fm = FlowMemory(flow="ptq", weights=200, float32_bytes=800, stored_bytes=500, reduction=0.375,
+                    reduction_exact=[3, 8], layers=layers)
+    ev = Evaluation(config={}, memory=MemorySummary(flows={"ptq": fm}))
     c = run_check(ev, "memory.reduction")
     assert c.verdict == FAIL and c.layer == "b"
-    assert "37.50 %" in c.message and "layer 'b'" in c.message
+    assert "37.50 %" in c.message and "layer 'b' is left in float" in c.message
+    # the JSON round trip judges the same
+    assert run_check(ev.to_json(), "memory.reduction") == c
 
 
 def test_cli_gate_exit_codes(tiny_models, tmp_path, capsys):

@@ -202,7 +202,9 @@ def test_cli_run(case: Case, corpus_dir: Path, tmp_path: Path, capsys: pytest.Ca
     _cli_case(case, path, "run", argv, capsys, out_file=out)
 
 
-MAP_CASES = [c for c in CASES if c.stage in ("load", "deploy")]
+#: two_inputs.nir: the loader and the reference reject it, but py-spinnaker2's converter makes one spike_list per
+#: Input, so ``s2gate map`` accepts it (suites/emulator/test_vendor_cli.py).
+MAP_CASES = [c for c in CASES if c.stage in ("load", "deploy") and c.name != "two_inputs.nir"]
 
 
 @pytest.mark.parametrize("case", MAP_CASES, ids=_ids(MAP_CASES))

@@ -254,7 +254,7 @@ def test_interrupted_report_write_keeps_previous_report(gate_result, tmp_path: P
     assert leftovers(folder) == []
     import json
 
-    assert json.loads(Path(written["json"]).read_text())["evaluation"]["config"]["seed"] == ev["config"]["seed"]
+    assert json.loads(Path(written["json"]).read_text())["evaluation"]["config"]["seed"] == ev.config["seed"]
 
 
 # --------------------------------------------------------------------------- output paths that cannot be written

@@ -6,7 +6,7 @@ import copy
 import numpy as np
 import pytest
 
-from harness.backends import EmulatorBackend, ReferenceBackend, get_backend
+from harness.run import EmulatorBackend, ReferenceBackend, get_backend
 from harness.compare import check_equivalence, compare_recordings
 from harness.metrics import activation_sparsity, predict, synaptic_operations
 from s2common.recording import Recording

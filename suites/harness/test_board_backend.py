@@ -16,7 +16,7 @@ from typing import List
 import numpy as np
 import pytest
 
-from harness.backends import BoardBackend, BoardUnavailable, get_backend
+from harness.run import BoardBackend, BoardUnavailable, get_backend
 from s2common.errors import S2GateError
 
 

@@ -50,7 +50,7 @@ def test_vector_set_files_and_manifest(vector_dir):
 
 
 def test_vector_set_loads_and_reproduces(vector_dir):
-    from harness.backends import EmulatorBackend
+    from harness.run import EmulatorBackend
     from harness.compare import compare_recordings
     from harness.quantize import is_quantized
 
@@ -142,7 +142,7 @@ def test_quantized_flag_on_a_float_model_is_an_error(model_path, tmp_path):
 
 
 def test_compare_reference_against_emulator_with_the_ambiguity_rule(tmp_path, vector_dir, capsys):
-    from harness.backends import ReferenceBackend
+    from harness.run import ReferenceBackend
 
     vs = load_vectors(vector_dir)
     ReferenceBackend().run(vs.graph, vs.inputs, record="all").save(tmp_path / "ref.h5")

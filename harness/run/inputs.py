@@ -36,13 +36,18 @@ def random_spikes(shape: Sequence[int], *, batch: int, ticks: int, density: floa
     return rng.random((batch, ticks, *shape)) < density
 
 
-def load_inputs(path: "str | os.PathLike[str]", input_shape: Sequence[int], input_node: str = "input") -> np.ndarray:
+def load_inputs(path: "str | os.PathLike[str]", input_shape: Sequence[int], input_node: str = "input", *,
+                spikes: bool = False) -> np.ndarray:
     """Read inputs of shape (batch, time, *input_shape) from ``.npy``, ``.npz`` or a NIR data file.
 
-    ``.npz``: the array ``spikes`` (the key the gate's datasets use), else ``inputs``, else the
-    only array. NIR data files
-    (``nir.write_data``): the TimeGriddedData of the Input node (first observable), reshaped.
-    Never unpickles.
+    The one input loader of s2gate (``s2gate run``, ``s2gate vectors``). ``.npz``: the array
+    ``spikes`` (the key the gate's datasets use), else ``inputs``, else the only array. NIR data
+    files (``nir.write_data``, also :meth:`Recording.save`): the TimeGriddedData of the Input
+    node ``input_node`` (else the only node), reshaped. ``(batch, time, prod(input_shape))`` is
+    reshaped. Never unpickles.
+
+    With ``spikes``: the values must be 0/1 (or bool) and come back as bool, and a
+    ``(time, *input_shape)`` array is one sample (test vectors for a board).
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -65,24 +70,39 @@ def load_inputs(path: "str | os.PathLike[str]", input_shape: Sequence[int], inpu
         raise
     except Exception as exc:
         raise InputDataError(f"cannot read inputs ({type(exc).__name__}: {exc})", file=path, rule="bad-input") from exc
+    arr = np.asarray(arr)
     if arr.dtype.kind not in "biuf":
         raise InputDataError(f"inputs have dtype {arr.dtype}; use bool or numbers", file=path, rule="bad-input")
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise InputDataError("inputs contain NaN or inf", file=path, rule="non-finite-input",
                              hint="spike inputs are 0/1 per neuron and tick")
+    if spikes and arr.ndim in (len(shape) + 1, 2) and (tuple(arr.shape[1:]) == shape or
+                                                        (arr.ndim == 2 and arr.shape[1] == int(np.prod(shape)))):
+        arr = arr[None]  # one sample
     if arr.ndim == len(shape) + 2 and tuple(arr.shape[2:]) == shape:
-        return arr
-    if arr.ndim == 3 and arr.shape[2] == int(np.prod(shape)):
-        return arr.reshape(arr.shape[0], arr.shape[1], *shape)
-    raise InputDataError(f"inputs have shape {arr.shape}, expected (batch, time, {', '.join(map(str, shape))})",
-                         file=path, rule="bad-input", hint="add a batch dimension for a single sample")
+        pass
+    elif arr.ndim == 3 and arr.shape[2] == int(np.prod(shape)):
+        arr = arr.reshape(arr.shape[0], arr.shape[1], *shape)
+    else:
+        raise InputDataError(f"inputs have shape {arr.shape}, expected (batch, time, {', '.join(map(str, shape))})",
+                             file=path, rule="bad-input", hint="add a batch dimension for a single sample")
+    if spikes:
+        if not np.all((arr == 0) | (arr == 1)):
+            raise InputDataError("input spikes must be 0/1 (or bool)", file=path, rule="input-not-spikes")
+        arr = arr.astype(bool)
+    return arr
 
 
 def _from_nir_data(path: str, input_node: str) -> np.ndarray:
     import nir
 
     data = nir.read_data(path)
-    node = data.nodes.get(input_node) or next(iter(data.nodes.values()))
+    node = data.nodes.get(input_node)
+    if node is None:
+        if len(data.nodes) != 1:
+            raise InputDataError(f"the file has no node '{input_node}' and {len(data.nodes)} others; name the Input node",
+                                 file=path, rule="bad-input")
+        node = next(iter(data.nodes.values()))
     obs = next(iter(node.observables.values()))
     if not hasattr(obs, "data"):
         dt = 1.0

@@ -9,8 +9,8 @@ can be compared offline (:mod:`harness.compare`).
 * :class:`ReferenceBackend`: the float NIR simulator (``reference.simulate``); preset
   ``"spinnaker2"`` models one tick of latency per projection, like the chip.
 * :class:`EmulatorBackend`: the bit-exact int8 emulator (``s2emu.lower`` then the fast
-  ``Engine`` or the scalar ``GoldenModel``); a quantized graph runs with
-  ``ConversionOptions(scale_weights=False)``.
+  ``Engine`` or the scalar ``GoldenModel``); options from
+  :func:`harness.run.options.emulator_options` (a quantized graph runs with weight scaling off).
 * :class:`BoardBackend`: a SpiNNaker2 board through py-spinnaker2 (``spinnaker2`` package),
   when it is importable and a host is given; otherwise :class:`BoardUnavailable`.
 """
@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Protocol, Sequence, Union, runtime
 
 import numpy as np
 
+from harness.flags import flag
 from s2common.errors import InputDataError, S2GateError
 from s2common.recording import Recording
 
@@ -52,13 +53,17 @@ class ReferenceBackend:
             for tick with the emulator).
         dtype: float type of the simulation (float64 by default).
         options: extra ``reference`` options (passed through).
+        dt: the tick in seconds (None: the preset's).
     """
 
-    def __init__(self, preset: str = "spinnaker2", dtype: Any = np.float64, options: Any = None) -> None:
+    def __init__(self, preset: str = "spinnaker2", dtype: Any = np.float64, options: Any = None,
+                 dt: Optional[float] = None) -> None:
         self.preset = preset
         self.dtype = dtype
         self.options = options
+        self.dt = dt
         self.name = f"reference[{preset}]"
+        self._order: Optional[tuple] = None  # (graph object, topological order)
 
     def run(self, graph: Any, inputs: np.ndarray, *, record: Record = None) -> Recording:
         import reference
@@ -66,8 +71,12 @@ class ReferenceBackend:
         kw: Dict[str, Any] = {"preset": self.preset, "dtype": self.dtype, "record": record}
         if self.options is not None:
             kw["options"] = self.options
+        if self.dt is not None:
+            kw["dt"] = self.dt
         rec = reference.simulate(graph, inputs, **kw)
-        _set_node_order(rec, graph)
+        if self._order is None or self._order[0] is not graph:
+            self._order = (graph, _graph_order(graph))
+        _set_node_order(rec, self._order[1])
         rec.meta.setdefault("backend", "reference")
         rec.meta.setdefault("preset", self.preset)
         return rec
@@ -77,26 +86,36 @@ class EmulatorBackend:
     """The int8 SpiNNaker2 emulator.
 
     Args:
-        options: ``s2emu.ConversionOptions``; default ``ConversionOptions(scale_weights=False)``
-            (the graph is already quantized).
+        options: ``s2emu.ConversionOptions``; default :func:`harness.run.options.emulator_options`
+            of the graph (weight scaling off for a quantized graph, the model's ``s2gate.dt``).
         engine: ``"fast"`` (batched ``Engine``) or ``"golden"`` (scalar ``GoldenModel``).
+        network: an already lowered ``S2Network`` to run (then ``graph`` only names the nodes).
+        threads: torch threads of the fast engine (None: torch's default).
     """
 
-    def __init__(self, options: Any = None, engine: str = "fast") -> None:
+    def __init__(self, options: Any = None, engine: str = "fast", *, network: Any = None,
+                 threads: Optional[int] = None) -> None:
         if engine not in ("fast", "golden"):
             raise ValueError(f"engine must be 'fast' or 'golden', got {engine!r}")
         self.options = options
         self.engine = engine
+        self.threads = threads
         self.name = f"emulator[{engine}]"
+        self._network = network
         self._cache: Optional[tuple] = None  # (graph object, net): lowering once per graph
+        self._engine: Optional[tuple] = None  # (net, engine): one engine per network
 
     def lower(self, graph: Any) -> Any:
         """The lowered ``S2Network`` of ``graph`` (cached for the last graph object)."""
         import s2emu
 
+        from .options import emulator_options
+
+        if self._network is not None:
+            return self._network
         if self._cache is not None and self._cache[0] is graph:
             return self._cache[1]
-        options = self.options if self.options is not None else s2emu.ConversionOptions(scale_weights=False)
+        options = self.options if self.options is not None else emulator_options(graph)
         net = s2emu.lower(graph, options)
         self._cache = (graph, net)
         return net
@@ -105,8 +124,10 @@ class EmulatorBackend:
         import s2emu
 
         net = self.lower(graph)
-        engine = s2emu.Engine(net) if self.engine == "fast" else s2emu.GoldenModel(net)
-        rec = engine.run(inputs, record=record)
+        if self._engine is None or self._engine[0] is not net:
+            eng = (s2emu.Engine(net, threads=self.threads) if self.engine == "fast" else s2emu.GoldenModel(net))
+            self._engine = (net, eng)
+        rec = self._engine[1].run(inputs, record=record)
         _set_node_order(rec, [p for p in net.populations])
         rec.meta.setdefault("backend", "emulator")
         rec.meta.setdefault("engine", self.engine)
@@ -160,7 +181,7 @@ class BoardBackend:
         except ImportError as exc:
             raise BoardUnavailable(f"py-spinnaker2 is not installed ({exc.name or 'spinnaker2'} cannot be imported)",
                                    hint="install py-spinnaker2 (gitlab.com/spinnaker2/py-spinnaker2) next to s2gate "
-                                        "and pass the board's IP with --s2-board-host / BoardBackend(host=...)") from None
+                                        f"and pass the board's IP with {flag('board-host')} / BoardBackend(host=...)") from None
         return hardware, s2_nir
 
     def check(self) -> None:
@@ -168,7 +189,7 @@ class BoardBackend:
         self.import_spinnaker2()
         if not self.host:
             raise BoardUnavailable("no SpiNNaker2 board host given",
-                                   hint="pass the board's IP with --s2-board-host HOST / BoardBackend(host=HOST)")
+                                   hint=f"pass the board's IP with {flag('board-host')} HOST / BoardBackend(host=HOST)")
 
     def run(self, graph: Any, inputs: np.ndarray, *, record: Record = None) -> Recording:
         self.check()
@@ -257,20 +278,22 @@ class BoardBackend:
         return cls(**kw)
 
 
+def _graph_order(graph: Any) -> List[str]:
+    """The topological order of a graph's nodes (a NIR graph, FlatGraph or path)."""
+    from s2common.graph import FlatGraph, flatten_graph, read_flat
+
+    g = graph
+    flat = g if isinstance(g, FlatGraph) else read_flat(g) if isinstance(g, (str, bytes)) or hasattr(
+        g, "__fspath__") else flatten_graph(g)
+    return list(flat.order)
+
+
 def _set_node_order(rec: Recording, graph_or_names: Any) -> None:
     """Store the graph's topological order of the recorded nodes in ``rec.meta["node_order"]``
     (HDF5 lists groups alphabetically, so a saved recording forgets its order otherwise)."""
     if "node_order" in rec.meta:
         return
-    if isinstance(graph_or_names, list):
-        names = graph_or_names
-    else:
-        from s2common.graph import FlatGraph, flatten_graph, read_flat
-
-        g = graph_or_names
-        flat = g if isinstance(g, FlatGraph) else read_flat(g) if isinstance(g, (str, bytes)) or hasattr(
-            g, "__fspath__") else flatten_graph(g)
-        names = flat.order
+    names = graph_or_names if isinstance(graph_or_names, list) else _graph_order(graph_or_names)
     rec.meta["node_order"] = [n for n in names if n in rec.data] + [n for n in rec.nodes if n not in names]
 
 
