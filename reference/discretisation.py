@@ -48,6 +48,8 @@ _CHOICES: Dict[str, tuple] = {
     "compare": (">", ">="),
     "projection_latency": (0, 1),
     "initial_v": ("v_leak", "zero"),
+    "reset_order": ("before_update", "after_update"),
+    "bias": ("input", "i_offset"),
     "if_min_v": ("none", "-threshold"),
     "reset_delay": ("none", "next_tick"),
 }
@@ -71,7 +73,8 @@ class Discretisation:
             voltage is reset, then this tick's update runs: spikes come one tick later and the
             recorded voltage may sit above threshold for a tick. (snnTorch's own default
             ``reset_delay=True`` is a third variant, spike from the new voltage and reset in
-            the next update, that no importer uses and no preset models.)
+            the next update, that no importer uses: option ``reset_delay``, preset
+            ``snntorch-subtract``.)
         input_scale: what current a tick's input ``x`` is for leaky neurons: ``"1"``
             (``I = x`` held one tick), ``"1/dt"`` (``I = x/dt``: a unit-area pulse),
             ``"jump"`` (``v += r*x``, no time factor).
@@ -87,6 +90,18 @@ class Discretisation:
         initial_v: membrane (and synaptic current) at t = 0: ``"v_leak"`` (rest; Norse) or
             ``"zero"`` (SpiNNaker2, snnTorch, Sinabs, Rockpool). I and IF start at 0 either way;
             synaptic currents start at 0 either way.
+        reset_order: with ``spike_from="previous"``: ``"before_update"`` (the voltage that fired
+            is reset, then this tick's update runs: ``v = a*(v - th) + ...``) or
+            ``"after_update"`` (the update runs on the voltage that fired, then the reset:
+            ``v = a*v + ... - z*th``, the threshold subtracted after the decay, as Spyx's
+            ``LIF.__call__``: ``V = beta*V + x - spikes*self.threshold``). No effect with
+            ``spike_from="new"`` (the reset follows the update anyway).
+        bias: where the bias of an Affine/Conv2d feeding an IF/LIF/CubaLIF acts: ``"input"``
+            (NIR: it is part of the summed input, so a CubaLIF's bias passes its synaptic filter
+            and starts at 0) or ``"i_offset"`` (py-spinnaker2's converter: ``get_accumulated_bias``
+            folds it into the neuron's ``i_offset``, CubaLIF: ``bias * node.w_in * I_scale *
+            w_scale``: a constant membrane current ``w_in * bias`` at full strength from tick 0,
+            bypassing the synapse). For IF and LIF both give the same update (``k * b`` per tick).
         if_min_v: IF only: ``"none"`` (no floor) or ``"-threshold"``: after the reset the voltage is
             clamped to ``v >= -v_threshold`` (Sinabs' importer, sinabs/nir.py, builds
             ``IAFSqueeze(min_v_mem=-v_threshold)``; sinabs/layers/functional/lif.py clamps after the reset).
@@ -109,6 +124,8 @@ class Discretisation:
     compare: str = ">"
     projection_latency: int = 0
     initial_v: str = "v_leak"
+    reset_order: str = "before_update"
+    bias: str = "input"
     if_min_v: str = "none"
     reset_delay: str = "none"
 
@@ -185,9 +202,32 @@ PRESETS: Dict[str, Discretisation] = {
     # the decay), strict ">", reset_by_subtraction (the converter's default), v recorded after
     # reset, v starts at 0; one tick of latency per projection (see
     # ../shared/design/s2-arithmetic.md). In NIR units this is the Euler update below.
+    # get_accumulated_bias + convert_CubaLIF: "i_offset": ... + bias * node.w_in * I_scale * w_scale,
+    # so an Affine's bias drives a CubaLIF's membrane from tick 0 without the synaptic filter.
     "spinnaker2": Discretisation(integrator="euler", reset="subtract", spike_from="new", input_scale="1",
                                  cuba_membrane_current="new", compare=">", projection_latency=1,
-                                 initial_v="zero"),
+                                 initial_v="zero", bias="i_offset"),
+    # Spyx (kmheckel/spyx) spyx/nn.py LIF.__call__: spikes = self.act(V - self.threshold) with
+    # Axon's forward jnp.heaviside(x, 0) (strict ">"), read from the voltage the tick starts with;
+    # V = beta*V + x - spikes*self.threshold (subtraction after the decay); initial_state zeros.
+    # spyx/nir.py _nir_node_to_spyx_params: LIF beta = 1 - dt/tau (forward Euler), weights into
+    # a LIF scaled by dt/tau ("1", r taken as 1), into an IF by dt/1 (if_input_scale "1"); IF.__call__
+    # V = V + x - spikes*threshold. Not modelled: Spyx drops v_leak and r; its CuBaLIF subtracts
+    # the threshold twice (V = V - spikes*th, then V = beta*V + I - spikes*th) and drives the
+    # membrane with I at gain 1.
+    "spyx": Discretisation(integrator="euler", reset="subtract", spike_from="previous", input_scale="1",
+                           if_input_scale="1", cuba_membrane_current="new", compare=">", initial_v="zero",
+                           reset_order="after_update"),
+    # Lava (lava-nc/lava) src/lava/proc/lif/models.py AbstractPyLifModelFloat (the CPU float LIF):
+    # subthr_dynamics u = u*(1 - du) + a_in; v = v*(1 - dv) + u + bias_mant; PyLifModelFloat
+    # spiking_activation v > vth; reset_voltage v[spike] = 0; u, v start at 0. The NIR paper's
+    # importer (neuromorphs/NIR paper/01_lif/_lava_nir.py, _nir_node_to_lava) maps a LIF to
+    # du = 1 (no current: u = a_in), dv = dt/tau and input weights times dt/tau (Euler, "1").
+    # Lava's Dense (src/lava/proc/dense/models.py run_spk) sends "a buffered value from dendritic
+    # accumulation at timestep t-1": one tick of latency per projection, the option no other
+    # framework preset has (the paper's importer chains two Dense per LIF: two ticks).
+    "lava": Discretisation(integrator="euler", reset="to_zero", spike_from="new", input_scale="1",
+                           cuba_membrane_current="new", compare=">", projection_latency=1, initial_v="zero"),
 }
 
 

@@ -63,6 +63,8 @@ class Neuron:
 
     spiking = False
     has_current = False
+    #: bias folded into the membrane (``bias="i_offset"``), or None: set by :func:`fold_bias`
+    folded: Optional[np.ndarray] = None
 
     def __init__(self, name: str, node: object, shape: Shape, disc: Discretisation, dtype: np.dtype) -> None:
         self.name = name
@@ -121,7 +123,10 @@ class _Spiking(Neuron):
         self.z = np.zeros((batch, *self.shape), dtype=bool)
 
     def step(self, x: np.ndarray) -> np.ndarray:
-        if self.disc.reset_delay == "next_tick":
+        if self.disc.spike_from == "previous" and self.disc.reset_order == "after_update":
+            z = self._fire(self.v)
+            self.v = self._reset(self._integrate(x), z)
+        elif self.disc.reset_delay == "next_tick":
             # snnTorch's reset_delay=True: the spike is read from the new voltage, which is not reset; the
             # reset of tick t-1's spikes is applied in tick t's update (subtract: v = a*v + k*x - z[t-1]*th,
             # the threshold not decayed; to_zero / to_v_reset: v[t-1] is reset, then the update runs)
@@ -154,7 +159,8 @@ class _Integrating:
         self.v0 = np.zeros(self.shape, dtype=self.dtype)
 
     def _integrate(self, x: np.ndarray) -> np.ndarray:
-        return self.v + self.k * x
+        v = self.v + self.k * x
+        return v if self.folded is None else v + self.folded
 
 
 class Integrator(_Integrating, Neuron):
@@ -200,7 +206,8 @@ class _Leaky:
         self.v0 = self._c(c["v_leak"] if self.disc.initial_v == "v_leak" else np.zeros(self.shape))
 
     def _integrate(self, x: np.ndarray) -> np.ndarray:
-        return self.a * self.v + self.gl + self.k * x
+        v = self.a * self.v + self.gl + self.k * x
+        return v if self.folded is None else v + self.folded
 
 
 class LI(_Leaky, Neuron):
@@ -248,7 +255,8 @@ class _Cuba:
         i_new = self.a_s * self.i + self.k_s * x
         drive = i_new if self.disc.cuba_membrane_current == "new" else self.i
         self.i = i_new
-        return self.a * self.v + self.gl + self.k_m * drive
+        v = self.a * self.v + self.gl + self.k_m * drive
+        return v if self.folded is None else v + self.folded
 
 
 class CubaLI(_Cuba, Neuron):
@@ -271,6 +279,31 @@ class CubaLIF(_Cuba, _Spiking):
 
     def _integrate(self, x: np.ndarray) -> np.ndarray:
         return self._cuba_integrate(x)
+
+
+def fold_bias(runner: object, bias: np.ndarray) -> None:
+    """``bias="i_offset"``: the neuron gets the accumulated bias of its direct Affine/Conv2d predecessors
+    (``bias``, float64 of its shape) as a constant drive, and those nodes' biases are removed from its input.
+
+    Per tick the membrane gains ``k * b`` (IF, LIF: the same as the bias through the input) or
+    ``k_m * w_in * b`` (CubaLIF: the converter's ``bias * node.w_in * I_scale * w_scale`` in chip
+    units is ``g * r * w_in * b`` in NIR units: the synaptic current's steady state ``w_in * b``
+    from tick 0). Rounded once to the run dtype.
+    """
+    node = runner.node  # type: ignore[attr-defined]
+    b = np.asarray(bias, dtype=np.float64)
+    if runner.typ == "CubaLIF":  # type: ignore[attr-defined]
+        shape = runner.shape  # type: ignore[attr-defined]
+        c = _leaky_coefficients(node, "tau_mem", shape, runner.disc)  # type: ignore[attr-defined]
+        k_m = c["r"] if runner.disc.input_scale == "jump" else c["g"] * c["r"]  # type: ignore[attr-defined]
+        term = k_m * _p(node, "w_in", shape) * b
+    elif runner.typ == "IF":  # type: ignore[attr-defined]
+        r = _p(node, "r", runner.shape)  # type: ignore[attr-defined]
+        term = (r * runner.disc.dt if runner.disc.if_input_scale == "1" else r) * b  # type: ignore[attr-defined]
+    else:
+        c = _leaky_coefficients(node, "tau", runner.shape, runner.disc)  # type: ignore[attr-defined]
+        term = input_gain(c["g"], c["r"], runner.disc) * b  # type: ignore[attr-defined]
+    runner.folded = runner._c(term)  # type: ignore[attr-defined]
 
 
 NEURON_CLASSES = {"I": Integrator, "IF": IF, "LI": LI, "LIF": LIF, "CubaLI": CubaLI, "CubaLIF": CubaLIF}

@@ -24,7 +24,7 @@ from s2common.graph import NEURON_TYPES, STATEFUL_TYPES, FlatGraph, as_flat
 from s2common.recording import Recording
 
 from .discretisation import PRESETS, Discretisation, resolve
-from .neurons import make_stateful
+from .neurons import fold_bias, make_stateful
 from .ops import make_op, torch_single_thread
 
 Edge = Tuple[str, str]
@@ -178,11 +178,14 @@ def simulate(graph: object, inputs: "np.ndarray | Sequence", *, preset: "str | D
     for s, t in flat.edges:
         preds[t].append((s, delays[(s, t)]))
 
+    folded_bias, nodes = fold_biases(flat) if disc.bias == "i_offset" else ({}, flat.nodes)
     runners: Dict[str, Any] = {}
     for name in order:
-        node = flat.nodes[name]
+        node = nodes[name]
         state = make_stateful(name, node, flat.out_shape[name], disc, dt_)
         if state is not None:
+            if name in folded_bias:
+                fold_bias(state, folded_bias[name])
             runners[name] = state
         else:
             runners[name] = make_op(name, node, flat.in_shape[name], flat.out_shape[name], dt_)
@@ -235,6 +238,40 @@ def simulate(graph: object, inputs: "np.ndarray | Sequence", *, preset: "str | D
     for (name, obs), array in rec.items():
         result.add(name, obs, array)
     return result
+
+
+def fold_biases(flat: FlatGraph) -> Tuple[Dict[str, np.ndarray], Dict[str, object]]:
+    """``bias="i_offset"``: which biases py-spinnaker2's converter folds into the neurons.
+
+    ``get_accumulated_bias``: for each IF/LIF/CubaLIF the biases of its direct Affine / Conv2d
+    (per channel) predecessors, summed; ``create_projection`` then passes the weights only.
+    Only weight nodes whose every successor is such a neuron are folded (others keep their
+    bias in the input). Returns ``({neuron: bias float64 (shape)}, nodes)`` where ``nodes`` is
+    ``flat.nodes`` with the folded nodes replaced by copies whose bias is 0.
+    """
+    import copy
+
+    neurons = ("IF", "LIF", "CubaLIF")
+    nodes: Dict[str, object] = dict(flat.nodes)
+    out: Dict[str, np.ndarray] = {}
+    for name in flat.order:
+        typ = flat.type_of(name)
+        if typ not in ("Affine", "Conv2d") or getattr(flat.nodes[name], "bias", None) is None:
+            continue
+        succ = flat.successors(name)
+        if not succ or any(flat.type_of(t) not in neurons for t in succ):
+            continue
+        b = np.asarray(flat.nodes[name].bias, dtype=np.float64)
+        if not np.any(b):
+            continue
+        shape = tuple(flat.out_shape[name])
+        full = np.broadcast_to(b.reshape((-1, 1, 1)) if typ == "Conv2d" else b.reshape(shape), shape)
+        for t in succ:
+            out[t] = out.get(t, np.zeros(shape)) + full
+        clone = copy.copy(flat.nodes[name])
+        clone.bias = np.zeros_like(np.asarray(flat.nodes[name].bias))
+        nodes[name] = clone
+    return out, nodes
 
 
 def _run_ticks(order: List[str], preds: Mapping[str, List[Tuple[str, int]]], runners: Mapping[str, Any],

@@ -20,15 +20,17 @@ S2_MODELS = ("spike_list", "lif_no_delay", "lif", "lif_conv2d", "lif_curr_exp_no
 
 @dataclass(frozen=True)
 class ConversionOptions:
-    """How a NIR graph is lowered; defaults are the settings the NIR paper ran py-spinnaker2 with
-    (dt 1e-4, forward Euler, conn_delay 0, weight scaling on; see s2emu/README.md, "Defaults").
+    """How a NIR graph is lowered; defaults are s2gate's (dt 1e-4, forward Euler, reset by subtraction,
+    conn_delay 0, weight scaling on: the NIR paper's Braille run; its CNN and LIF runs reset to zero, and
+    ConversionConfig's own defaults differ again: see ``s2emu.profiles`` and s2emu/README.md).
 
     Attributes:
         dt: tick in seconds.
         integrator: ``"euler"`` (forward Euler, alpha = 1 - dt/tau) or ``"exp"`` (alpha = exp(-dt/tau)).
         reset: ``"subtract"`` (reset by subtraction) or ``"to_v_reset"`` (reset to v_reset = 0).
-        conn_delay: extra synaptic delay in ticks on every projection (0 -> ``lif_no_delay``;
-            > 0 -> ``lif`` with 4-bit weights).
+        conn_delay: extra synaptic delay in ticks on every dense/pool projection (the model stays
+            ``lif_no_delay``; the converter writes the delay into the connection list; conv
+            projections must have 0). See ``dense_delay``.
         scale_weights: derive a weight scale per population (``127 / percentile_p(|W|)``); off for
             graphs whose weights are already integers (after s2gate's quantizer or QAT).
         percentile: the percentile ``p`` used when ``scale_weights`` is on.

@@ -47,6 +47,15 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
     c.add_argument("--backend", choices=("emulator", "board"), default="emulator",
                    help="board: also run a SpiNNaker2 board and compare it with the emulator (default emulator)")
     c.add_argument("--board-host", default=None, metavar="IP", help="the board's Ethernet IP")
+    from s2emu.profiles import PROFILES
+
+    c.add_argument("--profile", default=None, choices=list(PROFILES), metavar="NAME",
+                   help="vendor profile: the py-spinnaker2 conversion settings of one public run "
+                        f"({', '.join(PROFILES)}) for the emulator and the reference (default: the model's "
+                        "s2gate.profile metadata, else none)")
+    c.add_argument("--vendor-semantics-budget", type=float, default=None, metavar="FRACTION",
+                   help="largest share of float-model spike trains the converter's bias folding may change "
+                        "(default: report only)")
     add_report_arguments(p)
     return p
 
@@ -70,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     extra = dict(atoms=args.atoms, no_auto_atoms=args.no_auto_atoms, percentile=args.percentile, backend=args.backend,
                  board_host=args.board_host, ptq_budget=args.ptq_budget, qat_budget=args.qat_budget,
                  min_memory_reduction=args.min_memory_reduction, strict=args.strict, qat_model=args.qat_model,
+                 profile=args.profile, vendor_semantics_budget=args.vendor_semantics_budget,
                  report=None if args.no_report else os.path.abspath(args.report))
     if args.sweep is not None:
         extra["sweep"] = tuple(args.sweep)

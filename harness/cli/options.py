@@ -243,11 +243,18 @@ def add_conversion_arguments(parser: argparse.ArgumentParser, title: str = "disc
                         "on the emulator, the preset's on the reference; the emulator's to_v_reset resets to 0, "
                         "so to_v_reset and to_zero are the same there; 'zero' is accepted for to_zero)")
     g.add_argument("--conn-delay", type=int, default=None, metavar="TICKS",
-                   help="extra synaptic delay in ticks (0: lif_no_delay; > 0: lif with 4-bit weights) (default 0)")
+                   help="extra synaptic delay in ticks of dense and pool projections, written into the connection list "
+                        "as py-spinnaker2's converter does (conv projections need 0) (default 0)")
     g.add_argument("--scale-weights", action=argparse.BooleanOptionalAction, default=None,
                    help="derive an int8 weight scale per population; --no-scale-weights for graphs whose weights "
                         "are already integers (default: on, off for graphs written by s2gate quantize)")
     add_percentile_argument(g, default=None)
+    from s2emu.profiles import PROFILES
+
+    g.add_argument("--profile", default=None, choices=list(PROFILES), metavar="NAME",
+                   help="a vendor profile: the py-spinnaker2 conversion settings of one public run "
+                        f"({', '.join(PROFILES)}; see s2emu/profiles.py); flags given here override it "
+                        "(default: the model's s2gate.profile metadata, else none)")
     g.add_argument("--vendor-cast", action="store_true", default=False,
                    help="with --no-scale-weights, cast non-integer weights to int8 by truncation as py-spinnaker2 "
                         "does (what the NIR paper's lif_spinnaker2.py relied on) instead of rejecting them")
@@ -264,12 +271,13 @@ def conversion_options(args: argparse.Namespace, graph: Any = None):
     from harness.run.options import emulator_options
 
     reset = getattr(args, "reset", None)
-    return emulator_options(graph, dt=getattr(args, "dt", None), integrator=getattr(args, "integrator", None),
+    return emulator_options(graph, profile=getattr(args, "profile", None),
+                            dt=getattr(args, "dt", None), integrator=getattr(args, "integrator", None),
                             reset=EMULATOR_RESET[reset] if reset else None,
                             conn_delay=getattr(args, "conn_delay", None),
                             scale_weights=getattr(args, "scale_weights", None),
                             percentile=getattr(args, "percentile", None),
-                            vendor_cast=bool(getattr(args, "vendor_cast", False)))
+                            vendor_cast=True if getattr(args, "vendor_cast", False) else None)
 
 
 def add_engine_argument(parser: "argparse._ActionsContainer") -> None:

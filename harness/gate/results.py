@@ -283,7 +283,7 @@ class Evaluation(JsonRecord):
     the JSON then.
     """
 
-    _OMIT_NONE = ("data", "memory", "hil")
+    _OMIT_NONE = ("data", "memory", "hil", "vendor_semantics")
 
     schema: int = SCHEMA
     digest: str = ""
@@ -305,6 +305,8 @@ class Evaluation(JsonRecord):
     quantization: Dict[str, List[QuantLayer]] = field(default_factory=dict)
     #: flow -> run (``float``, ``int8``) -> confusion matrix ``m[true][predicted]``
     confusion: Dict[str, Dict[str, List[List[int]]]] = field(default_factory=dict)
+    #: the converter's own change of meaning on the float model (``harness.vendor_semantics``), or None
+    vendor_semantics: Optional[Dict[str, Any]] = None
 
     # ---- the version-1 "accuracy" dict, derived
     def accuracy(self) -> Dict[str, float]:

@@ -4,8 +4,9 @@ What the frameworks' exporters leave behind, and what is repaired (each repair i
 ``s2gate import`` and kept in ``metadata["s2gate.repairs"]``):
 
 * torch tensors as parameters (Sinabs, Norse, Rockpool): converted to numpy arrays;
-* a batch (and time) axis in the Input/Output shapes (snnTorch, Norse: the sample's ``(1, 20)``;
-  Rockpool: ``(1, 1, 1)``): stripped when only the stripped shape chains through the graph;
+* a batch (and time) axis of size 1 in the Input/Output shapes (snnTorch, Norse: the sample's ``(1, 20)``;
+  Rockpool: ``(1, 1, 1)``): stripped when only the stripped shape chains through the graph (the
+  declared shape wins when it chains; a sample batch of another size is refused: export with one);
 * missing shapes (``input_type`` None/empty, ``Conv2d.input_shape`` None) and neuron parameters
   stored as scalars (``tau`` of shape ``()``, which ``nir.write`` cannot store): inferred from the
   graph (the Input's shape walked through the layers, NIR's rules as in ``s2common.graph``) and
@@ -22,6 +23,7 @@ exported ``r`` and rewrites the neuron parameters to Rockpool's voltage-jump upd
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -137,10 +139,12 @@ def _flatten_out(shape: Shape, start: int, end: int) -> Optional[Shape]:
 
 
 def _walk(nodes: Dict[str, object], edges: List[Tuple[str, str]], order: Sequence[str], back: set,
-          input_shape: Shape) -> _Walk:
+          input_shape: Shape, shift: bool = True) -> _Walk:
     """Walk ``input_shape`` through the graph by NIR's rules (``s2common.graph``), accepting scalar
-    neuron parameters (broadcast later). Raises the S2GateError of the first node that does not chain."""
-    from s2common.graph import _compute_out
+    neuron parameters (broadcast later); ``shift``: a Flatten that counted the batch axis may be shifted
+    (not when the Input's batch axis was stripped: one batch axis is not removed twice). Raises the
+    S2GateError of the first node that does not chain."""
+    from s2common.graph import _check_size, _compute_out
 
     preds: Dict[str, List[str]] = {n: [] for n in nodes}
     succs: Dict[str, List[str]] = {n: [] for n in nodes}
@@ -155,6 +159,7 @@ def _walk(nodes: Dict[str, object], edges: List[Tuple[str, str]], order: Sequenc
         node = nodes[name]
         typ = _type_name(node)
         if typ == "Input":
+            _check_size(name, typ, tuple(input_shape))
             ins[name] = outs[name] = tuple(input_shape)
             continue
         shapes = {outs[p] for p in preds[name] if p in outs}
@@ -185,7 +190,7 @@ def _walk(nodes: Dict[str, object], edges: List[Tuple[str, str]], order: Sequenc
             wants = {int(np.asarray(nodes[t].weight).shape[1]) for t in succs[name]
                      if _type_name(nodes[t]) in ("Affine", "Linear")}
             shifted = (start - 1 if start > 0 else start, end - 1 if end > 0 else end)
-            if len(wants) == 1 and (out is None or out != (next(iter(wants)),)) and start > 0:
+            if shift and len(wants) == 1 and (out is None or out != (next(iter(wants)),)) and start > 0:
                 alt = _flatten_out(shape, *shifted)
                 if alt == (next(iter(wants)),):
                     shifts[name] = shifted
@@ -196,6 +201,7 @@ def _walk(nodes: Dict[str, object], edges: List[Tuple[str, str]], order: Sequenc
             outs[name] = out
         else:
             outs[name] = _compute_out(name, node, shape)
+        _check_size(name, typ, outs[name])  # before anything is allocated for it
     return _Walk(ins, outs, shifts)
 
 
@@ -205,31 +211,36 @@ def _input_candidates(declared: Shape) -> List[Shape]:
 
 
 def _choose_input(nodes, edges, order, back, name: str) -> Tuple[_Walk, Shape, Shape]:
-    """Walk each reading of the Input's declared shape; return the walk, the shape used and the declared one."""
+    """Walk each reading of the Input's declared shape; return the walk, the shape used and the declared one.
+
+    The declared shape wins when it chains. Otherwise the first reading with leading axes removed that
+    chains is used if those axes have size 1 (an exporter's sample of one); if they do not, the shape is
+    refused: an axis of size 8 may be a batch of 8 or a layer of 8, which only the user knows.
+    """
     node = nodes[name]
     declared = _declared(node, "input_type") or _declared(node, "output_type")
     if declared is None:
         raise InvalidGraphError("Input has no shape (input_type is empty)", node=name, rule="missing-parameter",
                                 hint="export with a sample input, or set nir.Input(input_type={'input': shape})")
-    results: List[Tuple[Shape, _Walk]] = []
+    from s2common.graph import _check_size
+
+    _check_size(name, "Input", declared)  # a size error is not a batch axis: it is reported as it is
     first_error: Optional[S2GateError] = None
     for cand in _input_candidates(declared):
         try:
-            results.append((cand, _walk(nodes, edges, order, back, cand)))
+            walk = _walk(nodes, edges, order, back, cand, shift=cand == declared)
         except (InvalidGraphError, UnsupportedError) as err:
             first_error = first_error or err
-    for cand, walk in results:
-        if cand == declared:
-            return walk, cand, declared
-    if len(results) == 1:
-        return results[0][1], results[0][0], declared
-    if not results:
-        assert first_error is not None
-        raise first_error
-    raise InvalidGraphError(f"Input declares {declared}; the graph chains both as {results[0][0]} and as "
-                            f"{results[1][0]}, so which axes are batch/time is ambiguous", node=name,
-                            rule="ambiguous-input-shape",
-                            hint="export with a sample of one sample's shape (no batch axis)")
+            continue
+        stripped = declared[:len(declared) - len(cand)]
+        if any(d != 1 for d in stripped):
+            raise InvalidGraphError(f"Input declares {declared}; the graph chains only as {cand}, so its leading "
+                                    f"axes {stripped} would be a sample batch/time of more than one", node=name,
+                                    rule="sample-batch",
+                                    hint="export with a sample of batch size 1 (e.g. torch.zeros(1, *input_shape))")
+        return walk, cand, declared
+    assert first_error is not None
+    raise first_error
 
 
 def _fill_shapes(nodes, walk: _Walk, input_name: str, used: Shape, declared: Shape, repairs: List[Repair]) -> None:
@@ -260,7 +271,8 @@ def _fill_shapes(nodes, walk: _Walk, input_name: str, used: Shape, declared: Sha
                 continue
             if have is None:
                 what = f"missing {field} inferred: {shape}"
-            elif typ in ("Input", "Output") and have[-len(shape):] == shape:
+            elif (typ in ("Input", "Output") and len(have) > len(shape) and have[len(have) - len(shape):] == shape
+                  and all(d == 1 for d in have[:len(have) - len(shape)])):
                 what = f"batch/time axes stripped from {field} {have} -> {shape}"
             elif _strip_ones(have) == _strip_ones(shape) or (typ == "Input" and shape == used):
                 what = f"{field} {have} contradicted the graph (nir.read's type check fails) -> {shape}"
@@ -348,9 +360,15 @@ def clean(graph: object, framework: Optional[str] = None) -> Tuple[object, List[
     _tensors_to_numpy(graph, "", repairs)
     nodes, edges = _inline(graph, "")
     inputs = sorted(n for n, v in nodes.items() if _type_name(v) == "Input")
-    if len(inputs) != 1:
-        raise InvalidGraphError(f"the graph has {len(inputs)} Input nodes; s2gate imports graphs with one",
-                                rule="no-input" if not inputs else "several-inputs")
+    if not nodes:
+        raise InvalidGraphError("the graph has no nodes", rule="empty-graph",
+                                hint="export a graph that has an Input, some layers and an Output")
+    if not inputs:
+        raise InvalidGraphError("the graph has no Input node", rule="no-input",
+                                hint="export with a sample input so that the exporter writes a nir.Input")
+    if len(inputs) > 1:
+        raise UnsupportedError(f"the graph has {len(inputs)} Input nodes ({', '.join(inputs)}); s2gate runs graphs "
+                               "with one", node=inputs[1], rule="several-inputs", hint="merge the inputs into one")
     back = _back_edges(nodes, edges, inputs)
     order = _topo_order(nodes, edges, back)
     walk, used, declared = _choose_input(nodes, edges, order, back, inputs[0])
@@ -361,11 +379,13 @@ def clean(graph: object, framework: Optional[str] = None) -> Tuple[object, List[
         meta.update({"s2gate.framework": fw.name, "s2gate.preset": fw.preset, "s2gate.dt": float(dt)})
     if repairs:
         meta["s2gate.repairs"] = "\n".join(str(r) for r in repairs)
+    cleaned = nir.NIRGraph(nodes=graph.nodes, edges=[tuple(e) for e in graph.edges], metadata=meta, type_check=False)
+    flatten_graph(cleaned)  # s2gate's own validation (an Output, no stateless loop, ...): one line naming the node
+    probe = copy.deepcopy(cleaned)  # what nir.read will do; on a copy, since nir's inference adds Input/Output nodes
     try:
-        cleaned = nir.NIRGraph(nodes=graph.nodes, edges=[tuple(e) for e in graph.edges], metadata=meta,
-                               type_check=True)
+        probe.infer_types()
+        probe.check_types()
     except Exception as exc:  # nir's type check raises ValueError with its own text
         raise InvalidGraphError(f"nir's type check still fails after clean ({exc})", rule="type-check",
                                 hint="report this graph; the exporter wrote something clean does not know") from exc
-    flatten_graph(cleaned)  # s2gate's own validation: raises one S2GateError naming the node
     return cleaned, repairs

@@ -50,19 +50,19 @@ def test_import_rockpool_export_file(tmp_path, capsys):
     assert tuple(nir.read(out).nodes["input"].input_type["input"]) == (20,)
 
 
-def test_import_refuses_ambiguous_input_shape(tmp_path, capsys):
-    """Input (5, 1, 3) into Flatten -> Affine(3): both (1, 3) and (3,) chain, so the batch axes are ambiguous."""
-    g = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([5, 1, 3])),
-                            "flat": nir.Flatten(input_type={"input": np.array([5, 1, 3])}, start_dim=0, end_dim=-1),
-                            "fc": nir.Affine(weight=np.ones((2, 3)), bias=np.zeros(2)),
-                            "lif": nir.IF(r=np.ones(2), v_threshold=np.ones(2)),
-                            "output": nir.Output(output_type=np.array([2]))},
-                     edges=[("input", "flat"), ("flat", "fc"), ("fc", "lif"), ("lif", "output")], type_check=False)
-    src = tmp_path / "amb.nir"
-    nir.write(src, g)
-    assert main(["import", str(src), "-o", str(tmp_path / "out.nir")]) == 2
+def test_import_refuses_a_sample_batch_of_eight(tmp_path, capsys):
+    """A Rockpool export traced with a sample of batch 8: Input (8, 20). Stripping the 8 would make the graph
+    chain, but 8 could be a layer as well as a batch: refused with one line naming the file and node."""
+    P.require("rockpool")
+    import torch
+    from rockpool.nn.modules.torch.nir import to_nir
+
+    src = tmp_path / "batch8.nir"
+    nir.write(src, to_nir(P.rockpool_mlp(), torch.zeros(8, 20)))
+    assert main(["import", str(src), "-o", str(tmp_path / "out.nir"), "--framework", "rockpool"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "[ambiguous-input-shape]" in err and str(src) in err and "node 'input'" in err
+    assert err.count("\n") == 0 and "[sample-batch]" in err and str(src) in err and "node 'input'" in err
+    assert "(8, 20)" in err
     assert not (tmp_path / "out.nir").exists()
 
 
@@ -131,3 +131,33 @@ def test_gate(fw, kind, exports, capsys):
     assert code == (1 if rule else 0), out
     if rule:
         assert any(line.startswith("design-rules.ptq") and line.rstrip().endswith("FAIL") for line in out.splitlines())
+
+
+from suites.hardening.make_corpus import cases as _corpus_cases  # noqa: E402
+
+BAD_FILES = [c for c in _corpus_cases() if c.stage == "load"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from suites.hardening.make_corpus import build_corpus
+
+    root = tmp_path_factory.mktemp("corpus")
+    build_corpus(root)
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", BAD_FILES, ids=[c.name for c in BAD_FILES])
+def test_import_rejects_every_bad_file_of_the_corpus(case, corpus, tmp_path, capsys):
+    """Each file the loader must reject (the hardening corpus' 'load' cases, e.g. no Output node, NaN weights,
+    shapes that do not chain): `s2gate import` exits 2 with one line naming the file and writes nothing."""
+    out = tmp_path / "out.nir"
+    assert main(["import", str(corpus / case.name), "-o", str(out)]) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("s2gate import: error: [") and case.name in lines[0], lines
+    if case.rules:
+        assert any(f"[{r}]" in lines[0] for r in case.rules), lines[0]
+    if case.node:
+        assert f"'{case.node}" in lines[0] or f"{case.node}'" in lines[0] or f" {case.node} " in lines[0], lines[0]
+    assert not out.exists()

@@ -91,6 +91,12 @@ def sections(ev: Any, checks: Sequence[Check], provenance: Optional[Provenance] 
                                        "reference's voltage lies within rounding of the threshold; diverging trains "
                                        "differ beyond that."],
                            plots=[p for p in ("divergence_raster",) if p in plots]))
+    if ev.get("vendor_semantics"):
+        from harness.vendor_semantics import report_rows
+
+        headers, rows, paragraphs = report_rows(ev["vendor_semantics"])
+        out.append(Section("Vendor semantics (the converter alone, float model, before quantization)",
+                           tables=[Table(headers, rows)], paragraphs=paragraphs))
     chip = t.chip_rows(ev)
     if chip:
         sram = (((ev.get("memory") or {}).get("chip")) or {}).get("data_sram_per_pe")
