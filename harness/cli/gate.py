@@ -47,12 +47,9 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
     c.add_argument("--backend", choices=("emulator", "board"), default="emulator",
                    help="board: also run a SpiNNaker2 board and compare it with the emulator (default emulator)")
     c.add_argument("--board-host", default=None, metavar="IP", help="the board's Ethernet IP")
-    from s2emu.profiles import PROFILES
+    from harness.cli.options import add_profile_argument
 
-    c.add_argument("--profile", default=None, choices=list(PROFILES), metavar="NAME",
-                   help="vendor profile: the py-spinnaker2 conversion settings of one public run "
-                        f"({', '.join(PROFILES)}) for the emulator and the reference (default: the model's "
-                        "s2gate.profile metadata, else none)")
+    add_profile_argument(c)
     c.add_argument("--vendor-semantics-budget", type=float, default=None, metavar="FRACTION",
                    help="largest share of float-model spike trains the converter's bias folding may change "
                         "(default: report only)")
