@@ -83,7 +83,8 @@ class RuleContext:
             self._chip = map_to_chip(self.net, sram_per_pe=self.spec.sram_per_pe,
                                      data_sram_per_pe=self.spec.data_sram_per_pe, pes_per_chip=self.spec.pes_per_chip,
                                      usable_pes_per_chip=self.spec.usable_pes_per_chip, max_chips=self.max_chips,
-                                     atoms_per_core=self.atoms_per_core, input_ticks=self.input_ticks)
+                                     atoms_per_core=self.atoms_per_core, input_ticks=self.input_ticks,
+                                     dram_rows=self.max_chips > 1)  # the multi-chip mapper (s2emu.board)
         return self._chip
 
 

@@ -35,12 +35,13 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
     add_common(p)
     g = p.add_argument_group("flows")
     g.add_argument("--qat-model", metavar="NIR", default=None,
-                   help="quantized Q-SNN (default: the bundled qsnn.nir; 'none' skips the QAT checks)")
+                   help="quantized Q-SNN (default: the bundled qsnn.nir with the bundled P-SNN, none with your own model; "
+                        "'none' skips the QAT checks)")
     add_percentile_argument(g, default=100.0)
     g.add_argument("--sweep", type=float, nargs="*", default=None, metavar="P",
                    help="percentiles of the report's accuracy-against-percentile plot (default 99 99.9 100; "
                         "--sweep with no value: no sweep)")
-    add_budget_arguments(p)
+    add_budget_arguments(p)  # --ptq-budget --qat-budget --min-memory-reduction --strict
     c = p.add_argument_group("chip and board")
     add_atoms_arguments(c, auto=True)
     c.add_argument("--backend", choices=("emulator", "board"), default="emulator",

@@ -8,7 +8,8 @@ How to add an option (do it once, here, and every subcommand that takes it gets 
 
 1. Find the builder of its group below (``add_conversion_arguments``, ``add_input_arguments``,
    ``add_data_arguments``, ``add_budget_arguments``, ``add_atoms_arguments``,
-   ``add_engine_argument``, ``add_percentile_argument``, ``add_report_arguments``) or write a
+   ``add_engine_argument``, ``add_percentile_argument``, ``add_profile_argument``,
+   ``add_report_arguments``) or write a
    new ``add_<group>_arguments(parser, ...)`` next to them.
 2. Declare the flag there: kebab-case, a ``help=`` in plain words that ends with the default,
    choices as a module-level :class:`Choices` (canonical values plus old spellings as aliases),
@@ -283,6 +284,16 @@ def conversion_options(args: argparse.Namespace, graph: Any = None):
                             scale_weights=getattr(args, "scale_weights", None),
                             percentile=getattr(args, "percentile", None),
                             vendor_cast=True if getattr(args, "vendor_cast", False) else None)
+
+
+def add_profile_argument(parser: "argparse._ActionsContainer") -> None:
+    """``--profile NAME``: a vendor profile (``s2emu.profiles``) for the emulator and the reference."""
+    from s2emu.profiles import PROFILES
+
+    parser.add_argument("--profile", default=None, choices=list(PROFILES), metavar="NAME",
+                        help="a vendor profile: the py-spinnaker2 conversion settings of one public run "
+                             f"({', '.join(PROFILES)}; see s2emu/profiles.py) for the emulator and the reference; "
+                             "flags given here override it (default: the model's s2gate.profile metadata, else none)")
 
 
 def add_engine_argument(parser: "argparse._ActionsContainer") -> None:

@@ -239,9 +239,10 @@ def _build_flow(s: _Sections, name: str, graph: Any, float_graph: Any, source: O
     with s.section(sec["rules"], source):
         flat = flatten_graph(graph, file=source)
         out.rules = _violations(check_design_rules(flat, net=out.net, options=opts, atoms_per_core=out.atoms or None))
-    if out.net is not None:
-        with s.section(sec["memory"], source):
-            out.memory = flow_memory(flat if flat is not None else graph, name, net=out.net, atoms=out.atoms)
+    # the weight memory needs only the graph (a graph the chip cannot run still has its bytes counted);
+    # the deployed footprint needs the lowered network
+    with s.section(sec["memory"], source):
+        out.memory = flow_memory(flat if flat is not None else graph, name, net=out.net, atoms=out.atoms)
     float_flat = None
     if float_graph is not None:
         float_flat = flatten_graph(float_graph, file=source)

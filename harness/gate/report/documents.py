@@ -61,7 +61,7 @@ def sections(ev: Any, checks: Sequence[Check], provenance: Optional[Provenance] 
     failed = [c for c in checks if c.verdict == FAIL]
     if failed:
         out.append(Section("Failures", level=3, bullets=[c.message for c in failed]))
-    warned = t.warnings(ev)
+    warned = t.warnings(ev, checks)
     if warned:
         out.append(Section("Warnings", level=3, bullets=warned))
     skipped = [c for c in checks if c.verdict == SKIP]
@@ -120,8 +120,9 @@ def sections(ev: Any, checks: Sequence[Check], provenance: Optional[Provenance] 
                  f"{100 * r.get('reduction', 0):.1f} %"] for r in mem["layers"]]
         rows.append(["total", f"{mem['float32_bytes']:,}", f"{mem['int8_bytes']:,}", "",
                      f"{100 * mem['reduction']:.1f} %"])
-        out.append(Section("Memory", tables=[Table(["layer", "float32 B", "stored B", "storage", "reduction"], rows)],
-                           plots=[p for p in ("memory",) if p in plots]))
+        out.append(Section("Memory", tables=[Table(["layer", "float32 B", "stored B", "storage", "reduction"], rows,
+                                                   "PTQ flow, weights per population")],
+                           bullets=t.memory_lines(ev), plots=[p for p in ("memory",) if p in plots]))
     if t.neurobench_rows(ev):
         out.append(Section("NeuroBench figures", tables=[Table(t.neurobench_headers(ev), t.neurobench_rows(ev))]))
     if "spike_rates" in plots:
