@@ -37,6 +37,9 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
     g.add_argument("--qat-model", metavar="NIR", default=None,
                    help="quantized Q-SNN (default: the bundled qsnn.nir; 'none' skips the QAT checks)")
     add_percentile_argument(g, default=100.0)
+    g.add_argument("--calibrate", metavar="CAL.npz", default=None,
+                   help="PTQ with each population's percentile chosen on these samples (array 'spikes', disjoint "
+                        "from the test split) instead of --percentile")
     g.add_argument("--sweep", type=float, nargs="*", default=None, metavar="P",
                    help="percentiles of the report's accuracy-against-percentile plot (default 99 99.9 100; "
                         "--sweep with no value: no sweep)")
@@ -69,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     extra = dict(atoms=args.atoms, no_auto_atoms=args.no_auto_atoms, percentile=args.percentile, backend=args.backend,
                  board_host=args.board_host, ptq_budget=args.ptq_budget, qat_budget=args.qat_budget,
                  min_memory_reduction=args.min_memory_reduction, strict=args.strict, qat_model=args.qat_model,
+                 calibrate=args.calibrate,
                  report=None if args.no_report else os.path.abspath(args.report))
     if args.sweep is not None:
         extra["sweep"] = tuple(args.sweep)
