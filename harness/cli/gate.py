@@ -38,8 +38,8 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
                    help="quantized Q-SNN (default: the bundled qsnn.nir; 'none' skips the QAT checks)")
     add_percentile_argument(g, default=100.0)
     g.add_argument("--calibrate", metavar="CAL.npz", default=None,
-                   help="PTQ with each population's percentile chosen on these samples (array 'spikes', disjoint "
-                        "from the test split) instead of --percentile")
+                   help="choose each population's PTQ percentile (99-100) on these samples (.npz with an array "
+                        "'spikes', disjoint from the test split) instead of --percentile")
     g.add_argument("--sweep", type=float, nargs="*", default=None, metavar="P",
                    help="percentiles of the report's accuracy-against-percentile plot (default 99 99.9 100; "
                         "--sweep with no value: no sweep)")

@@ -28,8 +28,8 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
                    help="where to write the quantized graph")
     c = p.add_argument_group("calibration (harness.quantize.calibrate)")
     c.add_argument("--calibrate", metavar="CAL.npz", default=None,
-                   help="choose each population's percentile (99-100) on these samples (array 'spikes', disjoint "
-                        "from the test split) instead of --percentile")
+                   help="choose each population's PTQ percentile (99-100) on these samples (.npz with an array "
+                        "'spikes', disjoint from the test split) instead of --percentile")
     c.add_argument("--bias-correction", action="store_true", help="with --calibrate: correct biases by the mean error")
     c.add_argument("--rounding-search", action="store_true",
                    help="with --calibrate: choose codes by error-feedback rounding (GPTQ) instead of nearest")
