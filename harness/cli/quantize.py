@@ -42,7 +42,8 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
 def run(args: argparse.Namespace) -> int:
     from s2common.graph import load_graph
 
-    from harness.quantize import memory_account, quantize_ptq
+    from harness.quantize import quantize_ptq
+    from harness.quantize.memory import memory_lines
 
     graph = load_graph(args.model, isolate=True)
     cal_file = getattr(args, "calibrate", None)
@@ -73,10 +74,8 @@ def run(args: argparse.Namespace) -> int:
     if qg.rounding == "truncate" and any(r.clipped_fraction > 0 for r in qg.layers):
         print("warning: truncate mode wrapped conv weights around (the vendor's int8 cast has no clipping) "
               "or saturated dense weights; 'clipped %' counts them")
-    acct = memory_account(qg.graph)
-    print(acct.summary_line())
-    if acct.note:
-        print(f"note: {acct.note}")
+    for line in memory_lines(qg.graph):
+        print(line)
     qg.write(args.out)
     print(f"wrote {args.out} (source sha256 {qg.source_digest[:16]}...)")
     return 0

@@ -97,13 +97,23 @@ class GateConfig:
     auto_atoms: bool = True
     binarize: bool = False
     strict: bool = BUDGETS["strict"]
+    #: vendor profile (``s2emu.profiles``: ``--profile`` / ``--s2-profile``); None: the model's ``s2gate.profile``, if any
+    profile: Optional[str] = None
+    #: largest share of float-model spike trains the converter's own change of meaning (bias folding) may
+    #: change (check ``vendor-semantics``); None: report only
+    vendor_semantics_budget: Optional[float] = None
     #: calibration inputs (.npz, array ``spikes``) for calibrated PTQ (harness.quantize.calibrate); None: fixed percentile
     calibrate: Optional[str] = None
 
     #: fields that do not change any number of the evaluation (left out of the digest)
-    NOT_IN_DIGEST = ("report", "batch_size", "progress", "ptq_budget", "qat_budget", "min_memory_reduction", "strict")
+    NOT_IN_DIGEST = ("report", "batch_size", "progress", "ptq_budget", "qat_budget", "min_memory_reduction", "strict",
+                     "vendor_semantics_budget")
 
     def __post_init__(self) -> None:
+        if self.profile is not None:
+            from s2emu.profiles import get_profile
+
+            get_profile(self.profile)  # an unknown name: one InputDataError naming the known ones
         if self.qat_model == AUTO:  # the bundled Q-SNN goes with the bundled P-SNN only
             same = os.path.abspath(self.model) == os.path.abspath(bundled_model("psnn"))
             object.__setattr__(self, "qat_model", bundled_model("qsnn") if same else None)

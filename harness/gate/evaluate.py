@@ -222,8 +222,11 @@ def _build_flow(s: _Sections, name: str, graph: Any, float_graph: Any, source: O
 
     sec = FLOW_SECTIONS[name]
     out = _Build()
-    opts = emulator_options(graph)
-    overrides = {k: int(v) for k, v in cfg.atoms_per_core}
+    from harness.run.options import profile_atoms, reference_options
+
+    opts = emulator_options(graph, profile=cfg.profile)
+    ref_opts = reference_options(options_of, cfg.profile)
+    overrides = {**profile_atoms(options_of, cfg.profile), **{k: int(v) for k, v in cfg.atoms_per_core}}
     with s.section(sec["lower"], source):
         out.net = lower(graph, opts)
         choice = choose_atoms(out.net, options_of, overrides, auto=cfg.auto_atoms)
@@ -236,16 +239,18 @@ def _build_flow(s: _Sections, name: str, graph: Any, float_graph: Any, source: O
     with s.section(sec["rules"], source):
         flat = flatten_graph(graph, file=source)
         out.rules = _violations(check_design_rules(flat, net=out.net, options=opts, atoms_per_core=out.atoms or None))
-    if out.net is not None:
-        with s.section(sec["memory"], source):
-            out.memory = flow_memory(flat if flat is not None else graph, name, net=out.net, atoms=out.atoms)
+    # the weight memory needs only the graph (a graph the chip cannot run still has its bytes counted);
+    # the deployed footprint needs the lowered network
+    with s.section(sec["memory"], source):
+        out.memory = flow_memory(flat if flat is not None else graph, name, net=out.net, atoms=out.atoms)
     float_flat = None
     if float_graph is not None:
         float_flat = flatten_graph(float_graph, file=source)
     if flat is not None:
         out.flow = Flow(name=name, graph=graph, flat=flat, network=out.net, output_population=output_population(flat),
                         float_graph=float_graph, float_flat=float_flat, preset=model_preset(options_of),
-                        dt=model_dt(options_of), source=source,
+                        dt=ref_opts["dt"] if ref_opts else model_dt(options_of), source=source,
+                        reference_options=ref_opts,
                         sections={k: sec[k] for k in ("float", "emulator", "equivalence")})
     return out
 
@@ -379,6 +384,14 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
                                 f"data has {tuple(spikes.shape[2:])} (hint: use data of shape (N, T, "
                                 f"{', '.join(map(str, flat.input_shape))}))")
 
+    # ---- what the converter alone does to the float model (report section; check vendor-semantics)
+    vendor = None
+    if s.ok("model") and s.ok("data") and spikes is not None:
+        with s.section("vendor_semantics", cfg.model):
+            from harness.vendor_semantics import gate_vendor_semantics
+
+            vendor = gate_vendor_semantics(float_graph, spikes, labels, cfg)
+
     # ---- PTQ flow
     builds: Dict[str, _Build] = {}
     q = None
@@ -473,7 +486,7 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
     hil = _hil(s, cfg, builds.get("ptq"), spikes)
     return Evaluation(schema=SCHEMA, digest=cfg.digest(), config=cfg_json, errors=dict(sorted(s.errors.items())),
                       data=info, ran=ran, memory=memory, design_rules=design_rules, auto_atoms=auto_atoms,
-                      neurobench=nb, hil=hil, quantization=quantization, **ev_kw)
+                      neurobench=nb, hil=hil, quantization=quantization, vendor_semantics=vendor, **ev_kw)
 
 
 def _with(nb: Optional[NeuroBench], **changes: Any) -> NeuroBench:
