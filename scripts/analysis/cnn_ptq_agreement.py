@@ -44,14 +44,17 @@ WEIGHTS = ("0", "2", "5", "9", "11")
 NEURONS = ("1", "3", "6", "10", "12")
 
 
+DTYPE = torch.float64  #: arithmetic of the re-implementation (``--float32`` for long runs on a busy machine)
+
+
 def parameters(graph) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
-    """(weight, bias) of every weight node, float64; checks that every IF has r = 1 and threshold 1."""
+    """(weight, bias) of every weight node, in DTYPE; checks that every IF has r = 1 and threshold 1."""
     for k in NEURONS:
         node = graph.nodes[k]
         if not (np.all(np.asarray(node.v_threshold) == 1.0) and np.all(np.asarray(node.r) == 1.0)):
             raise SystemExit(f"node {k}: this script assumes r = 1 and v_threshold = 1 (the paper's graph)")
-    return {k: (torch.tensor(np.asarray(graph.nodes[k].weight), dtype=torch.float64),
-                torch.tensor(np.asarray(graph.nodes[k].bias), dtype=torch.float64)) for k in WEIGHTS}
+    return {k: (torch.tensor(np.asarray(graph.nodes[k].weight), dtype=DTYPE),
+                torch.tensor(np.asarray(graph.nodes[k].bias), dtype=DTYPE)) for k in WEIGHTS}
 
 
 def output_counts(p: Dict[str, Tuple[torch.Tensor, torch.Tensor]], x: np.ndarray, multi: bool,
@@ -61,16 +64,16 @@ def output_counts(p: Dict[str, Tuple[torch.Tensor, torch.Tensor]], x: np.ndarray
         return np.concatenate([output_counts(p, x[i:i + chunk], multi, chunk) for i in range(0, len(x), chunk)])
     batch, ticks = x.shape[:2]
     v: Dict[str, torch.Tensor] = {}
-    counts = torch.zeros(batch, 10, dtype=torch.float64)
+    counts = torch.zeros(batch, 10, dtype=DTYPE)
 
     def iaf(name: str, inp: torch.Tensor) -> torch.Tensor:
         vv = v.get(name, torch.zeros_like(inp)) + inp
-        s = torch.clamp(torch.floor(vv), min=0) if multi else (vv >= 1.0).double()
+        s = torch.clamp(torch.floor(vv), min=0) if multi else (vv >= 1.0).to(DTYPE)
         v[name] = vv - s
         return s
 
     for t in range(ticks):
-        xt = torch.from_numpy(x[:, t].astype(np.float64))
+        xt = torch.from_numpy(x[:, t].astype(np.float64)).to(DTYPE)
         s1 = iaf("1", F.conv2d(xt, *p["0"], stride=2, padding=1))
         s3 = iaf("3", F.conv2d(s1, *p["2"], padding=1))
         s6 = iaf("6", F.conv2d(F.avg_pool2d(s3, 2, divisor_override=1), *p["5"], padding=1))
@@ -97,7 +100,11 @@ def main(argv=None) -> int:
     ap.add_argument("--rounding-search", action="store_true")
     ap.add_argument("--cal-start", type=int, default=1280)
     ap.add_argument("--cal-samples", type=int, default=256)
+    ap.add_argument("--float32", action="store_true", help="float32 arithmetic (about 4x faster; ties may differ)")
     args = ap.parse_args(argv)
+    global DTYPE
+    if args.float32:
+        DTYPE = torch.float32
     torch.set_num_threads(1)  # small per-tick convolutions: one thread is faster, and fixed
     graph = nir.read(CNN)
     x, labels = nmnist_like(args.samples, seed=0, start=args.start)
