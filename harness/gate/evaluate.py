@@ -343,6 +343,10 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
             from s2common.errors import QuantizationError
 
             qat_graph = load_graph(cfg.qat_model, isolate=True)
+            from harness.quantize.brevitas_nir import from_brevitas_nir, is_brevitas_export
+
+            if is_brevitas_export(qat_graph):  # the brevitas_to_nir.py form: codes round(w / scale), theta / scale
+                qat_graph, _ = from_brevitas_nir(qat_graph, file=cfg.qat_model)
             qat_flat = flatten_graph(qat_graph, file=cfg.qat_model)
             if not is_quantized(qat_graph):
                 raise QuantizationError("is not a quantized NIR graph (no s2gate.quant metadata, or weights that are not "
@@ -395,7 +399,13 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
         with s.section("ptq", cfg.model):
             from harness.quantize import quantize_ptq
 
-            q = (quantizer or quantize_ptq)(float_graph, percentile=cfg.percentile, source=cfg.model)
+            if cfg.calibrate and quantizer is None:  # percentiles chosen on the calibration file
+                from harness.quantize.calibrate import load_calibration, quantize_calibrated
+
+                q = quantize_calibrated(float_graph, load_calibration(cfg.calibrate), source=cfg.model,
+                                        dt=model_dt(float_graph))
+            else:
+                q = (quantizer or quantize_ptq)(float_graph, percentile=cfg.percentile, source=cfg.model)
         if s.ok("ptq"):
             builds["ptq"] = _build_flow(s, "ptq", q.graph, float_graph, cfg.model, cfg, float_graph)
 
