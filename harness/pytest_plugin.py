@@ -38,6 +38,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--s2-data-root", default=None, metavar="DIR", help="folder of the local DVS Gesture copy")
     g.addoption("--s2-samples", default=None, type=int, metavar="N", help="use the first N samples (default: all)")
     g.addoption("--s2-percentile", default=100.0, type=float, metavar="P", help="PTQ weight-scale percentile (default 100)")
+    g.addoption("--s2-calibrate", default=None, metavar="CAL.npz",
+                help="PTQ with each population's percentile chosen on these samples (array 'spikes', disjoint from the "
+                     "test split) instead of --s2-percentile")
     g.addoption("--s2-backend", default="emulator", choices=("emulator", "board"),
                 help="emulator (default) or board: also run the board and compare it with the emulator")
     g.addoption("--s2-board-host", default=None, metavar="IP", help="the SpiNNaker2 board's Ethernet IP")
@@ -58,6 +61,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--s2-binarize", action="store_true", default=False,
                 help="accept event counts in the data and turn them into spikes (x > 0 -> 1); the report says so")
     g.addoption("--s2-seed", default=0, type=int, metavar="S", help="seed of the data and sample order (0)")
+    g.addoption("--s2-profile", default=None, metavar="NAME",
+                help="vendor profile of py-spinnaker2 conversion settings (s2emu.profiles; default: the model's "
+                     "s2gate.profile metadata, else none)")
+    g.addoption("--s2-vendor-semantics-budget", default=None, type=float, metavar="FRACTION",
+                help="largest share of float-model spike trains the converter's bias folding may change "
+                     "(default: report only)")
     g.addoption("--s2-report", default=None, metavar="DIR",
                 help="write summary.json, report.md, report.html and plots into DIR")
 
@@ -126,7 +135,8 @@ def config_from_options(config: pytest.Config) -> "Any":
         qat_budget=opt("--s2-qat-budget"), min_memory_reduction=opt("--s2-min-memory-reduction"),
         report=opt("--s2-report"), seed=opt("--s2-seed"), atoms=opt("--s2-atoms"),
         no_auto_atoms=opt("--s2-no-auto-atoms"), strict=opt("--s2-strict"),
-        binarize=opt("--s2-binarize"))
+        binarize=opt("--s2-binarize"), profile=opt("--s2-profile"),
+        vendor_semantics_budget=opt("--s2-vendor-semantics-budget"), calibrate=opt("--s2-calibrate"))
 
 
 def _shared_root(config: pytest.Config) -> Path:

@@ -114,6 +114,8 @@ class PEAlloc:
     param_bytes: int = 0
     state_bytes: int = 0
     buffer_bytes: int = 0
+    row_bytes: int = 0
+    dram_bytes: int = 0
 
     @property
     def atoms(self) -> int:
@@ -127,6 +129,11 @@ class PEAlloc:
     @property
     def total_bytes_float32(self) -> int:
         return self.total_bytes - self.weight_bytes_int8 + self.weight_bytes_float32
+
+    @property
+    def sram_bytes(self) -> int:
+        """Data SRAM used: ``total_bytes`` less the synapse rows kept in DRAM (``dram_rows``)."""
+        return self.total_bytes - self.dram_bytes
 
 
 @dataclass
@@ -149,6 +156,7 @@ class LayerRow:
     total_bytes_float32: int
     max_bytes_per_pe: int
     fits: bool
+    dram_bytes: int = 0
 
 
 @dataclass
@@ -171,6 +179,7 @@ class ChipTotal:
     max_chips: int
     fits: bool
     boards: int = 1
+    dram_bytes: int = 0
 
 
 @dataclass
@@ -240,6 +249,7 @@ def _synapse_rows(pe: PEAlloc, rows: int, per_row: int, weight_bits: int) -> Non
     pe.weight_bytes_int8 += w_int8
     pe.weight_bytes_float32 += 4 * n_syn
     pe.synapse_bytes += rows * row_bytes - w_int8
+    pe.row_bytes += rows * row_bytes
 
 
 def _fill_pe(pe: PEAlloc, pop: Population, incoming: List[Projection], net: S2Network, input_ticks: int) -> None:
@@ -272,7 +282,8 @@ def _fill_pe(pe: PEAlloc, pop: Population, incoming: List[Projection], net: S2Ne
 
 def map_to_chip(net: S2Network, *, sram_per_pe: int = 128 * 1024, data_sram_per_pe: int = 96 * 1024,
                 pes_per_chip: int = 152, usable_pes_per_chip: int = 148, max_chips: int = 1,
-                atoms_per_core: Optional[Mapping[str, int]] = None, input_ticks: int = 1) -> ChipMap:
+                atoms_per_core: Optional[Mapping[str, int]] = None, input_ticks: int = 1,
+                dram_rows: bool = False) -> ChipMap:
     """Split every population over PEs and count each PE's data SRAM.
 
     Args:
@@ -281,6 +292,11 @@ def map_to_chip(net: S2Network, *, sram_per_pe: int = 128 * 1024, data_sram_per_
         max_chips: chips the deployment may use; ``total.fits`` is False beyond it.
         atoms_per_core: per-population overrides of ``max_atoms_per_core`` (name -> atoms).
         input_ticks: spike bitmaps a ``spike_list`` PE holds (1 = streamed tick by tick).
+        dram_rows: a PE whose data does not fit its SRAM keeps its synapse rows (dense and pool
+            projections) in the chip's DRAM instead, fetched by DMA per received spike, as
+            SpiNNaker1's sPyNNaker keeps synaptic matrices in SDRAM [inf for SpiNNaker2:
+            py-spinnaker2's public apps keep rows in SRAM]; ``PEAlloc.dram_bytes`` says how much.
+            The multi-chip mapper (:func:`s2emu.board.map_to_board`) turns it on.
 
     Returns:
         :class:`ChipMap`. A layer ``fits`` when every one of its PEs needs at most
@@ -300,9 +316,11 @@ def map_to_chip(net: S2Network, *, sram_per_pe: int = 128 * 1024, data_sram_per_
         for i, start in enumerate(range(0, pop.size, atoms)):
             pe = PEAlloc(population=name, model=pop.model, index=i, start=start, stop=min(start + atoms, pop.size))
             _fill_pe(pe, pop, incoming[name], net, input_ticks)
+            if dram_rows and pe.total_bytes > data_sram_per_pe:
+                pe.dram_bytes = pe.row_bytes
             pes.append(pe)
         all_pes.extend(pes)
-        max_pe = max((p.total_bytes for p in pes), default=0)
+        max_pe = max((p.sram_bytes for p in pes), default=0)
         rows.append(LayerRow(
             name=name, model=pop.model, neurons=pop.size, atoms_per_core=atoms, pes=len(pes),
             weights=sum(p.weights for p in pes),
@@ -312,11 +330,11 @@ def map_to_chip(net: S2Network, *, sram_per_pe: int = 128 * 1024, data_sram_per_
             param_bytes=sum(p.param_bytes for p in pes), state_bytes=sum(p.state_bytes for p in pes),
             buffer_bytes=sum(p.buffer_bytes for p in pes), total_bytes=sum(p.total_bytes for p in pes),
             total_bytes_float32=sum(p.total_bytes_float32 for p in pes), max_bytes_per_pe=max_pe,
-            fits=max_pe <= data_sram_per_pe))
+            fits=max_pe <= data_sram_per_pe, dram_bytes=sum(p.dram_bytes for p in pes)))
     n_pes = sum(r.pes for r in rows)
     chips = max(1, math.ceil(n_pes / usable_pes_per_chip)) if n_pes else 0
     keys = ("weights", "weight_bytes_float32", "weight_bytes_int8", "synapse_bytes", "param_bytes", "state_bytes",
-            "buffer_bytes", "total_bytes", "total_bytes_float32")
+            "buffer_bytes", "total_bytes", "total_bytes_float32", "dram_bytes")
     sums = {k: sum(getattr(r, k) for r in rows) for k in keys}
     total = ChipTotal(neurons=sum(r.neurons for r in rows), pes=n_pes, chips=chips,
                       max_bytes_per_pe=max((r.max_bytes_per_pe for r in rows), default=0), max_chips=int(max_chips),

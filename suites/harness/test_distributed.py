@@ -1,0 +1,122 @@
+"""The gate's evaluation sharded over dask.distributed (``harness.distributed``).
+
+The distributed result is compared with the serial one as JSON bytes (every float to the last
+bit); one test kills a worker of the LocalCluster while shards are running and still gets the
+serial result. Small runs: the bundled models on 12 stand-in samples, batches of 2, a
+LocalCluster of 2 processes with one thread each.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from harness.distributed import (  # noqa: E402
+    _shard_config, cluster_client, evaluate_distributed, shard_bounds, sweep_distributed,
+)
+from harness.gate.config import GateConfig  # noqa: E402
+
+CFG = GateConfig(samples=12, batch_size=2, sweep=(99.0, 100.0))
+
+
+def _bytes(ev) -> str:
+    return json.dumps(ev, sort_keys=True)
+
+
+def test_shard_bounds_whole_batches():
+    # 10 samples in batches of 3: batches [0,3) [3,6) [6,9) [9,10); 2 shards of 2 batches
+    assert shard_bounds(10, 3, 2) == [(0, 6), (6, 10)]
+    assert shard_bounds(10, 3, 3) == [(0, 6), (6, 9), (9, 10)]   # 4 batches over 3 shards: 2, 1, 1
+    assert shard_bounds(10, 3, 99) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    assert shard_bounds(1, 64, 4) == [(0, 1)]
+
+
+def test_shard_config_sweep_and_hardware_in_the_loop():
+    cfg = GateConfig(sweep_samples=5, backend="board", board_host="10.0.0.1", samples=12)
+    # sweep over the first 5 samples: shard [0,4) all of it, [4,8) one sample, [8,12) none
+    assert _shard_config(cfg, 0, 4, 12).sweep_samples is None and _shard_config(cfg, 0, 4, 12).backend == "board"
+    s1 = _shard_config(cfg, 4, 8, 12)
+    assert s1.sweep_samples == 1 and s1.backend == "emulator" and s1.samples is None
+    assert _shard_config(cfg, 8, 12, 12).sweep == ()
+
+
+def test_without_dask_the_error_says_how_to_install(monkeypatch):
+    import builtins
+
+    from s2common.errors import UnsupportedError
+
+    real = builtins.__import__
+
+    def fake(name, *a, **kw):
+        if name.split(".")[0] in ("distributed", "dask"):
+            raise ImportError(name)
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    with pytest.raises(UnsupportedError) as err:
+        with cluster_client(workers=2):
+            pass
+    assert 's2gate[dist]' in str(err.value) and "missing-dask" in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def client():
+    with cluster_client(workers=2) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def serial():
+    from harness.gate.evaluate import evaluate
+
+    return evaluate(CFG)
+
+
+@pytest.mark.slow
+def test_distributed_equals_serial(client, serial):
+    from harness.gate.checks import run_checks
+
+    assert not serial["errors"]
+    dist = evaluate_distributed(CFG, client, shards=4)
+    assert _bytes(dist) == _bytes(serial)
+    assert [c.as_dict() for c in run_checks(dist)] == [c.as_dict() for c in run_checks(serial)]
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_run_same_result(client, serial):
+    killed = []
+
+    def kill_one(i, c):
+        if killed:
+            return
+        busy = [w for w, keys in c.processing().items() if keys]
+        if not busy:
+            return
+        pid = c.run(os.getpid, workers=[busy[0]])[busy[0]]
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    dist = evaluate_distributed(CFG, client, shards=6, on_result=kill_one)
+    assert killed, "no worker was busy after the first shard finished"
+    assert _bytes(dist) == _bytes(serial)
+    client.wait_for_workers(2, timeout=120)  # the nanny restarted it
+
+
+@pytest.mark.slow
+def test_sweep_distributed_equals_serial(client):
+    from harness.gate.evaluate import sweep
+
+    cfg = CFG.replace(sweep=(90.0, 99.0, 100.0))
+    assert _bytes(sweep_distributed(cfg, client)) == _bytes(sweep(cfg))
+
+
+def test_unreadable_model_falls_back_to_the_serial_errors(client, tmp_path):
+    from harness.gate.evaluate import evaluate
+
+    cfg = CFG.replace(model=str(tmp_path / "missing.nir"))
+    dist = evaluate_distributed(cfg, client)
+    assert dist["errors"] and _bytes(dist) == _bytes(evaluate(cfg))
