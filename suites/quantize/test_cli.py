@@ -23,7 +23,8 @@ def test_quantize_cli_prints_table_and_writes_int_codes(tmp_path, capsys):
     for col in ("lambda_s", "clipped %", "max rounding err", "bytes f32", "bytes int8"):
         assert col in text
     assert "131072" in text and "32768" in text  # Affine 256x128: float32 vs int8 bytes
-    assert "reduction" in text and "weights alone 75.00 %" in text
+    # the labelled memory figures (harness.quantize.memory.memory_lines): every layer int8, 1 of 4 bytes
+    assert "stored on the chip" in text and "reduction 75.00 %" in text and "deployed footprint" in text
     q = nir.read(str(out))
     w = q.nodes["9"].weight
     assert np.all(w == np.rint(w)) and np.abs(w).max() == 127
