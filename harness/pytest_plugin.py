@@ -38,6 +38,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--s2-data-root", default=None, metavar="DIR", help="folder of the local DVS Gesture copy")
     g.addoption("--s2-samples", default=None, type=int, metavar="N", help="use the first N samples (default: all)")
     g.addoption("--s2-percentile", default=100.0, type=float, metavar="P", help="PTQ weight-scale percentile (default 100)")
+    g.addoption("--s2-calibrate", default=None, metavar="CAL.npz",
+                help="PTQ with each population's percentile chosen on these samples (array 'spikes', disjoint from the "
+                     "test split) instead of --s2-percentile")
     g.addoption("--s2-backend", default="emulator", choices=("emulator", "board"),
                 help="emulator (default) or board: also run the board and compare it with the emulator")
     g.addoption("--s2-board-host", default=None, metavar="IP", help="the SpiNNaker2 board's Ethernet IP")
@@ -133,7 +136,7 @@ def config_from_options(config: pytest.Config) -> "Any":
         report=opt("--s2-report"), seed=opt("--s2-seed"), atoms=opt("--s2-atoms"),
         no_auto_atoms=opt("--s2-no-auto-atoms"), strict=opt("--s2-strict"),
         binarize=opt("--s2-binarize"), profile=opt("--s2-profile"),
-        vendor_semantics_budget=opt("--s2-vendor-semantics-budget"))
+        vendor_semantics_budget=opt("--s2-vendor-semantics-budget"), calibrate=opt("--s2-calibrate"))
 
 
 def _shared_root(config: pytest.Config) -> Path:

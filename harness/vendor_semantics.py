@@ -21,6 +21,8 @@ from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 
+#: Samples the gate's vendor-semantics section runs (the first ones; independent of the batch size).
+GATE_SAMPLES = 64
 #: The converter's change of meaning, as reference options applied on top of the chip preset.
 NIR_SEMANTICS: Mapping[str, Any] = {"bias": "input"}
 CHIP_SEMANTICS: Mapping[str, Any] = {"bias": "i_offset"}
@@ -157,7 +159,7 @@ def markdown_section(result: Mapping[str, Any], check: Optional[Mapping[str, Any
 def gate_vendor_semantics(float_graph: Any, spikes: np.ndarray, labels: np.ndarray, cfg: Any) -> Dict[str, Any]:
     """The gate's vendor-semantics figures (JSON-ready) for a float model and its data.
 
-    Runs :func:`vendor_semantics` on the first ``cfg.batch_size`` samples with the model's preset and the
+    Runs :func:`vendor_semantics` on the first :data:`GATE_SAMPLES` samples with the model's preset and the
     vendor profile's reference options, when the converter folds a bias into a CubaLIF (the only case where
     the two semantics differ: for IF and LIF the folded bias is the same update, see
     ``reference.neurons.fold_bias``); otherwise records that nothing changes, without running.
@@ -169,7 +171,7 @@ def gate_vendor_semantics(float_graph: Any, spikes: np.ndarray, labels: np.ndarr
     flat = as_flat(float_graph)
     folded, _ = fold_biases(flat)
     cuba = sorted(n for n in folded if flat.type_of(n) == "CubaLIF")
-    n = int(min(int(spikes.shape[0]), max(1, int(getattr(cfg, "batch_size", 64)))))
+    n = int(min(int(spikes.shape[0]), GATE_SAMPLES))
     if not cuba:
         pops = [p for p in flat.order if flat.type_of(p) in ("IF", "LIF", "CubaLIF")]
         per = {p: {"trains": n * int(np.prod(flat.out_shape[p])), "changed": 0} for p in pops}
@@ -189,8 +191,8 @@ def gate_vendor_semantics(float_graph: Any, spikes: np.ndarray, labels: np.ndarr
 
 def report_rows(vs: Mapping[str, Any]) -> "tuple[list, list, list]":
     """(headers, rows, paragraphs) of the gate report's vendor-semantics section."""
-    rows = [[p, c["trains"], c["changed"]] for p, c in vs.get("per_population", {}).items()]
-    rows.append(["all", vs["trains"], f"{vs['changed']} ({100 * vs['changed_share']:.2f} %)"])
+    rows = [[p, f"{c['trains']:,}", f"{c['changed']:,}"] for p, c in vs.get("per_population", {}).items()]
+    rows.append(["all", f"{vs['trains']:,}", f"{vs['changed']:,} ({100 * vs['changed_share']:.2f} %)"])
     paras = ["The float model run by the reference in NIR semantics (an Affine bias passes a CubaLIF's synaptic "
              "filter) and in chip semantics (py-spinnaker2's get_accumulated_bias folds it into i_offset, full "
              "strength from tick 0), before any quantization: what the converter alone changes.",

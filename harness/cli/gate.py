@@ -38,6 +38,9 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
                    help="quantized Q-SNN (default: the bundled qsnn.nir with the bundled P-SNN, none with your own model; "
                         "'none' skips the QAT checks)")
     add_percentile_argument(g, default=100.0)
+    g.add_argument("--calibrate", metavar="CAL.npz", default=None,
+                   help="choose each population's PTQ percentile (99-100) on these samples (.npz with an array "
+                        "'spikes', disjoint from the test split) instead of --percentile")
     g.add_argument("--sweep", type=float, nargs="*", default=None, metavar="P",
                    help="percentiles of the report's accuracy-against-percentile plot (default 99 99.9 100; "
                         "--sweep with no value: no sweep)")
@@ -77,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
                  board_host=args.board_host, ptq_budget=args.ptq_budget, qat_budget=args.qat_budget,
                  min_memory_reduction=args.min_memory_reduction, strict=args.strict, qat_model=args.qat_model,
                  profile=args.profile, vendor_semantics_budget=args.vendor_semantics_budget,
+                 calibrate=args.calibrate,
                  report=None if args.no_report else os.path.abspath(args.report))
     if args.sweep is not None:
         extra["sweep"] = tuple(args.sweep)

@@ -106,8 +106,9 @@ def _run_reference(flat, x, args, record):
     options.update({k: v for k, v in (("integrator", args.integrator), ("reset", args.reset)) if v is not None})
     for flag, (field, _) in REFERENCE_FLAGS.items():
         options[field] = getattr(args, flag.lstrip("-").replace("-", "_"))
-    backend = ReferenceBackend(preset=args.preset or ("spinnaker2" if prof else "nir"),
-                               dtype=np.float32 if args.float32 else np.float64, options=options, dt=args.dt)
+    preset = args.preset or ("spinnaker2" if prof else "nir")
+    backend = ReferenceBackend(preset=preset, dtype=np.float32 if args.float32 else np.float64, options=options,
+                               dt=args.dt)
     return backend.run(flat, x, record=record)
 
 

@@ -102,6 +102,8 @@ class GateConfig:
     #: largest share of float-model spike trains the converter's own change of meaning (bias folding) may
     #: change (check ``vendor-semantics``); None: report only
     vendor_semantics_budget: Optional[float] = None
+    #: calibration inputs (.npz, array ``spikes``) for calibrated PTQ (harness.quantize.calibrate); None: fixed percentile
+    calibrate: Optional[str] = None
 
     #: fields that do not change any number of the evaluation (left out of the digest)
     NOT_IN_DIGEST = ("report", "batch_size", "progress", "ptq_budget", "qat_budget", "min_memory_reduction", "strict",
@@ -137,11 +139,11 @@ class GateConfig:
         """sha256 over the result-relevant fields, the model files' bytes and the code version."""
         h = hashlib.sha256()
         fields = {k: v for k, v in self.as_dict().items() if k not in self.NOT_IN_DIGEST}
-        for key in ("model", "qat_model", "data_root"):
+        for key in ("model", "qat_model", "data_root", "calibrate"):
             if fields.get(key):
                 fields[key] = os.path.abspath(fields[key])
         h.update(json.dumps(fields, sort_keys=True).encode())
-        for path in (self.model, self.qat_model):
+        for path in (self.model, self.qat_model) + ((self.calibrate,) if self.calibrate else ()):
             h.update(b"\0file\0")
             h.update(_file_digest(path).encode())
         h.update(b"\0code\0")
@@ -170,6 +172,8 @@ def build_config(*, model: Optional[str] = None, qat_model: Optional[str] = None
         kw["dataset"] = dataset if dataset in DATASETS else os.path.abspath(dataset)
     if data_root:
         kw["data_root"] = os.path.abspath(data_root)
+    if kw.get("calibrate"):
+        kw["calibrate"] = os.path.abspath(kw["calibrate"])
     kw["atoms_per_core"] = parse_atoms(atoms)
     kw["auto_atoms"] = not no_auto_atoms
     if "sweep" in kw:

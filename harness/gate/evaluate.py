@@ -336,6 +336,10 @@ def _load_models(s: _Sections, cfg: GateConfig) -> _Models:
             from s2common.errors import QuantizationError
 
             m.qat_graph = load_graph(cfg.qat_model, isolate=True)
+            from harness.quantize.brevitas_nir import from_brevitas_nir, is_brevitas_export
+
+            if is_brevitas_export(m.qat_graph):  # the brevitas_to_nir.py form: codes round(w / scale), theta / scale
+                m.qat_graph, _ = from_brevitas_nir(m.qat_graph, file=cfg.qat_model)
             m.qat_flat = flatten_graph(m.qat_graph, file=cfg.qat_model)
             if not is_quantized(m.qat_graph):
                 raise QuantizationError("is not a quantized NIR graph (no s2gate.quant metadata, or weights that are not "
@@ -389,7 +393,13 @@ def _build_flows(s: _Sections, cfg: GateConfig, m: _Models, quantizer: Optional[
         with s.section("ptq", cfg.model):
             from harness.quantize import quantize_ptq
 
-            q = (quantizer or quantize_ptq)(m.float_graph, percentile=cfg.percentile, source=cfg.model)
+            if cfg.calibrate and quantizer is None:  # percentiles chosen on the calibration file
+                from harness.quantize.calibrate import load_calibration, quantize_calibrated
+
+                q = quantize_calibrated(m.float_graph, load_calibration(cfg.calibrate), source=cfg.model,
+                                        dt=model_dt(m.float_graph))
+            else:
+                q = (quantizer or quantize_ptq)(m.float_graph, percentile=cfg.percentile, source=cfg.model)
         if s.ok("ptq"):
             builds["ptq"] = _build_flow(s, "ptq", q.graph, m.float_graph, cfg.model, cfg, m.float_graph)
     if m.qat_graph is not None and s.ok("qat_model"):
@@ -462,9 +472,7 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
         cfg_json.pop(key, None)
     m = _load_models(s, cfg)
     spikes, labels, info = _load_checked_data(s, cfg, m, data)
-
-    # ---- what the converter alone does to the float model (report section; check vendor-semantics)
-    vendor = None
+    vendor = None  # what the converter alone does to the float model (report section; check vendor-semantics)
     if s.ok("model") and s.ok("data") and spikes is not None:
         with s.section("vendor_semantics", cfg.model):
             from harness.vendor_semantics import gate_vendor_semantics
@@ -476,7 +484,9 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
     runs: Dict[str, FlowRun] = {}
     if s.ok("data") and spikes is not None and builds:
         runs = _run_flows(s, cfg, builds, sweep_flows, spikes)
-    ev_kw: Dict[str, Any] = _collect(s, runs, sweep_flows, labels, cfg, m.qat_graph) if runs else {}
+    ev_kw: Dict[str, Any] = {}
+    if runs:
+        ev_kw.update(_collect(s, runs, builds, sweep_flows, labels, cfg, q, m.float_graph, m.qat_graph))
     memory = _memory_summary(s, builds)
     nb = ev_kw.pop("neurobench", {})
     if "ptq" in builds and builds["ptq"].net is not None and memory is not None and memory.layers is not None:
@@ -485,9 +495,7 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
         with s.section("memory"):
             nb["float"] = _with(nb.get("float"), memory_footprint_bytes=memory_footprint(m.float_graph, bits=32))
             nb["int8"] = _with(nb.get("int8"), memory_footprint_bytes=memory_footprint(q.graph, bits=8))
-
-    # ---- per-layer quantization and code histograms, for the report
-    from .details import code_layers, ptq_layers
+    from .details import code_layers, ptq_layers  # per-layer quantization and code histograms, for the report
 
     quantization = {}
     with s.section("report_details"):
@@ -509,8 +517,8 @@ def _with(nb: Optional[NeuroBench], **changes: Any) -> NeuroBench:
     return dataclasses.replace(nb or NeuroBench(), **changes)
 
 
-def _collect(s: _Sections, runs: Dict[str, FlowRun], sweep_flows: Dict[float, Any], labels: np.ndarray,
-             cfg: GateConfig, qat_graph: Any) -> Dict[str, Any]:
+def _collect(s: _Sections, runs: Dict[str, FlowRun], builds: Dict[str, _Build], sweep_flows: Dict[float, Any],
+             labels: np.ndarray, cfg: GateConfig, q: Any, float_graph: Any, qat_graph: Any) -> Dict[str, Any]:
     """The per-sample sections from the flow runs."""
     out: Dict[str, Any] = {"accuracy_stats": {}, "equivalence": {}, "layers": {}, "neurobench": {}, "sweep": []}
     for name in ("ptq", "qat"):

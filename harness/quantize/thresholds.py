@@ -245,6 +245,10 @@ def search_thresholds(graph: Any, qgraph: Any, calib_x: np.ndarray, *, factors: 
 
     flat = flatten_graph(graph)
     out_pop = out_pop or feeding_population(flat)
+    if options is None:
+        from s2emu import ConversionOptions
+
+        options = ConversionOptions(scale_weights=False, dt=dt) if dt else ConversionOptions(scale_weights=False)
     fc, _ = _reference(graph, calib_x, preset, dt, chunk)
     target = fc[out_pop]
     f_pred = _pred(fc, out_pop)

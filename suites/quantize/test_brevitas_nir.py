@@ -160,6 +160,7 @@ def test_quantized_bias_is_taken_as_brevitas_computes_it(tmp_path):
 
 
 def test_brevitas_export_runs_through_the_gate_qat_flow(tmp_path):
+    """The file as brevitas_to_nir.py writes it goes straight into the gate's QAT flow."""
     from harness.gate.config import GateConfig
     from harness.gate.evaluate import evaluate
 
@@ -169,19 +170,20 @@ def test_brevitas_export_runs_through_the_gate_qat_flow(tmp_path):
     with torch.no_grad():
         counts = model(torch.from_numpy(x)).numpy()
     labels = counts.argmax(1)  # the Brevitas model's own predictions as labels: the gate should reproduce them
-    g, _ = from_brevitas_nir(brevitas_style_export(model))
-    # the graph's own preset: NIR's IF with instantaneous projections, as the torch model steps
-    g.metadata["s2gate.preset"] = "nir"
-    path, back = _roundtrip(g, tmp_path, "converted.nir")
-    for name, layer in (("fc1", model.fc1), ("fc2", model.fc2)):  # the file the gate reads holds Brevitas' codes
-        np.testing.assert_array_equal(back.nodes[name].weight, layer.quant_weight().int().numpy().astype(np.float32))
+    raw = brevitas_style_export(model)
+    raw.metadata = {"s2gate.preset": "nir"}  # NIR's IF with instantaneous projections, as the torch model steps
+    path, back = _roundtrip(raw, tmp_path, "qsnn_brevitas.nir")
+    assert is_brevitas_export(back)
+    g, _ = from_brevitas_nir(back, file=str(path))
+    for name, layer in (("fc1", model.fc1), ("fc2", model.fc2)):  # what the gate deploys: Brevitas' codes
+        np.testing.assert_array_equal(g.nodes[name].weight, layer.quant_weight().int().numpy().astype(np.float32))
     psnn_path, _ = _roundtrip(_float_twin(model), tmp_path, "float.nir")
     ev = evaluate(GateConfig(model=str(psnn_path), qat_model=str(path), sweep=()), data=(x.astype(bool), labels))
-    assert not {k: v for k, v in ev["errors"].items() if k.startswith("qat")}, ev["errors"]
-    # the Q-SNN's float view (reference) reproduces the Brevitas model's predictions on its own labels
-    assert ev["accuracy"]["qat_float"] >= 95.0
-    assert ev["accuracy"]["qat"] is not None
-    assert ev["layers"]["qat"][0]["name"] == "lif1"
+    assert not {k: v for k, v in ev.errors.items() if k.startswith("qat")}, ev.errors
+    acc = ev.accuracy()
+    # the Q-SNN's float view (reference) reproduces the Brevitas model's predictions
+    assert acc["qat_float"] >= 95.0 and "qat" in acc
+    assert [r.name for r in ev.layers["qat"]] == ["lif1", "lif2"]
 
 
 def _float_twin(model: SmallQSNN) -> "nir.NIRGraph":

@@ -171,3 +171,27 @@ def test_bad_calibration_files_are_one_clear_error(tmp_path):
         load_calibration(tmp_path / "flat.npz")
     np.savez(tmp_path / "ok.npz", spikes=np.zeros((3, 4, 8), bool))
     assert load_calibration(tmp_path / "ok.npz").shape == (3, 4, 8)
+
+
+def test_gate_ptq_flow_uses_the_calibration_file(tmp_path):
+    from harness.gate.config import GateConfig, build_config
+    from harness.gate.evaluate import evaluate
+
+    w = _weights()
+    src = tmp_path / "one.nir"
+    nir.write(str(src), _one_layer(w, np.zeros(2)))
+    rng = np.random.default_rng(6)
+    x = rng.random((12, 10, 8)) < 0.3
+    x[:, :, 0] = False
+    np.savez(tmp_path / "cal.npz", spikes=x[:6])
+    cfg = build_config(model=str(src), qat_model="none", sweep=(), calibrate=str(tmp_path / "cal.npz"))
+    assert cfg.calibrate == str(tmp_path / "cal.npz")
+    assert cfg.digest() != cfg.replace(calibrate=None).digest()
+    ev = evaluate(cfg, data=(x[6:], np.zeros(6, np.int64)))
+    assert not ev.errors, ev.errors
+    chosen = {r.layer: r.percentile for r in ev.quantization["ptq"]}
+    expected, _, _ = calibrate(_one_layer(w, np.zeros(2)), x[:6], preset="spinnaker2")
+    assert chosen == {"fc": expected.choices[0].percentile} and chosen["fc"] < 100.0
+    # without the file: the fixed percentile, as before
+    ev = evaluate(GateConfig(model=str(src), qat_model=None, sweep=()), data=(x[6:], np.zeros(6, np.int64)))
+    assert {r.layer: r.percentile for r in ev.quantization["ptq"]} == {"fc": 100.0}
