@@ -28,8 +28,6 @@ on ``cnn_sinabs.nir``, the bundled P-SNN (batch 64, ``--density``) and the seed-
   (rows, in) x (in, out); rows = the batch), as "engine time / int8 bound",
 * the engine against input spike density (time falls with activity), next to the same engine
   forced onto its dense kernel (``Engine(synapses="dense")``),
-* the reference before and after this branch's sparse Affine rows (``reference.ops.SPARSE_FRACTION``
-  set to -1 gives the old ``W @ s`` for every row), same inputs,
 * the full gate ``s2gate gate`` on the bundled default, timed in a subprocess, and the full gate
   (``harness.gate.evaluate.evaluate``: PTQ and QAT flows, the default sweep) on the seed-scale
   model with 264 samples x 100 ticks (DVS Gesture's test split), wall time and peak memory
@@ -63,7 +61,6 @@ GATE_TARGET_S = 120.0
 SEED_GATE_TARGET_S = 180.0
 SINABS_TARGET = 5.0
 BOUND_TARGET = 3.0
-REFERENCE_TARGET = 3.0
 #: per generated model: batch and input density of its main rows (the issue's seed-scale setting)
 GENERATED = {"seedscale": {"batch": 32, "density": 0.05}}
 
@@ -294,23 +291,6 @@ def run_sinabs(graph, x: np.ndarray, repeats: int = 3) -> tuple:
     return min(r[0] for r in runs), runs[-1][1]
 
 
-def run_reference_old_and_new(flat, x: np.ndarray) -> Dict[str, float]:
-    """The reference on ``x`` with this branch's sparse Affine rows and with every row through ``W @ s``
-    (``reference.ops.SPARSE_FRACTION = -1``, the previous implementation), best of 2 each; seconds."""
-    from reference import ops
-
-    saved = ops.SPARSE_FRACTION
-    out = {}
-    try:
-        for label, frac in (("before", -1.0), ("after", saved)):
-            ops.SPARSE_FRACTION = frac
-            run_reference(flat, x[:, :2])
-            out[label] = min(run_reference(flat, x)[0] for _ in range(2))
-    finally:
-        ops.SPARSE_FRACTION = saved
-    return out
-
-
 def spikes_total(rec, names) -> int:
     return int(sum(int(np.count_nonzero(rec.get(n, "spikes"))) for n in names))
 
@@ -407,11 +387,9 @@ def measure_model(name: str, path: str, args, rate: Dict[str, Any], log) -> Dict
         sec, _ = run_golden(net, xb[:, :g64])
         add("golden model", B, g64, sec, f"{g64} ticks")
     ref_b = xb if name not in GENERATED else xb[:8]
-    ref = run_reference_old_and_new(flat, ref_b)
-    add("reference float64", ref_b.shape[0], T, ref["before"], "W @ s for every Affine row (before)")
-    add("reference float64", ref_b.shape[0], T, ref["after"], "sparse Affine rows (after)")
-    res: Dict[str, Any] = {"model": name, "file": path, "batch": B, "input_density": density, "rows": rows,
-                           "reference_speedup": ref["before"] / ref["after"]}
+    sec, _ = run_reference(flat, ref_b)
+    add("reference float64", ref_b.shape[0], T, sec)
+    res: Dict[str, Any] = {"model": name, "file": path, "batch": B, "input_density": density, "rows": rows}
     try:
         import sinabs  # noqa: F401
     except ImportError as exc:
@@ -631,12 +609,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                            fmt(m.get("ratio_engine_over_sinabs")), fmt(m.get("ratio_float_engine_over_sinabs")),
                            fmt(m.get("ratio_engine_over_norse")), fmt(d["emulator_over_bound"]),
                            fmt(d["float_engine_over_bound"]), fmt(d["emulator_over_int8_bound"]),
-                           fmt(d["float32_bound_over_int8_bound"]), fmt(m["reference_speedup"])])
+                           fmt(d["float32_bound_over_int8_bound"])])
     print(tabulate(ratio_rows, headers=["model", "batch", "input", f"engine / Sinabs (>= {SINABS_TARGET:.0f}x)",
                                         "previous engine / Sinabs", "engine / Norse",
                                         f"engine time / f32 bound (<= {BOUND_TARGET:.0f}x)",
                                         "previous engine / f32 bound", "engine time / int8 bound",
-                                        "f32 bound / int8 bound", f"reference after / before (>= {REFERENCE_TARGET:.0f}x)"]))
+                                        "f32 bound / int8 bound"]))
     print()
     drows = []
     for m in done:

@@ -75,15 +75,12 @@ def make_op(name: str, node: object, in_shape: Tuple[int, ...], out_shape: Tuple
 
 #: an Affine/Linear input row with at most this fraction of non-zero entries is summed column by column
 SPARSE_FRACTION = 0.25
-#: ... if the weight matrix has at least this many entries (smaller ones stay in cache: gemv is faster)
-SPARSE_MIN_WEIGHTS = 2 ** 18
 
 
 def _matvec(w: np.ndarray, b: "np.ndarray | None", out_shape: Tuple[int, ...], dtype: np.dtype) -> Op:
     """``W @ s (+ b)`` for each row ``s`` of the batch, in an order that depends on the row alone.
 
-    Spike inputs are sparse: for a weight matrix of at least ``SPARSE_MIN_WEIGHTS`` entries, a row
-    with at most ``SPARSE_FRACTION`` non-zeros is computed as
+    Spike inputs are sparse: a row with at most ``SPARSE_FRACTION`` non-zeros is computed as
     ``sum over the non-zero j, in increasing j, of W[:, j] * s_j`` (the columns of W are rows of
     the stored ``W.T``, added one after another), denser rows as ``W @ s`` (BLAS gemv). Which
     of the two, and every rounding, follows from the row's own values, so a sample's result
@@ -91,7 +88,7 @@ def _matvec(w: np.ndarray, b: "np.ndarray | None", out_shape: Tuple[int, ...], d
     inputs (the fully connected layers' weights are megabytes, read once per row by gemv).
     """
     wt = np.ascontiguousarray(w.T)
-    limit = SPARSE_FRACTION * w.shape[1] if w.size >= SPARSE_MIN_WEIGHTS else -1.0
+    limit = SPARSE_FRACTION * w.shape[1]
 
     def one(s: np.ndarray) -> np.ndarray:
         nz = np.flatnonzero(s)
