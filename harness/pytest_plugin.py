@@ -58,6 +58,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--s2-binarize", action="store_true", default=False,
                 help="accept event counts in the data and turn them into spikes (x > 0 -> 1); the report says so")
     g.addoption("--s2-seed", default=0, type=int, metavar="S", help="seed of the data and sample order (0)")
+    g.addoption("--s2-workers", default=None, type=int, metavar="N",
+                help='shard the evaluation over a local Dask cluster of N processes (pip install "s2gate[dist]")')
+    g.addoption("--s2-scheduler", default=None, metavar="ADDRESS",
+                help="shard the evaluation over an existing Dask cluster, e.g. tcp://host:8786")
     g.addoption("--s2-report", default=None, metavar="DIR",
                 help="write summary.json, report.md, report.html and plots into DIR")
 
@@ -154,7 +158,15 @@ def load_or_evaluate(config: pytest.Config, gate_config: Any) -> Any:
         if not path.exists():
             from harness.gate.report import dumps
 
-            write_text_atomic(path, dumps(evaluate(gate_config).to_json()))
+            workers, scheduler = config.getoption("--s2-workers"), config.getoption("--s2-scheduler")
+            if workers is not None or scheduler is not None:  # the batches on a Dask cluster (same result)
+                from harness.distributed import cluster_client, evaluate_distributed
+
+                with cluster_client(workers=workers, scheduler=scheduler) as client:
+                    ev = evaluate_distributed(gate_config, client)
+            else:
+                ev = evaluate(gate_config)
+            write_text_atomic(path, dumps(ev.to_json()))
         # the JSON round trip is what everyone else reads: return exactly that
         return Evaluation.from_json(json.loads(path.read_text(encoding="utf-8")))
 

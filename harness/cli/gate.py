@@ -46,6 +46,11 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
     c.add_argument("--backend", choices=("emulator", "board"), default="emulator",
                    help="board: also run a SpiNNaker2 board and compare it with the emulator (default emulator)")
     c.add_argument("--board-host", default=None, metavar="IP", help="the board's Ethernet IP")
+    d = p.add_argument_group('distributed evaluation (dask.distributed: pip install "s2gate[dist]")')
+    d.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="shard the evaluation over a local Dask cluster of N processes (same results as serial)")
+    d.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="shard it over an existing Dask cluster, e.g. tcp://host:8786 (dask-jobqueue on SLURM)")
     add_report_arguments(p)
     return p
 
@@ -80,7 +85,13 @@ def run(args: argparse.Namespace) -> int:
     if cfg.progress:
         print(f"s2gate gate: {os.path.basename(cfg.model)} + {os.path.basename(str(cfg.qat_model))} on "
               f"{cfg.dataset}/{cfg.split}" + (f" (first {cfg.samples} samples)" if cfg.samples else ""), file=sys.stderr)
-    ev = evaluate(cfg, debug=bool(getattr(args, "debug", False)))
+    if args.workers is not None or args.scheduler is not None:
+        from harness.distributed import cluster_client, evaluate_distributed
+
+        with cluster_client(workers=args.workers, scheduler=args.scheduler) as client:
+            ev = evaluate_distributed(cfg, client, debug=bool(getattr(args, "debug", False)))
+    else:
+        ev = evaluate(cfg, debug=bool(getattr(args, "debug", False)))
     checks = run_checks(ev)
     print(terminal_summary(ev, checks))
     if cfg.report:

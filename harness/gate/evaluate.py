@@ -307,7 +307,8 @@ def _memory_summary(s: _Sections, builds: Dict[str, _Build]) -> Optional[MemoryS
 # ----------------------------------------------------------------------------- evaluate
 
 def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] = None,
-             quantizer: Optional[Quantizer] = None, debug: bool = False) -> Evaluation:
+             quantizer: Optional[Quantizer] = None, debug: bool = False,
+             runner: Optional[Callable[..., None]] = None) -> Evaluation:
     """Run everything the gate checks (see the module docstring).
 
     Args:
@@ -316,6 +317,9 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
         quantizer: replaces ``harness.quantize.quantize_ptq`` (same signature and result type);
             the gate's own tests use it to inject a broken quantizer.
         debug: let unexpected exceptions (bugs) propagate instead of recording them.
+        runner: feeds the data to the flow runs, ``runner(runs, spikes, batch_size, progress=...)``;
+            default :func:`~harness.gate.flow.run_batches` (here, in sample order);
+            :class:`harness.distributed.DaskRunner` shards it over a Dask cluster (same result).
     """
     from s2common.graph import flatten_graph, load_graph
 
@@ -431,7 +435,7 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
                 runs[f.name] = FlowRun(f, guard=s, threads=threads)
         bar = tqdm(total=int(spikes.shape[0]), desc="s2gate evaluate", unit="sample", disable=not cfg.progress,
                    leave=False)
-        run_batches(list(runs.values()), spikes, cfg.batch_size, progress=bar.update)
+        (runner or run_batches)(list(runs.values()), spikes, cfg.batch_size, progress=bar.update)
         bar.close()
         ran = bool(runs)
 
@@ -576,7 +580,8 @@ def _hil(s: _Sections, cfg: GateConfig, build: Optional[_Build], spikes: Optiona
     return Hil(status="error")
 
 
-def sweep(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> Dict[str, Any]:
+def sweep(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+          runner: Optional[Callable[..., None]] = None) -> Dict[str, Any]:
     """PTQ accuracy on the emulator at each of ``config.sweep`` percentiles, and the float accuracy.
 
     Each percentile is a :class:`~harness.gate.flow.Flow` (predictions only); the float model
@@ -617,7 +622,7 @@ def sweep(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] =
         clipped[p] = sum(r.clipped_fraction * r.n_weights for r in q.layers) / n_w if n_w else 0.0
     N = int(spikes.shape[0])
     with tqdm(total=N, desc="s2gate sweep", unit="sample", disable=not config.progress, leave=False) as bar:
-        run_batches(list(runs.values()), spikes, config.batch_size, progress=bar.update)
+        (runner or run_batches)(list(runs.values()), spikes, config.batch_size, progress=bar.update)
     cfg = config.as_dict()
     for key in ("report", "batch_size", "progress"):
         cfg.pop(key, None)
