@@ -58,6 +58,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--s2-binarize", action="store_true", default=False,
                 help="accept event counts in the data and turn them into spikes (x > 0 -> 1); the report says so")
     g.addoption("--s2-seed", default=0, type=int, metavar="S", help="seed of the data and sample order (0)")
+    g.addoption("--s2-max-chips", default=None, type=int, metavar="N",
+                help="chips of a 48-chip board the PTQ model may use (default 1)")
+    g.addoption("--s2-sys-tick", default=None, type=float, metavar="S",
+                help="seconds per tick of the realtime check (default 1e-3)")
+    g.addoption("--s2-enforce-realtime", action="store_true", default=False,
+                help="fail the realtime check when a PE cannot finish a tick in time (default: report only)")
     g.addoption("--s2-workers", default=None, type=int, metavar="N",
                 help='shard the evaluation over a local Dask cluster of N processes (pip install "s2gate[dist]")')
     g.addoption("--s2-scheduler", default=None, metavar="ADDRESS",
@@ -130,7 +136,8 @@ def config_from_options(config: pytest.Config) -> "Any":
         qat_budget=opt("--s2-qat-budget"), min_memory_reduction=opt("--s2-min-memory-reduction"),
         report=opt("--s2-report"), seed=opt("--s2-seed"), atoms=opt("--s2-atoms"),
         no_auto_atoms=opt("--s2-no-auto-atoms"), strict=opt("--s2-strict"),
-        binarize=opt("--s2-binarize"))
+        binarize=opt("--s2-binarize"), max_chips=opt("--s2-max-chips"), sys_tick=opt("--s2-sys-tick"),
+        enforce_realtime=opt("--s2-enforce-realtime") or None)
 
 
 def _shared_root(config: pytest.Config) -> Path:

@@ -46,6 +46,13 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
     c.add_argument("--backend", choices=("emulator", "board"), default="emulator",
                    help="board: also run a SpiNNaker2 board and compare it with the emulator (default emulator)")
     c.add_argument("--board-host", default=None, metavar="IP", help="the board's Ethernet IP")
+    c.add_argument("--max-chips", "--chips", dest="max_chips", type=int, default=None, metavar="N",
+                   help="chips of a 48-chip board the PTQ model may use: memory.fits-chip, design rules, the realtime "
+                        "check's placement (default 1)")
+    c.add_argument("--sys-tick", type=float, default=None, metavar="S",
+                   help="seconds per tick of the realtime check (default 1e-3; low-power runs use 2e-3)")
+    c.add_argument("--enforce-realtime", action="store_true",
+                   help="fail the realtime check when a PE cannot finish a tick in time (default: report only)")
     d = p.add_argument_group('distributed evaluation (dask.distributed: pip install "s2gate[dist]")')
     d.add_argument("--workers", type=int, default=None, metavar="N",
                    help="shard the evaluation over a local Dask cluster of N processes (same results as serial)")
@@ -74,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     extra = dict(atoms=args.atoms, no_auto_atoms=args.no_auto_atoms, percentile=args.percentile, backend=args.backend,
                  board_host=args.board_host, ptq_budget=args.ptq_budget, qat_budget=args.qat_budget,
                  min_memory_reduction=args.min_memory_reduction, strict=args.strict, qat_model=args.qat_model,
+                 max_chips=args.max_chips, sys_tick=args.sys_tick, enforce_realtime=args.enforce_realtime or None,
                  report=None if args.no_report else os.path.abspath(args.report))
     if args.sweep is not None:
         extra["sweep"] = tuple(args.sweep)

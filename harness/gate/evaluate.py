@@ -208,6 +208,7 @@ class _Build:
         self.rules: Optional[List[Violation]] = None
         self.memory: Any = None
         self.net: Any = None
+        self.max_chips: int = 1
 
 
 def _build_flow(s: _Sections, name: str, graph: Any, float_graph: Any, source: Optional[str], cfg: GateConfig,
@@ -222,6 +223,7 @@ def _build_flow(s: _Sections, name: str, graph: Any, float_graph: Any, source: O
 
     sec = FLOW_SECTIONS[name]
     out = _Build()
+    out.max_chips = max(1, int(cfg.max_chips))
     opts = emulator_options(graph)
     overrides = {k: int(v) for k, v in cfg.atoms_per_core}
     with s.section(sec["lower"], source):
@@ -235,7 +237,8 @@ def _build_flow(s: _Sections, name: str, graph: Any, float_graph: Any, source: O
     flat = None
     with s.section(sec["rules"], source):
         flat = flatten_graph(graph, file=source)
-        out.rules = _violations(check_design_rules(flat, net=out.net, options=opts, atoms_per_core=out.atoms or None))
+        out.rules = _violations(check_design_rules(flat, net=out.net, options=opts, atoms_per_core=out.atoms or None,
+                                                   max_chips=out.max_chips))
     if out.net is not None:
         with s.section(sec["memory"], source):
             out.memory = flow_memory(flat if flat is not None else graph, name, net=out.net, atoms=out.atoms)
@@ -250,10 +253,10 @@ def _build_flow(s: _Sections, name: str, graph: Any, float_graph: Any, source: O
     return out
 
 
-def _chip_fit(net: Any, atoms: Dict[str, int], chosen: Dict[str, int]) -> ChipFit:
+def _chip_fit(net: Any, atoms: Dict[str, int], chosen: Dict[str, int], max_chips: int = 1) -> ChipFit:
     from s2emu.chip import map_to_chip
 
-    chip = map_to_chip(net, atoms_per_core=atoms or None)
+    chip = map_to_chip(net, atoms_per_core=atoms or None, max_chips=max_chips, dram_rows=max_chips > 1)
     t = chip.total
     failing = [FailingLayer(r.name, f"needs {r.max_bytes_per_pe:,} B on one PE, more than the "
                                     f"{chip.spec.data_sram_per_pe:,} B of data SRAM")
@@ -298,7 +301,7 @@ def _memory_summary(s: _Sections, builds: Dict[str, _Build]) -> Optional[MemoryS
                       layers=m.layers)
     if ptq is not None and ptq.net is not None:
         with s.section("chip"):
-            kw["chip"] = _chip_fit(ptq.net, ptq.atoms, ptq.chosen)
+            kw["chip"] = _chip_fit(ptq.net, ptq.atoms, ptq.chosen, ptq.max_chips)
     if len(kw) == 1 and not flows:
         return None
     return MemorySummary(**kw)
@@ -463,11 +466,38 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
         if qat_graph is not None:
             quantization["qat"] = code_layers(qat_graph)
 
+    # ---- board placement, packets, real-time budget and energy at the recorded activity (issue 17)
+    realtime = None
+    if "ptq" in runs and builds["ptq"].net is not None and ev_kw.get("layers", {}).get("ptq"):
+        with s.section("realtime", cfg.model):
+            realtime = realtime_section(cfg, builds["ptq"].net, builds["ptq"].atoms, ev_kw["layers"]["ptq"],
+                                        input_rate(spikes), int(spikes.shape[1]))
+
     # ---- hardware in the loop (the board flow)
     hil = _hil(s, cfg, builds.get("ptq"), spikes)
     return Evaluation(schema=SCHEMA, digest=cfg.digest(), config=cfg_json, errors=dict(sorted(s.errors.items())),
                       data=info, ran=ran, memory=memory, design_rules=design_rules, auto_atoms=auto_atoms,
-                      neurobench=nb, hil=hil, quantization=quantization, **ev_kw)
+                      neurobench=nb, hil=hil, quantization=quantization, realtime=realtime, **ev_kw)
+
+
+def input_rate(spikes: np.ndarray) -> float:
+    """Input spikes per input neuron per tick over all samples (an exact count over a size)."""
+    return int(np.count_nonzero(spikes)) / int(spikes.size) if spikes.size else 0.0
+
+
+def realtime_section(cfg: GateConfig, net: Any, atoms: Dict[str, int], layers: Sequence[Any], in_rate: float,
+                     ticks: int) -> Dict[str, Any]:
+    """``Evaluation.realtime``: :func:`s2emu.timing.estimate` of the PTQ network on up to
+    ``cfg.max_chips`` chips at the recorded activity (each layer's mean int8 spike rate on the
+    emulator, the input's mean rate), ``cfg.sys_tick`` seconds per tick, ``ticks`` ticks per inference."""
+    from s2emu.timing import TimingSpec, estimate
+
+    rates: Dict[str, float] = {r.name: float(r.rate_int8) for r in layers}
+    rates[net.input_name] = float(in_rate)
+    out = estimate(net, rates, max_chips=max(1, int(cfg.max_chips)), atoms_per_core=atoms or None, ticks=ticks,
+                   timing=TimingSpec(sys_tick_s=float(cfg.sys_tick)))
+    out["activity"] = "recorded: mean int8 spike rate per layer on the emulator (PTQ), mean input rate"
+    return out
 
 
 def _with(nb: Optional[NeuroBench], **changes: Any) -> NeuroBench:

@@ -283,7 +283,7 @@ class Evaluation(JsonRecord):
     the JSON then. ``warnings`` are one-line notes for the summary and report.
     """
 
-    _OMIT_NONE = ("data", "memory", "hil")
+    _OMIT_NONE = ("data", "memory", "hil", "realtime")
 
     schema: int = SCHEMA
     digest: str = ""
@@ -306,6 +306,9 @@ class Evaluation(JsonRecord):
     quantization: Dict[str, List[QuantLayer]] = field(default_factory=dict)
     #: flow -> run (``float``, ``int8``) -> confusion matrix ``m[true][predicted]``
     confusion: Dict[str, Dict[str, List[List[int]]]] = field(default_factory=dict)
+    #: board placement, packets, real-time budget and energy of the PTQ flow at the recorded
+    #: activity (:func:`s2emu.timing.estimate`, JSON-ready); None when not computed
+    realtime: Optional[Dict[str, Any]] = None
 
     # ---- the version-1 "accuracy" dict, derived
     def accuracy(self) -> Dict[str, float]:
