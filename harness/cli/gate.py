@@ -27,8 +27,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 
 def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
-    from harness.cli.options import (add_atoms_arguments, add_budget_arguments, add_percentile_argument,
-                                     add_report_arguments, add_subcommand)
+    from harness.cli.options import (add_atoms_arguments, add_board_arguments, add_budget_arguments,
+                                     add_percentile_argument, add_report_arguments, add_subcommand)
 
     p = add_subcommand(subparsers, "gate", "run the deployment gate (equivalence, accuracy, memory, design rules)",
                        __doc__)
@@ -46,11 +46,7 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
     c.add_argument("--backend", choices=("emulator", "board"), default="emulator",
                    help="board: also run a SpiNNaker2 board and compare it with the emulator (default emulator)")
     c.add_argument("--board-host", default=None, metavar="IP", help="the board's Ethernet IP")
-    c.add_argument("--max-chips", "--chips", dest="max_chips", type=int, default=None, metavar="N",
-                   help="chips of a 48-chip board the PTQ model may use: memory.fits-chip, design rules, the realtime "
-                        "check's placement (default 1)")
-    c.add_argument("--sys-tick", type=float, default=None, metavar="S",
-                   help="seconds per tick of the realtime check (default 1e-3; low-power runs use 2e-3)")
+    add_board_arguments(c, default_chips=None, default_tick=None)  # --max-chips / --chips, --sys-tick
     c.add_argument("--enforce-realtime", action="store_true",
                    help="fail the realtime check when a PE cannot finish a tick in time (default: report only)")
     d = p.add_argument_group('distributed evaluation (dask.distributed: pip install "s2gate[dist]")')

@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-CHECK_TESTS = 9  # 2 equivalence + 2 accuracy + memory + fit + 2 design rules + HIL
+CHECK_TESTS = 10  # 2 equivalence + 2 accuracy + memory + fit + 2 design rules + realtime + HIL
 
 
 def _run_pytest(cwd, *args, timeout=300):
