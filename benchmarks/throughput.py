@@ -1,7 +1,7 @@
-"""Throughput of the emulator next to its golden model, the reference and Norse (a script, not a test).
+"""Throughput of the emulator next to its golden model, the reference, Sinabs and Norse (a script, not a test).
 
-    python benchmarks/throughput.py [--quick] [--json OUT] [--models psnn cnn_sinabs] [--ticks 100]
-                                    [--density 0.02] [--threads N] [--no-gate]
+    python benchmarks/throughput.py [--quick] [--json OUT] [--models cnn_sinabs psnn seedscale] [--ticks 100]
+                                    [--density 0.02] [--threads N] [--no-gate] [--no-seed-gate]
 
 In one run, on the same seeded inputs and the same machine, prints samples x ticks per second of
 
@@ -9,25 +9,37 @@ In one run, on the same seeded inputs and the same machine, prints samples x tic
 * its golden model (``s2emu.GoldenModel``, scalar; fewer ticks, throughput scales linearly;
   batch 64 on a quarter of those ticks),
 * the reference (``reference.simulate``, float64, preset ``spinnaker2`` as the gate runs it),
+* Sinabs 3.1.3 (``sinabs.nir.from_nir(graph, batch_size=B)``, float32, batched: batch-major
+  (B*T, ...) input, the peer to beat; an optional ``peers`` dependency, left out if missing),
 * Norse 1.1.0 (``norse.torch.from_nir``, float32, 1 torch thread by default), one sample at a time: the Flatten that Norse
   imports from NIR (``torch.nn.Flatten(start_dim=0)``) flattens the batch axis too, so a batch
   of >1 fails in the first Affine (checked at run time: if a batched call works it is used),
 
-on ``cnn_sinabs.nir`` and the bundled P-SNN (a model whose file is missing is left out). Then
+on ``cnn_sinabs.nir``, the bundled P-SNN (batch 64, ``--density``) and the seed-scale model
+(``harness.models.seedscale``, generated from its seed: batch 32, 5 % input). Then, all in the same run:
 
-* the ratio emulator(batch 64) / Norse (target >= 10x),
-* the dense compute bound: the graph's multiply-adds per sample and tick (conv:
+* the ratios engine / Sinabs (target >= 5x) and engine / Norse,
+* the float32 dense bound: the graph's multiply-adds per sample and tick (conv:
   C_out*H_out*W_out*C_in/groups*kh*kw, dense: in*out; pooling adds not counted) over this
   machine's float32 matrix-multiply rate (best of ``torch.matmul`` at a few sizes, in
-  multiply-adds per second = FLOP/s / 2), as "emulator time / dense bound = X x" (target <= 5x),
-* the engine (batch 64) against input spike density 0.5 %, 2 %, 10 % (work should follow spikes),
-  next to the same engine forced onto its dense kernel (``Engine(synapses="dense")``),
-* the full gate ``s2gate gate`` on the bundled default, timed in a subprocess (target < 120 s).
+  multiply-adds per second = FLOP/s / 2), as "engine time / float32 bound = X x" (target <= 3x),
+* the exact int8 bound: each weight node's multiply-adds over ``torch._int_mm``'s rate at that
+  node's own GEMM shape (conv: (C_out, C_in*kh*kw) x (C_in*kh*kw, rows*H_out*W_out); dense:
+  (rows, in) x (in, out); rows = the batch), as "engine time / int8 bound",
+* the engine against input spike density (time falls with activity), next to the same engine
+  forced onto its dense kernel (``Engine(synapses="dense")``),
+* the reference before and after this branch's sparse Affine rows (``reference.ops.SPARSE_FRACTION``
+  set to -1 gives the old ``W @ s`` for every row), same inputs,
+* the full gate ``s2gate gate`` on the bundled default, timed in a subprocess, and the full gate
+  (``harness.gate.evaluate.evaluate``: PTQ and QAT flows, the default sweep) on the seed-scale
+  model with 264 samples x 100 ticks (DVS Gesture's test split), wall time and peak memory
+  (target <= 3 min on 2 cores).
 
-Inputs: Bernoulli spikes with ``--density`` per input pixel and tick, seed 0. Each engine
-measurement is the best of 3 calls after a full warm-up call on the same input (torch chooses kernels on
-the first call, the engine builds synapse rows on first use); the load
-average is printed because other processes on a 2-core machine change every number.
+Inputs: Bernoulli spikes with ``--density`` per input pixel and tick, seed 0. Each engine, Sinabs
+and bound measurement is the best of 3 after a full warm-up call on the same input (torch chooses
+kernels on the first call, the engine measures its kernels and builds synapse rows on first use);
+the load average is printed because other processes on a 2-core machine change every number:
+compare ratios measured in one run, not absolute times.
 """
 from __future__ import annotations
 
@@ -48,16 +60,25 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 BUNDLED = os.path.join(ROOT, "harness", "bundled")
 GATE_TARGET_S = 120.0
-NORSE_TARGET = 10.0
-BOUND_TARGET = 5.0
+SEED_GATE_TARGET_S = 180.0
+SINABS_TARGET = 5.0
+BOUND_TARGET = 3.0
+REFERENCE_TARGET = 3.0
+#: per generated model: batch and input density of its main rows (the issue's seed-scale setting)
+GENERATED = {"seedscale": {"batch": 32, "density": 0.05}}
 
 
 # ----------------------------------------------------------------------------- inputs and models
 
 def model_file(name: str, folder: Optional[str] = None) -> str:
-    """``<folder or harness/bundled>/<name>.nir``; a path ending in .nir is returned as is."""
+    """``<folder or harness/bundled>/<name>.nir``; a path ending in .nir is returned as is; a
+    generated model (``seedscale``) is written into a temporary folder from its seed."""
     if name.endswith(".nir"):
         return name
+    if name in GENERATED and folder is None:
+        from harness.models import seedscale
+
+        return seedscale.write(os.path.join(tempfile.gettempdir(), f"s2gate-bench-{os.getpid()}"))[0]
     return os.path.join(folder or BUNDLED, f"{name}.nir")
 
 
@@ -121,6 +142,48 @@ def matmul_rate(threads: int, sizes=(256, 512, 1024, 2048), budget_s: float = 0.
     return {"gflops": best, "macs_per_s": best * 1e9 / 2.0, "per_size_gflops": per_size, "threads": threads}
 
 
+def gemm_shapes(flat, rows: int) -> Dict[str, tuple]:
+    """Per weight node, the (m, k, n) int8 GEMM the engine runs for ``rows`` (sample, tick) rows.
+
+    Conv2d: ``(C_out, C_in/groups*kh*kw) x (C_in/groups*kh*kw, rows*H_out*W_out)`` (im2col);
+    Linear/Affine: ``(rows, in) x (in, out)``.
+    """
+    out: Dict[str, tuple] = {}
+    for name, node in flat.nodes.items():
+        kind = type(node).__name__
+        w = getattr(node, "weight", None)
+        if kind == "Conv2d":
+            w = np.asarray(w)
+            out[name] = (int(w.shape[0]), int(np.prod(w.shape[1:])), rows * int(np.prod(flat.out_shape[name][1:])))
+        elif kind in ("Linear", "Affine"):
+            w = np.asarray(w)
+            out[name] = (rows, int(w.shape[1]), int(w.shape[0]))
+    return out
+
+
+def int8_bound(flat, rows: int, budget_s: float = 0.2) -> Dict[str, Any]:
+    """Seconds per sample-tick of the exact int8 products alone: each weight node's GEMM at its own
+    shape (:func:`gemm_shapes`) timed with ``torch._int_mm`` (best of a few), divided by ``rows``."""
+    import torch
+
+    per_node = {}
+    total = 0.0
+    for name, (m, k, n) in gemm_shapes(flat, rows).items():
+        a = torch.randint(0, 2, (m, k), dtype=torch.int8)
+        b = torch.randint(-127, 128, (k, n), dtype=torch.int8)
+        torch._int_mm(a, b)
+        best, t_all = float("inf"), time.perf_counter()
+        while True:
+            t0 = time.perf_counter()
+            torch._int_mm(a, b)
+            best = min(best, time.perf_counter() - t0)
+            if time.perf_counter() - t_all > budget_s:
+                break
+        per_node[name] = {"shape": [m, k, n], "seconds": best, "macs_per_s": m * k * n / best}
+        total += best
+    return {"rows": rows, "s_per_sample_tick": total / rows, "per_node": per_node}
+
+
 # ----------------------------------------------------------------------------- runners
 
 def timed(fn: Callable[[], Any]) -> tuple:
@@ -129,8 +192,8 @@ def timed(fn: Callable[[], Any]) -> tuple:
     return time.perf_counter() - t0, res
 
 
-def run_engine(net, x: np.ndarray, synapses: str = "auto", repeats: int = 3):
-    """Best of ``repeats`` timings of ``Engine(net, synapses=...).run(x)`` after one warm-up run on the same input.
+def run_engine(net, x: np.ndarray, synapses: str = "auto", repeats: int = 3, kernels: str = "auto"):
+    """Best of ``repeats`` timings of ``Engine(net, synapses=..., kernels=...).run(x)`` after one warm-up run on the same input.
 
     The warm-up is a full run: torch picks its kernels on the first call of a shape, and the
     engine builds a projection's synapse rows the first time it chooses event-driven delivery.
@@ -138,7 +201,7 @@ def run_engine(net, x: np.ndarray, synapses: str = "auto", repeats: int = 3):
     """
     from s2emu import Engine
 
-    eng = Engine(net, synapses=synapses)
+    eng = Engine(net, synapses=synapses, kernels=kernels)
     eng.run(x)  # warm-up
     runs = [timed(lambda: eng.run(x)) for _ in range(max(1, repeats))]
     return min(r[0] for r in runs), runs[-1][1]
@@ -202,6 +265,46 @@ def _run_norse(graph, x: np.ndarray, dt: float) -> tuple:
     return sec, ("batched" if batched else "sample by sample"), out
 
 
+def run_sinabs(graph, x: np.ndarray, repeats: int = 3) -> tuple:
+    """Sinabs 3.1.3 on ``x`` (batch, T, ...): ``sinabs.nir.from_nir(graph, batch_size=batch)``, input
+    batch-major (batch*T, ...) float32, states reset before each call; best of ``repeats`` after a
+    warm-up call. Returns (seconds, output)."""
+    import torch
+    import sinabs.nir
+
+    batch, ticks = x.shape[:2]
+    model = sinabs.nir.from_nir(graph, batch_size=batch)
+    xt = torch.from_numpy(x.astype(np.float32)).reshape((batch * ticks,) + x.shape[2:])
+
+    def once():
+        for m in model.modules():
+            if hasattr(m, "reset_states"):
+                m.reset_states()
+        with torch.no_grad():
+            return model(xt)
+
+    once()
+    runs = [timed(once) for _ in range(max(1, repeats))]
+    return min(r[0] for r in runs), runs[-1][1]
+
+
+def run_reference_old_and_new(flat, x: np.ndarray) -> Dict[str, float]:
+    """The reference on ``x`` with this branch's sparse Affine rows and with every row through ``W @ s``
+    (``reference.ops.SPARSE_FRACTION = -1``, the previous implementation), best of 2 each; seconds."""
+    from reference import ops
+
+    saved = ops.SPARSE_FRACTION
+    out = {}
+    try:
+        for label, frac in (("before", -1.0), ("after", saved)):
+            ops.SPARSE_FRACTION = frac
+            run_reference(flat, x[:, :2])
+            out[label] = min(run_reference(flat, x)[0] for _ in range(2))
+    finally:
+        ops.SPARSE_FRACTION = saved
+    return out
+
+
 def spikes_total(rec, names) -> int:
     return int(sum(int(np.count_nonzero(rec.get(n, "spikes"))) for n in names))
 
@@ -263,8 +366,11 @@ def measure_model(name: str, path: str, args, rate: Dict[str, Any], log) -> Dict
     flat = flatten_graph(graph, file=path)
     net = lower_model(flat)
     T = args.ticks
-    x64 = make_spikes(flat.input_shape, 64, T, args.density, seed=0)
-    x1 = x64[:1]
+    gen = GENERATED.get(name, {})
+    B = gen.get("batch", 64)
+    density = gen.get("density", args.density)
+    xb = make_spikes(flat.input_shape, B, T, density, seed=0)
+    x1 = xb[:1]
     pops = [p.name for p in net.populations.values() if p.model != "spike_list"]
     rows: List[Dict[str, Any]] = []
 
@@ -275,26 +381,43 @@ def measure_model(name: str, path: str, args, rate: Dict[str, Any], log) -> Dict
         log(f"  {sim:<22} batch {batch:>2}: {sec:8.2f} s  {row['samples_ticks_per_s']:10.1f} samples*ticks/s {note}")
         return row
 
-    log(f"{name}: {path}")
+    log(f"{name}: {path} (batch {B}, input density {density})")
     sec, _ = run_engine(net, x1)
     add("emulator (engine)", 1, T, sec)
-    sec, rec64 = run_engine(net, x64)
-    e64 = add("emulator (engine)", 64, T, sec)
+    sec, rec64 = run_engine(net, xb)
+    e64 = add("emulator (engine)", B, T, sec)
+    sec, _ = run_engine(net, xb, kernels="float")
+    e_float = add("emulator (engine)", B, T, sec, "float kernels, torch neuron update (the previous engine)")
     e64_1 = None
     if torch.get_num_threads() > 1:  # the same run on one thread (a loaded machine punishes OpenMP threads)
         with torch_threads(1):
-            sec, _ = run_engine(net, x64)
-        e64_1 = add("emulator (engine)", 64, T, sec, "1 thread")
-    gt = args.golden_ticks
+            sec, _ = run_engine(net, xb)
+        e64_1 = add("emulator (engine)", B, T, sec, "1 thread")
+    gt = args.golden_ticks if name not in GENERATED else max(1, args.golden_ticks // 10)
     sec, _ = run_golden(net, x1[:, :gt])
     add("golden model", 1, gt, sec, f"{gt} ticks")
-    g64 = max(1, gt // 4)  # the golden model loops over samples: batch 64 costs 64x batch 1, so fewer ticks
-    sec, _ = run_golden(net, x64[:, :g64])
-    add("golden model", 64, g64, sec, f"{g64} ticks")
-    sec, _ = run_reference(flat, x1)
-    add("reference float64", 1, T, sec)
-    sec, _ = run_reference(flat, x64)
-    add("reference float64", 64, T, sec)
+    if name not in GENERATED:
+        g64 = max(1, gt // 4)  # the golden model loops over samples: batch 64 costs 64x batch 1, so fewer ticks
+        sec, _ = run_golden(net, xb[:, :g64])
+        add("golden model", B, g64, sec, f"{g64} ticks")
+    ref_b = xb if name not in GENERATED else xb[:8]
+    ref = run_reference_old_and_new(flat, ref_b)
+    add("reference float64", ref_b.shape[0], T, ref["before"], "W @ s for every Affine row (before)")
+    add("reference float64", ref_b.shape[0], T, ref["after"], "sparse Affine rows (after)")
+    res: Dict[str, Any] = {"model": name, "file": path, "batch": B, "input_density": density, "rows": rows,
+                           "reference_speedup": ref["before"] / ref["after"]}
+    try:
+        import sinabs  # noqa: F401
+    except ImportError as exc:
+        log(f"  sinabs not available: {exc}")
+    else:
+        with torch_threads(args.norse_threads if args.sinabs_threads is None else args.sinabs_threads):
+            sec, _ = run_sinabs(graph, xb)
+        s_row = add("sinabs 3.1.3 float32", B, T, sec, f"batched, from_nir(batch_size={B})")
+        res["ratio_engine_over_sinabs"] = e64["samples_ticks_per_s"] / s_row["samples_ticks_per_s"]
+        res["ratio_float_engine_over_sinabs"] = e_float["samples_ticks_per_s"] / s_row["samples_ticks_per_s"]
+        if e64_1 is not None:
+            res["ratio_engine_1thread_over_sinabs"] = e64_1["samples_ticks_per_s"] / s_row["samples_ticks_per_s"]
     norse_rows = []
     try:
         import norse  # noqa: F401
@@ -305,33 +428,36 @@ def measure_model(name: str, path: str, args, rate: Dict[str, Any], log) -> Dict
         sec, mode, _ = run_norse(graph, x1, dt, args.norse_threads)
         th = f", {args.norse_threads} thread(s)"
         norse_rows.append(add("norse 1.1.0 float32", 1, T, sec, mode + th))
-        nb = min(64, args.norse_samples)
-        sec, mode, _ = run_norse(graph, x64[:nb], dt, args.norse_threads)
-        norse_rows.append(add("norse 1.1.0 float32", nb, T, sec, mode + th + ("" if nb == 64 else f", {nb} of 64")))
-    res: Dict[str, Any] = {"model": name, "file": path, "rows": rows}
+        if name not in GENERATED:
+            nb = min(B, args.norse_samples)
+            sec, mode, _ = run_norse(graph, xb[:nb], dt, args.norse_threads)
+            norse_rows.append(add("norse 1.1.0 float32", nb, T, sec, mode + th + ("" if nb == B else f", {nb} of {B}")))
     if norse_rows:
         best_norse = max(r["samples_ticks_per_s"] for r in norse_rows)
-        res["ratio_emulator64_over_norse"] = e64["samples_ticks_per_s"] / best_norse
-        if e64_1 is not None:
-            res["ratio_emulator64_1thread_over_norse"] = e64_1["samples_ticks_per_s"] / best_norse
+        res["ratio_engine_over_norse"] = e64["samples_ticks_per_s"] / best_norse
     macs = macs_per_tick(flat)
     total = sum(macs.values())
     bound = total / rate["macs_per_s"]  # seconds per sample-tick
-    per = e64["seconds"] / (64 * T)
+    i8 = int8_bound(flat, B)
+    per = e64["seconds"] / (B * T)
     res["dense"] = {"macs_per_sample_tick": total, "macs_per_node": macs, "bound_s_per_sample_tick": bound,
-                    "emulator_s_per_sample_tick": per, "emulator_over_bound": per / bound}
+                    "emulator_s_per_sample_tick": per, "emulator_over_bound": per / bound,
+                    "float_engine_over_bound": e_float["seconds"] / (B * T) / bound,
+                    "int8_bound_s_per_sample_tick": i8["s_per_sample_tick"], "int8_bound": i8,
+                    "emulator_over_int8_bound": per / i8["s_per_sample_tick"],
+                    "float32_bound_over_int8_bound": bound / i8["s_per_sample_tick"]}
     if e64_1 is not None:
-        per1 = e64_1["seconds"] / (64 * T)
+        per1 = e64_1["seconds"] / (B * T)
         res["dense"].update({"emulator_1thread_s_per_sample_tick": per1, "emulator_1thread_over_bound": per1 / bound})
     dens = []
     for d in args.densities:
-        xd = make_spikes(flat.input_shape, 64, T, d, seed=1)
+        xd = make_spikes(flat.input_shape, B, T, d, seed=1)
         sec, rec = run_engine(net, xd)
         sec_dense, _ = run_engine(net, xd, synapses="dense")
         paths = rec.meta["synapse_paths"]
         n_ev = sum(v["events"] for v in paths.values())
         n_all = n_ev + sum(v["dense"] for v in paths.values())
-        dens.append({"model": name, "density": d, "seconds": sec, "samples_ticks_per_s": 64 * T / sec,
+        dens.append({"model": name, "density": d, "batch": B, "seconds": sec, "samples_ticks_per_s": B * T / sec,
                      "seconds_dense_kernel_only": sec_dense, "event_chunks": n_ev, "chunks": n_all,
                      "input_spikes": int(np.count_nonzero(xd)), "network_spikes": spikes_total(rec, pops)})
         log(f"  density {d:6.3f}: {sec:8.2f} s (dense kernel only: {sec_dense:.2f} s; {n_ev} of {n_all} chunks by events)")
@@ -340,12 +466,81 @@ def measure_model(name: str, path: str, args, rate: Dict[str, Any], log) -> Dict
     return res
 
 
+def measure_denoise(n_events: int = 300_000, recordings: int = 3) -> Dict[str, Any]:
+    """tonic's ``Denoise(filter_time=10 ms)`` against ``harness.data.transforms.denoise`` on seeded
+    DVS-sized recordings (128 x 128, ``n_events`` events over 6 s): seconds each (best of the
+    recordings' times, after a compile/warm-up call) and whether the kept events are identical."""
+    import tonic.transforms as tt
+
+    from harness.data.transforms import denoise
+
+    dt = np.dtype([("x", np.int16), ("y", np.int16), ("p", bool), ("t", np.int64)])
+    rng = np.random.default_rng(0)
+    tonic_s, ours_s, same = [], [], True
+    for _ in range(recordings):
+        ev = np.zeros(n_events, dt)
+        ev["x"], ev["y"] = rng.integers(0, 128, n_events), rng.integers(0, 128, n_events)
+        ev["p"] = rng.random(n_events) < 0.5
+        ev["t"] = np.sort(rng.integers(0, 6_000_000, n_events))
+        denoise(ev[:10], 10_000)
+        sec_t, a = timed(lambda: tt.Denoise(filter_time=10_000)(ev))
+        sec_o, b = timed(lambda: denoise(ev, 10_000))
+        tonic_s.append(sec_t)
+        ours_s.append(sec_o)
+        same = same and bool(np.array_equal(a, b))
+    return {"events": n_events, "tonic_seconds": min(tonic_s), "s2gate_seconds": min(ours_s),
+            "speedup": min(tonic_s) / min(ours_s), "identical": same}
+
+
+def measure_seed_gate(samples: int = 264, timeout: float = 1800.0, threads: Optional[int] = None) -> Dict[str, Any]:
+    """The full gate on the seed-scale model: ``harness.gate.evaluate.evaluate(GateConfig(...))`` (PTQ and
+    QAT flows, the default sweep) on ``samples`` seeded samples x 100 ticks at 5 % input, in a fresh
+    subprocess; wall time of the evaluation, of the whole subprocess, and its peak memory (ru_maxrss)."""
+    import resource
+
+    with tempfile.TemporaryDirectory() as tmp:
+        code = (
+            "import json, sys, time, numpy as np\n"
+            "from harness.models import seedscale\n"
+            "from harness.gate.config import GateConfig\n"
+            "from harness.gate.evaluate import evaluate\n"
+            f"tmp = {tmp!r}\n"
+            "f, q = seedscale.write(tmp)\n"
+            f"n = {int(samples)}\n"
+            "x = seedscale.spikes(n, 0.05)\n"
+            "np.savez(tmp + '/data.npz', spikes=x, labels=np.arange(n) % seedscale.N_CLASSES)\n"
+            "del x\n"
+            "t0 = time.perf_counter()\n"
+            "ev = evaluate(GateConfig(model=f, qat_model=q, dataset=tmp + '/data.npz'))\n"
+            "sec = time.perf_counter() - t0\n"
+            "errs = getattr(ev, 'errors', None)\n"
+            "print(json.dumps({'evaluate_seconds': sec, 'errors': dict(errs) if errs else {}}))\n")
+        env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        if threads:
+            env["OMP_NUM_THREADS"] = str(threads)
+        t0 = time.perf_counter()
+        try:
+            p = subprocess.run([sys.executable, "-c", code], cwd=tmp, env=env, capture_output=True, text=True,
+                               timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"samples": samples, "seconds": None, "timeout": timeout}
+        wall = time.perf_counter() - t0
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out: Dict[str, Any] = {"samples": samples, "ticks": 100, "process_seconds": wall, "exit": p.returncode,
+                           "peak_rss_mib": peak_kib / 1024.0}
+    try:
+        out.update(json.loads(p.stdout.strip().splitlines()[-1]))
+    except (ValueError, IndexError):
+        out["tail"] = (p.stdout + p.stderr).strip().splitlines()[-5:]
+    return out
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     from tabulate import tabulate
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", nargs="*", default=["cnn_sinabs", "psnn"],
-                   help="bundled model names or .nir paths (default cnn_sinabs psnn)")
+    p.add_argument("--models", nargs="*", default=["cnn_sinabs", "psnn", "seedscale"],
+                   help="bundled model names, 'seedscale' (generated) or .nir paths (default cnn_sinabs psnn seedscale)")
     p.add_argument("--model-dir", default=None, help="folder of the <name>.nir files (default harness/bundled)")
     p.add_argument("--ticks", type=int, default=None, help="ticks per run (default 100; --quick 20)")
     p.add_argument("--golden-ticks", type=int, default=None, help="golden-model ticks (default 20; --quick 5)")
@@ -358,8 +553,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="torch threads for Norse (default 1: its batch-1 steps are tiny, and two threads made it "
                         "up to 50x slower on a loaded 2-core machine; 1 is Norse's best case, so the ratio is "
                         "conservative)")
+    p.add_argument("--sinabs-threads", type=int, default=None,
+                   help="torch threads for Sinabs (default: the engine's, --threads or torch's)")
     p.add_argument("--quick", action="store_true", help="20 ticks, 5 golden ticks, 8 Norse samples")
-    p.add_argument("--no-gate", action="store_true", help="do not time s2gate gate")
+    p.add_argument("--no-gate", action="store_true", help="do not time s2gate gate on the bundled default")
+    p.add_argument("--no-seed-gate", action="store_true", help="do not time the gate on the seed-scale model")
+    p.add_argument("--seed-gate-samples", type=int, default=264, help="samples of the seed-scale gate (264)")
     p.add_argument("--json", metavar="OUT", default=None, help="also write every number to OUT (JSON)")
     args = p.parse_args(argv)
     args.ticks = args.ticks or (20 if args.quick else 100)
@@ -371,6 +570,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
+    if args.sinabs_threads is None:
+        args.sinabs_threads = threads
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     log("measuring float32 matmul rate...")
     rate = matmul_rate(threads)
@@ -383,47 +584,55 @@ def main(argv: Optional[List[str]] = None) -> int:
             log(f"{m}: {path} does not exist, left out")
             results["models"].append({"model": m, "skipped": f"{path} missing"})
             continue
-        results["models"].append(measure_model(os.path.basename(path)[:-4], path, args, rate, log))
+        name = m if m in GENERATED else os.path.basename(path)[:-4]
+        results["models"].append(measure_model(name, path, args, rate, log))
     results["gate"] = {"skipped": "--no-gate"} if args.no_gate else measure_gate(model_dir=args.model_dir, threads=args.threads)
+    if args.no_seed_gate:
+        results["seed_gate"] = {"skipped": "--no-seed-gate"}
+    else:
+        log(f"seed-scale gate on {args.seed_gate_samples} samples...")
+        results["seed_gate"] = measure_seed_gate(args.seed_gate_samples, threads=args.threads)
+    try:
+        results["denoise"] = measure_denoise()
+    except ImportError as exc:
+        results["denoise"] = {"skipped": f"tonic not available: {exc}"}
     results["load_after"] = os.getloadavg()[0]
 
     done = [r for r in results["models"] if "rows" in r]
-    print(f"throughput: {args.ticks} ticks, input density {args.density}, torch {torch.__version__} on {threads} "
-          f"thread(s), {os.cpu_count()} CPUs, load average {results['load_before']:.1f} -> {results['load_after']:.1f}")
+    print(f"throughput: {args.ticks} ticks, torch {torch.__version__} on {threads} thread(s), {os.cpu_count()} CPUs, "
+          f"load average {results['load_before']:.1f} -> {results['load_after']:.1f} (ratios within this run count)")
     table = [[r["model"], r["simulator"], r["batch"], r["ticks"], f"{r['seconds']:.2f}",
               f"{r['samples_ticks_per_s']:.1f}", r["note"]] for m in done for r in m["rows"]]
     print(tabulate(table, headers=["model", "simulator", "batch", "ticks", "seconds", "samples x ticks / s", "note"]))
     print()
     print(f"float32 matmul: best {rate['gflops']:.1f} GFLOP/s = {rate['macs_per_s'] / 1e9:.1f} G multiply-adds/s "
           f"({', '.join(f'{n}: {g:.1f}' for n, g in rate['per_size_gflops'].items())} GFLOP/s)")
+    ratio_rows = []
+    fmt = lambda v: "-" if v is None else f"{v:.2f}x"  # noqa: E731
     for m in done:
         d = m["dense"]
-        if "ratio_emulator64_over_norse" in m:
-            r = m["ratio_emulator64_over_norse"]
-            print(f"{m['model']}: emulator (batch 64) / Norse = {r:.1f}x "
-                  f"(target >= {NORSE_TARGET:.0f}x: {'met' if r >= NORSE_TARGET else 'NOT met'})")
-            if "ratio_emulator64_1thread_over_norse" in m:
-                print(f"{m['model']}: emulator (batch 64, 1 thread) / Norse = "
-                      f"{m['ratio_emulator64_1thread_over_norse']:.1f}x")
-        print(f"{m['model']}: {d['macs_per_sample_tick']:,} multiply-adds per sample and tick; dense bound "
-              f"{d['bound_s_per_sample_tick'] * 1e6:.1f} us, emulator {d['emulator_s_per_sample_tick'] * 1e6:.1f} us "
-              f"per sample-tick: emulator time / dense bound = {d['emulator_over_bound']:.1f}x "
-              f"(target <= {BOUND_TARGET:.0f}x: {'met' if d['emulator_over_bound'] <= BOUND_TARGET else 'NOT met'})")
-        if "emulator_1thread_over_bound" in d:
-            print(f"{m['model']}: on 1 thread: emulator {d['emulator_1thread_s_per_sample_tick'] * 1e6:.1f} us per "
-                  f"sample-tick: emulator time / dense bound = {d['emulator_1thread_over_bound']:.1f}x")
+        ratio_rows.append([m["model"], m["batch"], f"{100 * m['input_density']:.1f} %",
+                           fmt(m.get("ratio_engine_over_sinabs")), fmt(m.get("ratio_float_engine_over_sinabs")),
+                           fmt(m.get("ratio_engine_over_norse")), fmt(d["emulator_over_bound"]),
+                           fmt(d["float_engine_over_bound"]), fmt(d["emulator_over_int8_bound"]),
+                           fmt(d["float32_bound_over_int8_bound"]), fmt(m["reference_speedup"])])
+    print(tabulate(ratio_rows, headers=["model", "batch", "input", f"engine / Sinabs (>= {SINABS_TARGET:.0f}x)",
+                                        "previous engine / Sinabs", "engine / Norse",
+                                        f"engine time / f32 bound (<= {BOUND_TARGET:.0f}x)",
+                                        "previous engine / f32 bound", "engine time / int8 bound",
+                                        "f32 bound / int8 bound", f"reference after / before (>= {REFERENCE_TARGET:.0f}x)"]))
     print()
     drows = []
     for m in done:
         top = m["density"][-1]
         for r in m["density"]:
-            drows.append([m["model"], f"{100 * r['density']:.1f} %", f"{r['seconds']:.2f}",
+            drows.append([m["model"], f"{100 * r['density']:.1f} %", r["batch"], f"{r['seconds']:.2f}",
                           f"{r['samples_ticks_per_s']:.1f}", r["input_spikes"], r["network_spikes"],
                           f"{r['seconds'] / top['seconds']:.2f}", f"{r['seconds_dense_kernel_only']:.2f}",
                           f"{r['event_chunks']} / {r['chunks']}"])
-    print("engine at batch 64 against input spike density: time falls with activity (event-driven synapses where\n"
-          "the source is sparse); the neuron updates (every neuron, every tick, as on the chip) are the floor")
-    print(tabulate(drows, headers=["model", "input density", "seconds", "samples x ticks / s", "input spikes",
+    print("engine against input spike density: time falls with activity (event-driven synapses where the source\n"
+          "is sparse, spike rows skipped); the neuron updates (every neuron, every tick, as on the chip) are the floor")
+    print(tabulate(drows, headers=["model", "input density", "batch", "seconds", "samples x ticks / s", "input spikes",
                                    "network spikes", "time / time at max", "s, dense kernel only",
                                    "chunks by events"]))
     print()
@@ -435,6 +644,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     else:
         print(f"full gate: {g['command']}: {g['seconds']:.1f} s, exit {g['exit']} (target < {GATE_TARGET_S:.0f} s: "
               f"{'met' if g['seconds'] < GATE_TARGET_S else 'NOT met'})")
+    sg = results["seed_gate"]
+    if "skipped" in sg:
+        print(f"seed-scale gate: not timed ({sg['skipped']})")
+    elif sg.get("evaluate_seconds") is None:
+        print(f"seed-scale gate: did not finish ({sg})")
+    else:
+        sec = sg["evaluate_seconds"]
+        print(f"seed-scale gate (evaluate(GateConfig(...)), PTQ + QAT + default sweep, {sg['samples']} samples x 100 "
+              f"ticks): {sec:.1f} s evaluation, {sg['process_seconds']:.1f} s process, peak memory "
+              f"{sg['peak_rss_mib']:.0f} MiB (target <= {SEED_GATE_TARGET_S:.0f} s: "
+              f"{'met' if sg['process_seconds'] <= SEED_GATE_TARGET_S else 'NOT met'}); errors: {sg.get('errors') or 'none'}")
+    dn = results["denoise"]
+    if "skipped" not in dn:
+        print(f"Denoise (10 ms, {dn['events']:,} events, 128 x 128): tonic {dn['tonic_seconds']:.3f} s, s2gate "
+              f"{dn['s2gate_seconds']:.4f} s = {dn['speedup']:.0f}x (target >= 10x), events identical: {dn['identical']}")
     if args.json:
         from s2common.atomic import write_text_atomic
 

@@ -38,6 +38,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--s2-data-root", default=None, metavar="DIR", help="folder of the local DVS Gesture copy")
     g.addoption("--s2-samples", default=None, type=int, metavar="N", help="use the first N samples (default: all)")
     g.addoption("--s2-percentile", default=100.0, type=float, metavar="P", help="PTQ weight-scale percentile (default 100)")
+    g.addoption("--s2-calibrate", default=None, metavar="CAL.npz",
+                help="PTQ with each population's percentile chosen on these samples (array 'spikes', disjoint from the "
+                     "test split) instead of --s2-percentile")
     g.addoption("--s2-backend", default="emulator", choices=("emulator", "board"),
                 help="emulator (default) or board: also run the board and compare it with the emulator")
     g.addoption("--s2-board-host", default=None, metavar="IP", help="the SpiNNaker2 board's Ethernet IP")
@@ -68,6 +71,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help='shard the evaluation over a local Dask cluster of N processes (pip install "s2gate[dist]")')
     g.addoption("--s2-scheduler", default=None, metavar="ADDRESS",
                 help="shard the evaluation over an existing Dask cluster, e.g. tcp://host:8786")
+    g.addoption("--s2-profile", default=None, metavar="NAME",
+                help="vendor profile of py-spinnaker2 conversion settings (s2emu.profiles; default: the model's "
+                     "s2gate.profile metadata, else none)")
+    g.addoption("--s2-vendor-semantics-budget", default=None, type=float, metavar="FRACTION",
+                help="largest share of float-model spike trains the converter's bias folding may change "
+                     "(default: report only)")
     g.addoption("--s2-report", default=None, metavar="DIR",
                 help="write summary.json, report.md, report.html and plots into DIR")
 
@@ -136,8 +145,9 @@ def config_from_options(config: pytest.Config) -> "Any":
         qat_budget=opt("--s2-qat-budget"), min_memory_reduction=opt("--s2-min-memory-reduction"),
         report=opt("--s2-report"), seed=opt("--s2-seed"), atoms=opt("--s2-atoms"),
         no_auto_atoms=opt("--s2-no-auto-atoms"), strict=opt("--s2-strict"),
-        binarize=opt("--s2-binarize"), max_chips=opt("--s2-max-chips"), sys_tick=opt("--s2-sys-tick"),
-        enforce_realtime=opt("--s2-enforce-realtime") or None)
+        binarize=opt("--s2-binarize"), profile=opt("--s2-profile"),
+        vendor_semantics_budget=opt("--s2-vendor-semantics-budget"), calibrate=opt("--s2-calibrate"),
+        max_chips=opt("--s2-max-chips"), sys_tick=opt("--s2-sys-tick"), enforce_realtime=opt("--s2-enforce-realtime") or None)
 
 
 def _shared_root(config: pytest.Config) -> Path:

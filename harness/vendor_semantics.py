@@ -21,6 +21,8 @@ from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 
+#: Samples the gate's vendor-semantics section runs (the first ones; independent of the batch size).
+GATE_SAMPLES = 64
 #: The converter's change of meaning, as reference options applied on top of the chip preset.
 NIR_SEMANTICS: Mapping[str, Any] = {"bias": "input"}
 CHIP_SEMANTICS: Mapping[str, Any] = {"bias": "i_offset"}
@@ -131,3 +133,71 @@ def check_vendor_semantics(result: VendorSemantics, budget: Optional[float] = No
         verdict = "PASS" if share <= budget else "FAIL"
     return {"name": "vendor-semantics", "measured": share, "budget": budget, "verdict": verdict,
             "message": result.summary_line()}
+
+
+def markdown_section(result: Mapping[str, Any], check: Optional[Mapping[str, Any]] = None) -> str:
+    """The gate report's "Vendor semantics" section (markdown) from :meth:`VendorSemantics.as_dict`."""
+    lines = ["## Vendor semantics: what py-spinnaker2's converter alone does to the float model", "",
+             "Float model, before any quantization, run by the reference in NIR semantics (an Affine bias passes the "
+             "synaptic filter) and in chip semantics (`get_accumulated_bias` folds it into `i_offset`, full strength "
+             "from tick 0).", "",
+             "| population | spike trains | changed |", "|---|---|---|"]
+    for pop, c in result.get("per_population", {}).items():
+        lines.append(f"| {pop} | {c['trains']} | {c['changed']} |")
+    lines.append(f"| all | {result['trains']} | {result['changed']} ({100 * result['changed_share']:.2f} %) |")
+    lines.append("")
+    if result.get("accuracy_nir") is not None:
+        lines.append(f"Accuracy: {100 * result['accuracy_nir']:.2f} % (NIR semantics) -> "
+                     f"{100 * result['accuracy_chip']:.2f} % (chip semantics), {result['accuracy_drop_pp']:+.2f} pp; "
+                     f"{100 * result['predictions_changed']:.2f} % of predictions change.")
+    if check is not None:
+        budget = "report only" if check.get("budget") is None else f"budget {100 * check['budget']:.2f} % of trains"
+        lines.append(f"Check `vendor-semantics`: {check['verdict']} ({budget}).")
+    return "\n".join(lines) + "\n"
+
+
+def gate_vendor_semantics(float_graph: Any, spikes: np.ndarray, labels: np.ndarray, cfg: Any) -> Dict[str, Any]:
+    """The gate's vendor-semantics figures (JSON-ready) for a float model and its data.
+
+    Runs :func:`vendor_semantics` on the first :data:`GATE_SAMPLES` samples with the model's preset and the
+    vendor profile's reference options, when the converter folds a bias into a CubaLIF (the only case where
+    the two semantics differ: for IF and LIF the folded bias is the same update, see
+    ``reference.neurons.fold_bias``); otherwise records that nothing changes, without running.
+    """
+    from harness.run.options import model_dt, model_preset, reference_options
+    from reference.simulate import fold_biases
+    from s2common.graph import as_flat
+
+    flat = as_flat(float_graph)
+    folded, _ = fold_biases(flat)
+    cuba = sorted(n for n in folded if flat.type_of(n) == "CubaLIF")
+    n = int(min(int(spikes.shape[0]), GATE_SAMPLES))
+    if not cuba:
+        pops = [p for p in flat.order if flat.type_of(p) in ("IF", "LIF", "CubaLIF")]
+        per = {p: {"trains": n * int(np.prod(flat.out_shape[p])), "changed": 0} for p in pops}
+        trains = sum(c["trains"] for c in per.values())
+        return {"trains": trains, "changed": 0, "changed_share": 0.0, "per_population": per, "accuracy_nir": None,
+                "accuracy_chip": None, "accuracy_drop_pp": None, "predictions_changed": 0.0, "samples": n,
+                "measured": False, "folded_cubalif": [],
+                "summary": "no Affine/Conv bias reaches a CubaLIF: the converter's bias folding changes nothing "
+                           "(for IF/LIF it is the same update)"}
+    opts = reference_options(float_graph, getattr(cfg, "profile", None))
+    r = vendor_semantics(flat, spikes[:n], labels[:n], preset=model_preset(float_graph), options=opts,
+                         dt=None if opts else model_dt(float_graph))
+    d = r.as_dict()
+    d.update(samples=n, measured=True, folded_cubalif=cuba, summary=r.summary_line() + f" (first {n} samples)")
+    return d
+
+
+def report_rows(vs: Mapping[str, Any]) -> "tuple[list, list, list]":
+    """(headers, rows, paragraphs) of the gate report's vendor-semantics section."""
+    rows = [[p, f"{c['trains']:,}", f"{c['changed']:,}"] for p, c in vs.get("per_population", {}).items()]
+    rows.append(["all", f"{vs['trains']:,}", f"{vs['changed']:,} ({100 * vs['changed_share']:.2f} %)"])
+    paras = ["The float model run by the reference in NIR semantics (an Affine bias passes a CubaLIF's synaptic "
+             "filter) and in chip semantics (py-spinnaker2's get_accumulated_bias folds it into i_offset, full "
+             "strength from tick 0), before any quantization: what the converter alone changes.",
+             str(vs.get("summary", ""))]
+    if vs.get("accuracy_nir") is not None:
+        paras.append(f"Accuracy {100 * vs['accuracy_nir']:.2f} % (NIR semantics) -> {100 * vs['accuracy_chip']:.2f} % "
+                     f"(chip semantics), {vs['accuracy_drop_pp']:+.2f} pp, on {vs.get('samples')} samples.")
+    return ["population", "spike trains", "changed"], rows, paras

@@ -153,3 +153,24 @@ def voltage_agreement(reference: Any, emulator: Any, net: Any, nodes: Optional[L
         worst = max(worst, max_ratio)
     return VoltageAgreement(tier=TIER, ok=ok, compared=compared, worst=worst, per_population=per,
                             first_violation=violation)
+
+
+def agreement_for_graph(reference: Any, emulator: Any, graph: Any) -> Optional[VoltageAgreement]:
+    """:func:`voltage_agreement` for ``s2gate compare --graph``: lower ``graph`` with the conversion options the
+    emulator recording names (``meta["options"]``; scaling off for a quantized graph) and compare.
+
+    Returns None when the recordings carry no voltages to compare (no ``v`` on either side, or no
+    ``v_scale`` on the emulator side).
+    """
+    import dataclasses
+
+    from s2emu import ConversionOptions, lower
+
+    if not emulator.meta.get("v_scale"):
+        return None
+    if not any(reference.get(n, "v") is not None and emulator.get(n, "v") is not None for n in emulator.meta["v_scale"]):
+        return None
+    known = {f.name for f in dataclasses.fields(ConversionOptions)} - {"max_atoms_per_core"}
+    opts = {k: v for k, v in (emulator.meta.get("options") or {}).items() if k in known}
+    net = lower(graph, ConversionOptions(**opts))
+    return voltage_agreement(reference, emulator, net)

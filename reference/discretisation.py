@@ -73,7 +73,8 @@ class Discretisation:
             voltage is reset, then this tick's update runs: spikes come one tick later and the
             recorded voltage may sit above threshold for a tick. (snnTorch's own default
             ``reset_delay=True`` is a third variant, spike from the new voltage and reset in
-            the next update, that no importer uses and no preset models.)
+            the next update, that no importer uses: option ``reset_delay``, preset
+            ``snntorch-subtract``.)
         input_scale: what current a tick's input ``x`` is for leaky neurons: ``"1"``
             (``I = x`` held one tick), ``"1/dt"`` (``I = x/dt``: a unit-area pulse),
             ``"jump"`` (``v += r*x``, no time factor).

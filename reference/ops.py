@@ -55,10 +55,8 @@ def make_op(name: str, node: object, in_shape: Tuple[int, ...], out_shape: Tuple
         return lambda x: x
     if typ in ("Affine", "Linear"):
         w = np.ascontiguousarray(np.asarray(node.weight, dtype=dtype))
-        if typ == "Affine":
-            b = np.asarray(node.bias, dtype=dtype).reshape(out_shape)
-            return _per_sample(lambda s: w @ s + b, out_shape, dtype)
-        return _per_sample(lambda s: w @ s, out_shape, dtype)
+        b = np.asarray(node.bias, dtype=dtype).reshape(out_shape) if typ == "Affine" else None
+        return _matvec(w, b, out_shape, dtype)
     if typ == "Scale":
         s = np.asarray(node.scale, dtype=dtype).reshape(in_shape)
         return lambda x: x * s
@@ -73,6 +71,40 @@ def make_op(name: str, node: object, in_shape: Tuple[int, ...], out_shape: Tuple
         # nir.Threshold: z = 1 if v > threshold (strict, independent of the neurons' `compare`)
         return lambda x: (x > th).astype(dtype)
     raise NotImplementedError(f"{typ} is not a stateless node")  # neurons/Delay are handled elsewhere
+
+
+#: an Affine/Linear input row with at most this fraction of non-zero entries is summed column by column
+SPARSE_FRACTION = 0.25
+
+
+def _matvec(w: np.ndarray, b: "np.ndarray | None", out_shape: Tuple[int, ...], dtype: np.dtype) -> Op:
+    """``W @ s (+ b)`` for each row ``s`` of the batch, in an order that depends on the row alone.
+
+    Spike inputs are sparse: a row with at most ``SPARSE_FRACTION`` non-zeros is computed as
+    ``sum over the non-zero j, in increasing j, of W[:, j] * s_j`` (the columns of W are rows of
+    the stored ``W.T``, added one after another), denser rows as ``W @ s`` (BLAS gemv). Which
+    of the two, and every rounding, follows from the row's own values, so a sample's result
+    does not depend on the batch it runs in; the sparse form skips the columns of silent
+    inputs (the fully connected layers' weights are megabytes, read once per row by gemv).
+    """
+    wt = np.ascontiguousarray(w.T)
+    limit = SPARSE_FRACTION * w.shape[1]
+
+    def one(s: np.ndarray) -> np.ndarray:
+        nz = np.flatnonzero(s)
+        if nz.size > limit:
+            y = w @ s
+        else:
+            y = np.zeros(w.shape[0], dtype=dtype)
+            cols = wt[nz]
+            vals = s[nz]
+            if nz.size and not np.all(vals == 1):
+                cols = cols * vals[:, None]
+            for k in range(nz.size):       # row by row, increasing j: a fixed order
+                y += cols[k]
+        return y + b if b is not None else y
+
+    return _per_sample(lambda s: one(s.reshape(-1)), out_shape, dtype)
 
 
 def _conv(name: str, node: object, in_shape: Tuple[int, ...], out_shape: Tuple[int, ...], dtype: np.dtype) -> Op:

@@ -40,6 +40,7 @@ below ~2 % source density on one thread, ~1.5 % on two (see the cost model's con
 """
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple
@@ -52,30 +53,29 @@ from s2common.errors import DesignRuleError, UnsupportedError
 from s2common.recording import Recording
 
 from . import events
+from . import kernels as _k
+from .kernels import zeros
 from .network import Population, Projection, RuleViolation, S2Network
 from .runio import Record, check_inputs, detail_set, meta
 
 FLOAT32_EXACT = 2 ** 24
 FLOAT64_EXACT = 2 ** 53
 INT32_MAX = 2 ** 31 - 1
-#: memory budget of one chunk buffer of ticks in the layer schedule (float64 worst case); below
-#: glibc's largest mmap threshold (32 MiB), so freed chunk buffers are reused without page faults
-CHUNK_BYTES = 16 * 2 ** 20
+#: budget of one tile's synaptic input in the layer schedule (4 bytes per neuron and row): about one
+#: core's L2 cache, so the kernel's output is read back by the neuron update from cache, and far
+#: below glibc's mmap threshold (freed tile buffers are reused without page faults)
+TILE_BYTES = 2 * 2 ** 20
 #: fraction of active (sample, tick) rows above which all rows go through the kernel in one slice
 #: (gathering and scattering the active rows costs about two passes over the output)
 DENSE_ROWS = 0.9
-#: cost model of the two ways of computing a projection's input for a chunk of (sample, tick)
-#: rows, in ns on one core of this machine kind (2-core x86; fitted to per-projection times of
-#: cnn_sinabs and the bundled P-SNN at 0.5-10 % input density, 1 and 2 threads, with
-#: ``benchmarks/throughput.py``-style runs). Dense: the conv/matmul plus the copies around it,
-#: which dominate (``DENSE_NS_PER_MAC * macs + DENSE_NS_PER_NEURON * (pre + post)`` per row,
-#: divided by the kernel threads). Events: zeroing and reading the target rows plus one
-#: add per synapse of every spike's row (single-threaded).
-DENSE_NS_PER_MAC = 0.0055
-DENSE_NS_PER_NEURON = 1.2
-EVENT_NS_PER_TARGET = 0.55
-EVENT_NS_PER_SYNAPSE = 0.9
 SYNAPSE_MODES = ("auto", "dense", "events")
+#: ``Engine(kernels=...)``: ``"auto"`` (int8 kernels where eligible if measured faster than the
+#: float kernel on the projection's first chunks; fused neuron update), ``"int"`` (int8 kernels
+#: wherever eligible; fused update), ``"float"`` (float32/64 kernels and the torch neuron update)
+KERNEL_MODES = ("auto", "int", "float")
+#: chunks of a projection on which both dense kernels are timed before the cheaper is kept ("auto":
+#: the lower of the per-row costs measured on those chunks)
+MEASURED_CHUNKS = 3
 
 
 def exactness_bound(proj: Projection, pre: Population) -> int:
@@ -105,6 +105,10 @@ class _Compiled:
     post_size: int
     macs_per_row: int                           # dense kernel multiply-adds per (sample, tick) row
     rows: object = None                         # synapse rows: None = not built yet, False = too large
+    int_weights: Optional[Tuple[torch.Tensor, ...]] = None  # int8 operands (_k.int8_weights), None = float only
+    conv: Optional[dict] = None                 # im2col geometry of a conv2d projection
+    #: dense kernel timings per torch thread count: {threads: {"int": [ns per row, ...], "float": [...]}}
+    timings: Optional[dict] = None
 
     @property
     def pre_size(self) -> int:
@@ -140,7 +144,7 @@ class Engine:
     name = "torch"
 
     def __init__(self, net: S2Network, check_integral: str = "first", mode: str = "auto",
-                 threads: Optional[int] = None, synapses: str = "auto") -> None:
+                 threads: Optional[int] = None, synapses: str = "auto", kernels: str = "auto") -> None:
         if check_integral is True:
             check_integral = "always"
         elif check_integral is False:
@@ -153,7 +157,10 @@ class Engine:
             raise ValueError(f"threads must be a positive int or None, got {threads!r}")
         if synapses not in SYNAPSE_MODES:
             raise ValueError(f"synapses must be one of {SYNAPSE_MODES}, got {synapses!r}")
+        if kernels not in KERNEL_MODES:
+            raise ValueError(f"kernels must be one of {KERNEL_MODES}, got {kernels!r}")
         self.synapses = synapses if events.AVAILABLE else "dense"
+        self.kernels = kernels if kernels == "float" or _kernels_available() else "float"
         self.threads = threads
         self.net = net
         self.check_integral = check_integral
@@ -174,8 +181,16 @@ class Engine:
                 problems.append(RuleViolation("accumulator-overflow", proj.name, f"input bound {bound} exceeds 2**53"))
                 continue
             split = post.model == "lif_curr_exp_no_delay"
-            self.compiled.append(_Compiled(proj, dtype, bound, self._weights(proj, pre, dtype, split), split,
-                                           tuple(pre.shape), post.size, macs_per_row(proj, pre, post)))
+            comp = _Compiled(proj, dtype, bound, self._weights(proj, pre, dtype, split), split,
+                             tuple(pre.shape), post.size, macs_per_row(proj, pre, post), timings={})
+            simple_pool = proj.pool is None or (tuple(proj.pool_stride or proj.pool) == tuple(proj.pool)
+                                                and tuple(proj.pool_padding) == (0, 0))
+            if self.kernels != "float" and simple_pool and (proj.kind == "dense" or len(pre.shape) == 3) \
+                    and _k.int_eligible(proj.kind, proj.weight, proj.pool, proj.groups):
+                comp.int_weights = _k.int8_weights(proj.weight, proj.kind, split)
+                if proj.kind == "conv2d":
+                    comp.conv = _conv_geometry(proj, pre, post)
+            self.compiled.append(comp)
         for name, b in self.post_bound.items():
             if b > INT32_MAX:
                 problems.append(RuleViolation("accumulator-overflow", name,
@@ -194,6 +209,29 @@ class Engine:
                                 if getattr(p, k) is not None}
                        for p in self.neurons}
         self.plan = {p.name: _plan(self.params[p.name]) for p in self.neurons}
+        # per population: the fused (compiled) neuron update's parameters, or None for the torch update
+        self.fused = {p.name: self._fused_params(p) for p in self.neurons}
+        # per fused population: the sum-pool window an int8 projection out of it reads, so that the
+        # update writes the pooled counts as it writes the spikes (the projection then skips pooling)
+        self.pooled_by: Dict[str, Tuple[int, int]] = {}
+        for c in self.compiled:
+            pre = net.populations[c.proj.pre]
+            if c.int_weights is not None and c.proj.pool is not None and self.fused.get(pre.name) is not None \
+                    and len(pre.shape) == 3:
+                self.pooled_by.setdefault(pre.name, tuple(int(k) for k in c.proj.pool))
+
+    def _fused_params(self, p: Population) -> Optional[Dict[str, np.ndarray]]:
+        """(size,) float32 parameter arrays of the compiled update, or None if ``p`` keeps the torch update."""
+        if self.kernels == "float" or p.model == "lif_curr_exp_no_delay" or self.net.options.fused_multiply_add:
+            return None
+        raw = {"alpha": p.alpha_decay, "thr": p.threshold, "off": p.i_offset,
+               "v_reset": p.v_reset if p.v_reset is not None else np.zeros(1, np.float32)}
+        arrays = {k: np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=np.float32).reshape(-1), (p.size,)))
+                  for k, a in raw.items()}
+        # every parameter the same for all neurons (bit for bit): one value each (the update keeps it in a register)
+        if all(a.size and np.all(a.view(np.uint32) == a.view(np.uint32)[0]) for a in arrays.values()):
+            return {k: a[:1].copy() for k, a in arrays.items()}
+        return arrays
 
     @staticmethod
     def _weights(proj: Projection, pre: Population, dtype: torch.dtype, split: bool) -> Tuple[Optional[torch.Tensor], ...]:
@@ -312,13 +350,15 @@ class Engine:
 
     def _deliver(self, run: "_Run", k: int, c: _Compiled, t0: int, t1: int, checked: set
                  ) -> Optional[List[torch.Tensor]]:
-        """Exact input(s) of projection ``c`` for target ticks ``t0..t1-1``: (t1 - t0, batch, post.size)
-        (NIR order), or None if no spike is delivered in that window.
+        """Exact input(s) of projection ``c`` for target ticks ``t0..t1-1``: C-contiguous
+        (G, (t1 - t0) * batch, S) tensors (row ``j * batch + b`` = tick ``t0 + j`` of sample ``b``,
+        neuron ``g * S + s`` in NIR order; float32/64 or int32), or None if no spike is delivered
+        in that window.
 
         Work follows activity: only the (sample, source tick) rows in which the source emitted at
         least one spike go through the kernel; the other rows' input is exactly 0.
         """
-        batch, ticks, length = run.batch, run.ticks, t1 - t0
+        batch, length = run.batch, t1 - t0
         a, b = t0 - 1 - c.proj.delay, t1 - 1 - c.proj.delay      # source ticks of targets t0..t1-1
         lo = max(a, 0)
         if b <= lo:
@@ -328,14 +368,57 @@ class Engine:
         n_act = int(act.sum())
         if n_act == 0:                                           # no spike in the window: no synaptic work
             return None
-        src = run.spikes[c.proj.pre]                              # (batch, ticks, pre) bool
         check = self._check(k, checked)
         pad = lo - a                                              # first ticks of the run: no source tick yet
         all_rows = n_act >= DENSE_ROWS * batch * length           # (nearly) every row active: one slice
-        if self._use_events(c, counts, batch * length, batch * length if all_rows else n_act):
+        dense_rows = batch * length if all_rows else n_act
+        if self._use_events(c, counts, batch * length, dense_rows):
             run.paths[c.proj.name]["events"] += 1
-            return self._deliver_events(run, c, act, lo, pad, length, check)
+            outs = self._deliver_events(run, c, act, lo, pad, length, check)
+            return [o.view(1, length * batch, c.post_size) for o in outs]
         run.paths[c.proj.name]["dense"] += 1
+        which = self._dense_kernel(c)
+        times = c.timings.setdefault(torch.get_num_threads(), {"int": [], "float": [], "last": None})
+        if which != "measure":
+            start = _now()
+            outs = (self._dense_int if which == "int" else self._dense_float)(run, c, act, lo, b, pad, length,
+                                                                              all_rows, check)
+            times["last"] = (_now() - start) / dense_rows
+            return outs
+        # measure both kernels on this chunk (same exact integers), keep the result of the int one
+        start = _now()
+        outs = self._dense_float(run, c, act, lo, b, pad, length, all_rows, check)
+        times["float"].append((_now() - start) / dense_rows)
+        start = _now()
+        outs = self._dense_int(run, c, act, lo, b, pad, length, all_rows, check)
+        times["int"].append((_now() - start) / dense_rows)
+        times["last"] = min(times["int"][-1], times["float"][-1])
+        return outs
+
+    def _dense_kernel(self, c: _Compiled) -> str:
+        """``"int"``, ``"float"`` or ``"measure"`` (time both on this chunk) for projection ``c``."""
+        if c.int_weights is None:
+            return "float"
+        if self.kernels == "int":
+            return "int"
+        times = c.timings.get(torch.get_num_threads())
+        if times is None or len(times["int"]) < MEASURED_CHUNKS:
+            return "measure"
+        return "int" if min(times["int"]) <= min(times["float"]) else "float"
+
+    @staticmethod
+    def dense_ns_per_row(c: _Compiled) -> Optional[float]:
+        """Measured cost of ``c``'s dense kernel per (sample, tick) row on its latest chunk, in ns
+        (None before the first dense chunk at the current thread count)."""
+        times = c.timings.get(torch.get_num_threads())
+        return None if not times or times["last"] is None else 1e9 * times["last"]
+
+    def _dense_float(self, run: "_Run", c: _Compiled, act: torch.Tensor, lo: int, b: int, pad: int, length: int,
+                     all_rows: bool, check: bool) -> List[torch.Tensor]:
+        """The float32/64 conv/matmul kernel on 0/1 maps (exact below the static bound)."""
+        batch, ticks = run.batch, run.ticks
+        src = run.spikes[c.proj.pre]                              # (batch, ticks, pre) bool
+        shape4 = (1, length * batch, c.post_size)
         if all_rows:
             x = _kernel_input(c, length * batch)
             per = (length, batch) + tuple(x.shape[1:])
@@ -343,7 +426,7 @@ class Engine:
                 x.view(per)[:pad].zero_()
             # bool -> float, (batch, tick) -> (tick, batch) rows, C order -> kernel layout, in one copy
             x.view(per)[pad:].copy_(src[:, lo:b].transpose(0, 1).view((b - lo, batch) + per[2:]))
-            return [_rows(y, length * batch).view(length, batch, c.post_size) for y in self._apply(c, x, check)]
+            return [_rows(y, length * batch).view(shape4) for y in self._apply(c, x, check)]
         rows = act.nonzero()                                      # (m, 2): sample, tick - lo
         picked = src.reshape(batch * ticks, -1).index_select(0, rows[:, 0] * ticks + rows[:, 1] + lo)
         x = _kernel_input(c, rows.shape[0])
@@ -351,9 +434,40 @@ class Engine:
         dst = (rows[:, 1] + pad) * batch + rows[:, 0]
         full = []
         for y in self._apply(c, x, check):
-            z = torch.zeros((length * batch, c.post_size), dtype=y.dtype)
+            z = zeros((length * batch, c.post_size), y.dtype)
             z.index_copy_(0, dst, _rows(y, rows.shape[0]))
-            full.append(z.view(length, batch, c.post_size))
+            full.append(z.view(shape4))
+        return full
+
+    def _dense_int(self, run: "_Run", c: _Compiled, act: torch.Tensor, lo: int, b: int, pad: int, length: int,
+                   all_rows: bool, check: bool) -> List[torch.Tensor]:
+        """The int8 x int8 -> int32 kernels (:mod:`s2emu.kernels`): exact by construction."""
+        batch, ticks = run.batch, run.ticks
+        src8 = run.spikes[c.proj.pre].numpy().view(np.uint8).reshape(batch * ticks, -1)
+        pre_shape, pool = c.pre_shape, c.proj.pool
+        if c.proj.pre in run.pooled and tuple(pool) == self.pooled_by[c.proj.pre]:
+            # the source's update wrote its sum-pooled counts: read those
+            src8 = run.pooled[c.proj.pre].numpy().reshape(batch * ticks, -1)
+            pre_shape = (pre_shape[0], pre_shape[1] // pool[0], pre_shape[2] // pool[1])
+            pool = None
+        if all_rows:  # every (tick, sample) row of the window, silent ones included; pad ticks are row -1 (zeros)
+            t_idx = np.arange(lo, b, dtype=np.int64)
+            rows = (np.arange(batch, dtype=np.int64)[None, :] * ticks + t_idx[:, None]).reshape(-1)
+            if pad:
+                rows = np.concatenate([np.full(pad * batch, -1, dtype=np.int64), rows])
+            dst = None
+        else:
+            nz = act.nonzero()                                    # (m, 2): sample, tick - lo
+            rows = (nz[:, 0] * ticks + nz[:, 1] + lo).numpy()
+            dst = (nz[:, 1] + pad) * batch + nz[:, 0]
+        outs, (g, s) = _k.int_apply(c.proj.kind, c.int_weights, src8, rows, pre_shape, pool, c.conv)
+        full = []
+        for y in outs:                                            # (G, n, S)
+            if dst is not None:
+                z = zeros((g, length * batch, s), torch.int32)
+                z.index_copy_(1, dst, y)
+                y = z
+            full.append(y)
         return full
 
     def _use_events(self, c: _Compiled, counts: torch.Tensor, rows: int, dense_rows: int) -> bool:
@@ -367,12 +481,15 @@ class Engine:
             return False
         forced = self.synapses == "events"
         n_spikes = int(counts.sum())
-        threads = torch.get_num_threads()
-        if not forced and not _prefer_events(c, n_spikes, rows, dense_rows, threads, built=False):
-            return False
+        dense_ns = self.dense_ns_per_row(c)
+        if not forced:
+            if dense_ns is None:    # the dense kernel has not been measured yet: run (and time) it first
+                return False
+            if not _prefer_events(c, n_spikes, rows, dense_rows * dense_ns, built=False):
+                return False
         if c.rows is None:
             c.rows = self._build_rows(c) or False
-        return c.rows is not False and (forced or _prefer_events(c, n_spikes, rows, dense_rows, threads, built=True))
+        return c.rows is not False and (forced or _prefer_events(c, n_spikes, rows, dense_rows * dense_ns, built=True))
 
     def _build_rows(self, c: _Compiled) -> Optional[List[events.SynapseRows]]:
         """Synapse rows of projection ``c``: a dense projection's ``W.T``, else its kernel on one-hot inputs (None if too large)."""
@@ -389,7 +506,7 @@ class Engine:
         samples = rows[:, 0].numpy()
         src_ticks = (rows[:, 1] + lo).numpy()
         dst = ((rows[:, 1] + pad) * batch + rows[:, 0]).numpy()
-        outs = [torch.zeros((length * batch, c.post_size), dtype=c.dtype) for _ in c.rows]
+        outs = [zeros((length * batch, c.post_size), c.dtype) for _ in c.rows]
         events.deliver(run.spikes[c.proj.pre].numpy(), samples, src_ticks, dst, c.rows, [o.numpy() for o in outs])
         if check:
             _check_integral(c, outs)
@@ -401,24 +518,29 @@ class Engine:
         for p in self.neurons:
             incoming = [(k, c) for k, c in enumerate(self.compiled) if c.proj.post == p.name]
             biggest = max([p.size] + [net.populations[c.proj.pre].size for _, c in incoming])
-            chunk = max(1, min(ticks, CHUNK_BYTES // max(1, batch * biggest * 8)))
+            # tiles of (samples x ticks) rows whose input fits TILE_BYTES: a tile's kernel output is
+            # still in cache when the neuron update reads it, and each sample's state stays in cache
+            # over the tile's ticks
+            rows = max(1, TILE_BYTES // max(1, biggest * 4))
+            chunk = min(ticks, rows)
+            tile = min(batch, max(1, rows // chunk))
             state = run.new_state(p)
-            for t0 in range(0, ticks, chunk):
-                t1 = min(ticks, t0 + chunk)
-                exc: List[torch.Tensor] = []
-                inh: List[torch.Tensor] = []
-                for k, c in incoming:
-                    outs = self._deliver(run, k, c, t0, t1, checked)
-                    if outs is None:
-                        continue
-                    exc.append(outs[0])
-                    if len(outs) > 1:  # a pool projection has only positive (excitatory) counts
-                        inh.append(outs[1])
-                shape = (t1 - t0, batch, p.size)
-                e_f, e_i = self._sum(exc, self.float_sum[p.name], p.name in run.detail, shape)
-                h_f, h_i = self._sum(inh, self.float_sum[p.name], p.name in run.detail, shape)
-                with _one_thread():
-                    run.advance(p, state, t0, e_f, h_f, e_i, h_i)
+            for s0 in range(0, batch, tile):
+                s1 = min(batch, s0 + tile)
+                sub = run.tile(s0, s1)
+                sub_state = {k: v[s0:s1] for k, v in state.items()}
+                for t0 in range(0, ticks, chunk):
+                    t1 = min(ticks, t0 + chunk)
+                    exc: List[torch.Tensor] = []
+                    inh: List[torch.Tensor] = []
+                    for k, c in incoming:
+                        outs = self._deliver(sub, k, c, t0, t1, checked)
+                        if outs is None:
+                            continue
+                        exc.append(outs[0])
+                        if len(outs) > 1:  # a pool projection has only positive (excitatory) counts
+                            inh.append(outs[1])
+                    self._step(sub, p, sub_state, t0, t1 - t0, exc, inh)
 
     def _run_ticks(self, run: "_Run") -> None:
         batch = run.batch
@@ -435,11 +557,31 @@ class Engine:
                 if len(outs) > 1:
                     inh[c.proj.post].append(outs[1])
             for p in self.neurons:
-                n = p.name
-                e_f, e_i = self._sum(exc[n], self.float_sum[n], n in run.detail, (1, batch, p.size))
-                h_f, h_i = self._sum(inh[n], self.float_sum[n], n in run.detail, (1, batch, p.size))
-                with _one_thread():
-                    run.advance(p, states[n], t, e_f, h_f, e_i, h_i)
+                self._step(run, p, states[p.name], t, 1, exc[p.name], inh[p.name])
+
+    def _step(self, run: "_Run", p: Population, state: Dict[str, torch.Tensor], t0: int, length: int,
+              exc: List[torch.Tensor], inh: List[torch.Tensor]) -> None:
+        """Ticks ``t0 .. t0 + length - 1`` of population ``p`` from its projections' inputs
+        (:meth:`_deliver`'s (G, length * batch, S) tensors): the fused compiled update, or the torch one."""
+        shape = (length, run.batch, p.size)
+        want_int = p.name in run.detail
+        fused = self.fused[p.name]
+        if fused is not None:
+            e = _combine(exc, shape)
+            with _one_thread():
+                _k.neuron_update(e.numpy(), state["v"].numpy(), fused["alpha"], fused["thr"], fused["off"],
+                                      fused["v_reset"], p.reset == "subtract", run.spikes[p.name].numpy(),
+                                      run.count[p.name].numpy(), t0,
+                                      run.v_rec[p.name].numpy() if want_int else None,
+                                      run.pooled[p.name].numpy() if p.name in run.pooled else None,
+                                      tuple(p.shape) + self.pooled_by[p.name] if p.name in run.pooled else (0, 0, 0, 1, 1))
+            if want_int:
+                run.i_rec[p.name][:, t0:t0 + length].copy_(_tick_major(e, shape).transpose(0, 1))
+            return
+        e_f, e_i = self._sum([_tick_major(y, shape) for y in exc], self.float_sum[p.name], want_int, shape)
+        h_f, h_i = self._sum([_tick_major(y, shape) for y in inh], self.float_sum[p.name], want_int, shape)
+        with _one_thread():
+            run.advance(p, state, t0, e_f, h_f, e_i, h_i)
 
     @staticmethod
     def _sum(parts: List[torch.Tensor], float_ok: bool, want_int: bool, shape: Tuple[int, ...]
@@ -452,7 +594,7 @@ class Engine:
         modified in place).
         """
         if not parts:
-            return torch.zeros(shape, dtype=torch.float32), (torch.zeros(shape, dtype=torch.int32) if want_int else None)
+            return zeros(shape, torch.float32), (zeros(shape, torch.int32) if want_int else None)
         if float_ok:
             # the parts are already normalised to +0.0 (see _rows)
             total = parts[0] if parts[0].dtype == torch.float32 else parts[0].to(torch.float32)
@@ -463,6 +605,47 @@ class Engine:
         for y in parts[1:]:
             total_i.add_(y.to(torch.int32))
         return total_i.to(torch.float32), total_i
+
+
+def _combine(parts: List[torch.Tensor], shape: Tuple[int, int, int]) -> torch.Tensor:
+    """One (G, L * batch, S) exact input for the fused update: the single part as it is (int32 or
+    float32; float64 parts are converted to int32, exactly), or the int32 sum of all parts (exact:
+    the population's summed bound is at most 2**31 - 1), or zeros."""
+    length, batch, size = shape
+    if not parts:
+        return zeros((1, length * batch, size), torch.int32)
+    if len(parts) == 1:
+        y = parts[0]
+        return y.to(torch.int32) if y.dtype == torch.float64 else y
+    total = zeros((length * batch, size), torch.int32)
+    for y in parts:
+        g, r, s = y.shape
+        total.view(r, g, s).add_((y if y.dtype == torch.int32 else y.to(torch.int32)).permute(1, 0, 2))
+    return total.view(1, length * batch, size)
+
+
+def _tick_major(y: torch.Tensor, shape: Tuple[int, int, int]) -> torch.Tensor:
+    """(G, L * batch, S) -> (L, batch, G * S) in NIR neuron order (a view if G == 1, else a copy)."""
+    g, r, s = y.shape
+    return (y.view(r, s) if g == 1 else y.permute(1, 0, 2).reshape(r, g * s)).view(shape)
+
+
+def _conv_geometry(proj: Projection, pre: Population, post: Population) -> dict:
+    """im2col geometry of a conv2d projection (the kernel's input is the pooled map if ``proj.pool``)."""
+    kh, kw = (int(d) for d in proj.weight.shape[2:])
+    return {"kernel": (kh, kw), "stride": tuple(int(v) for v in proj.stride),
+            "padding": tuple(int(v) for v in proj.padding), "dilation": tuple(int(v) for v in proj.dilation),
+            "out_hw": tuple(int(v) for v in post.shape[1:])}
+
+
+def _kernels_available() -> bool:
+    return _k.available()
+
+
+def _now() -> float:
+    """A clock for the kernel measurements: this thread's CPU time when torch runs on one thread
+    (robust to other processes on a loaded machine), else wall time (several threads work)."""
+    return time.thread_time() if torch.get_num_threads() == 1 else time.perf_counter()
 
 
 def sum_pool(x: torch.Tensor, proj: Projection) -> torch.Tensor:
@@ -503,20 +686,24 @@ def macs_per_row(proj: Projection, pre: Population, post: Population) -> int:
     return pool + post.size * int(np.prod(w.shape[1:]))
 
 
-def _prefer_events(c: _Compiled, n_spikes: int, rows: int, dense_rows: int, threads: int, built: bool) -> bool:
+def _prefer_events(c: _Compiled, n_spikes: int, rows: int, dense_ns: float, built: bool) -> bool:
     """True if the synapse rows are predicted to be cheaper than the dense kernel for this chunk.
+
+    Both sides are measured on this machine, in this process: ``dense_ns`` is the projection's
+    dense kernel cost per row on its latest chunk (:meth:`Engine.dense_ns_per_row`) times the rows
+    it would process; the event side is ``rows x post x (ns per target) + spikes x synapses per
+    spike x (ns per synapse)`` with both unit costs timed once per process
+    (:func:`s2emu.events.unit_costs`).
 
     Args:
         n_spikes: source spikes delivered in the chunk; rows: (sample, tick) rows of the chunk;
-        dense_rows: rows the dense kernel would process (all, or only the active ones);
-        threads: torch threads of the dense kernel; built: whether ``c.rows`` exists (before the
-            rows are built their length is unknown, and a spike adds at least one synapse, so
+        dense_ns: predicted dense cost of the chunk (ns); built: whether ``c.rows`` exists (before
+            the rows are built their length is unknown, and a spike adds at least one synapse, so
             ``built=False`` answers whether events could pay at all and the rows are worth building).
     """
+    ns_target, ns_synapse = events.unit_costs()
     per_spike = sum(r.synapses_per_spike for r in c.rows) if built else 1.0
-    events_ns = rows * c.post_size * EVENT_NS_PER_TARGET + n_spikes * per_spike * EVENT_NS_PER_SYNAPSE
-    dense_ns = dense_rows * (c.macs_per_row * DENSE_NS_PER_MAC
-                             + (c.pre_size + c.post_size) * DENSE_NS_PER_NEURON) / max(1, threads)
+    events_ns = rows * c.post_size * ns_target + n_spikes * per_spike * ns_synapse
     return events_ns < dense_ns
 
 
@@ -598,9 +785,23 @@ class _Run:
         self.v_rec = {n: torch.empty((batch, ticks, net.populations[n].size), dtype=torch.float32) for n in detail}
         self.params = engine.params
         self.plan = engine.plan
+        #: sum-pooled spike counts (batch, time, pooled neurons) int8 of the populations in ``engine.pooled_by``
+        self.pooled: Dict[str, torch.Tensor] = {}
+        for name, (ph, pw) in engine.pooled_by.items():
+            c, h, w = net.populations[name].shape
+            self.pooled[name] = torch.empty((batch, ticks, c * (h // ph) * (w // pw)), dtype=torch.int8)
+
+    def tile(self, s0: int, s1: int) -> "_Run":
+        """The same run restricted to samples ``s0 .. s1 - 1``: every buffer is a view (batch is the leading axis)."""
+        sub = object.__new__(_Run)
+        sub.__dict__.update(self.__dict__)
+        sub.batch = s1 - s0
+        for key in ("spikes", "count", "i_rec", "v_rec", "pooled"):
+            setattr(sub, key, {k: v[s0:s1] for k, v in getattr(self, key).items()})
+        return sub
 
     def new_state(self, p: Population) -> Dict[str, torch.Tensor]:
-        z = lambda: torch.zeros(self.batch, p.size, dtype=torch.float32)  # noqa: E731
+        z = lambda: zeros((self.batch, p.size), torch.float32)  # noqa: E731
         return {"v": z(), "i_exc": z(), "i_inh": z()}
 
     def advance(self, p: Population, state: Dict[str, torch.Tensor], t0: int, e_f: torch.Tensor, h_f: torch.Tensor,

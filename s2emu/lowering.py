@@ -321,6 +321,16 @@ def vendor_problems(flat: FlatGraph, paths: List[ProjectionPath], options: Conve
                           f"Conv2d groups={groups}: the converter hands over `weight.swapaxes(0, 1)` as a dense "
                           "(C_in, C_out, kh, kw) kernel, so a grouped kernel (C_out, C_in/groups, kh, kw) is misread",
                           "use groups=1 (expand the grouped kernel into a dense one with zeros)"))
+    if options.conn_delay > 0:
+        delayed = sorted({p.post for p in paths if p.kind not in ("conv2d", "pool_conv2d")})
+        if delayed:
+            out.append(_v("vendor-dense-delay", ", ".join(delayed),
+                          f"conn_delay={options.conn_delay} goes into the dense/pool connection lists of "
+                          f"{', '.join(delayed)} (create_projection: connection_list_from_dense_weights(..., delay)), "
+                          "whose model stays lif_no_delay / lif_curr_exp_no_delay; whether it honours the delay is not "
+                          f"public: lowered with dense_delay={options.dense_delay!r} (arrival at t + 1"
+                          f"{' + ' + str(options.conn_delay) if options.dense_delay == 'honoured' else ''})",
+                          "check on a board, or use conn_delay=0", severity="warning"))
     if options.scale_weights:
         for name in flat.order:
             if flat.type_of(name) not in NEURON_NODES:

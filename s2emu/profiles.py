@@ -105,3 +105,10 @@ def profile_of(graph: Any) -> Optional[Profile]:
     if isinstance(name, bytes):
         name = name.decode()
     return get_profile(str(name))
+
+
+def resolve(name: Optional[str] = None, graph: Any = None) -> Optional[Profile]:
+    """The profile named on the command line (``--profile`` / ``--s2-profile``), else the model's metadata one."""
+    if name:
+        return get_profile(name)
+    return profile_of(graph) if graph is not None else None

@@ -17,6 +17,7 @@ node. Violations of severity ``"warning"`` are reported but do not fail :func:`e
 | ``vendor-conv-groups`` | Conv2d with groups != 1: ``weight.swapaxes(0, 1)`` is read as a dense kernel |
 | ``vendor-no-weights`` | weight scaling on and no weight node feeds the population: ``127.0 / 0.0`` raises ZeroDivisionError |
 | ``vendor-zero-weights`` | weight scaling on and every incoming weight (or its percentile) is 0: ``w_scale`` = inf |
+| ``vendor-dense-delay`` | (warning) ``conn_delay > 0`` into a dense/pool connection list: the ``dense_delay`` option decides whether ``lif_no_delay`` honours it (not public) |
 | ``vendor-scale-precision`` | (warning) an int8 weight depends on whether ``W * w_scale`` is float32 (numpy 1.x) or float64 (numpy 2) |
 | ``unsupported-connection-delay`` | ``conn_delay > 0`` on a conv projection (``create_conv2d_projection`` asserts ``delay == 0``) |
 | ``weight-int8-range`` | weights outside int8 [-127, 127] when weight scaling is off; lowered dense weights outside [-127, 127]; (warning) weights saturated by percentile scaling |
@@ -297,7 +298,8 @@ def worst_case_input(ctx: RuleContext) -> Dict[str, Tuple[np.ndarray, np.ndarray
     """Per post population: (worst-case |input| per neuron from conv projections, from all projections).
 
     For one neuron and one tick: the sum over its fan-in of |w| times the most spikes a synapse
-    can carry in one tick (1, or ``ph * pw`` after sum pooling, kernel = stride). Padding is
+    can carry in one tick (1, or ``ph * pw`` after sum pooling: a window sums at most that many spikes,
+    whatever the stride; overlapping windows only repeat spikes in other windows). Padding is
     ignored (an upper bound that interior neurons reach). Shapes: (post.size,), int64.
     """
     res: Dict[str, Tuple[np.ndarray, np.ndarray]] = {}
@@ -473,6 +475,8 @@ for _rule in (
          _from_problems("vendor-no-weights")),
     Rule("vendor-zero-weights", "scaling on, all incoming weights 0: the vendor's w_scale is inf",
          _from_problems("vendor-zero-weights")),
+    Rule("vendor-dense-delay", "conn_delay > 0 on dense/pool projections: whether lif_no_delay honours it is not public",
+         _from_problems("vendor-dense-delay")),
     Rule("vendor-scale-precision", "int8 weights that depend on numpy's float32/float64 cast of W * w_scale",
          check_vendor_scale_precision),
     Rule("unsupported-connection-delay", "conn_delay > 0 on a conv projection (the vendor asserts delay 0)",

@@ -27,7 +27,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, metavar="PATH", type=output_file, help="also write the comparison as JSON")
     p.add_argument("--graph", default=None, metavar="QUANTIZED.nir",
                    help="A is the float reference and B the int8 emulator/board run of this quantized graph: compare "
-                        "spikes with the ambiguity-aware rule (A needs voltages) instead of exactly")
+                        "spikes with the ambiguity-aware rule (A needs voltages) instead of exactly, and B's voltages, "
+                        "converted to NIR units by its v_scale, with A's within the float32 rounding bound")
     return p
 
 
@@ -39,12 +40,21 @@ def run(args: argparse.Namespace) -> int:
 
     expected = Recording.load(args.expected)
     actual = Recording.load(args.actual)
+    comp_ok_volts = True
     if args.graph:
         from s2common.graph import read_flat
 
         from harness.compare import check_equivalence
 
-        comp = check_equivalence(expected, actual, read_flat(args.graph), nodes=args.nodes, time_shift=args.time_shift)
+        flat = read_flat(args.graph)
+        comp = check_equivalence(expected, actual, flat, nodes=args.nodes, time_shift=args.time_shift)
+        if "v" in args.observables and not args.time_shift:
+            from harness.vendor_voltages import agreement_for_graph
+
+            volts = agreement_for_graph(expected, actual, flat)  # B's chip voltages / nir_v_scale vs A's
+            if volts is not None:
+                print(volts.describe())
+                comp_ok_volts = volts.ok
     else:
         comp = compare_recordings(expected, actual, nodes=args.nodes, observables=tuple(args.observables),
                                   time_shift=args.time_shift)
@@ -67,4 +77,4 @@ def run(args: argparse.Namespace) -> int:
         write_text_atomic(args.json, json.dumps({"expected": args.expected, "actual": args.actual, **comp.to_dict()},
                                                 indent=2, default=str) + "\n")
     sys.stdout.flush()
-    return 0 if comp.ok else 1
+    return 0 if comp.ok and comp_ok_volts else 1

@@ -35,12 +35,16 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
     add_common(p)
     g = p.add_argument_group("flows")
     g.add_argument("--qat-model", metavar="NIR", default=None,
-                   help="quantized Q-SNN (default: the bundled qsnn.nir; 'none' skips the QAT checks)")
+                   help="quantized Q-SNN (default: the bundled qsnn.nir with the bundled P-SNN, none with your own model; "
+                        "'none' skips the QAT checks)")
     add_percentile_argument(g, default=100.0)
+    g.add_argument("--calibrate", metavar="CAL.npz", default=None,
+                   help="choose each population's PTQ percentile (99-100) on these samples (.npz with an array "
+                        "'spikes', disjoint from the test split) instead of --percentile")
     g.add_argument("--sweep", type=float, nargs="*", default=None, metavar="P",
                    help="percentiles of the report's accuracy-against-percentile plot (default 99 99.9 100; "
                         "--sweep with no value: no sweep)")
-    add_budget_arguments(p)
+    add_budget_arguments(p)  # --ptq-budget --qat-budget --min-memory-reduction --strict
     c = p.add_argument_group("chip and board")
     add_atoms_arguments(c, auto=True)
     c.add_argument("--backend", choices=("emulator", "board"), default="emulator",
@@ -54,6 +58,12 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
                    help="shard the evaluation over a local Dask cluster of N processes (same results as serial)")
     d.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="shard it over an existing Dask cluster, e.g. tcp://host:8786 (dask-jobqueue on SLURM)")
+    from harness.cli.options import add_profile_argument
+
+    add_profile_argument(c)
+    c.add_argument("--vendor-semantics-budget", type=float, default=None, metavar="FRACTION",
+                   help="largest share of float-model spike trains the converter's bias folding may change "
+                        "(default: report only)")
     add_report_arguments(p)
     return p
 
@@ -78,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
                  board_host=args.board_host, ptq_budget=args.ptq_budget, qat_budget=args.qat_budget,
                  min_memory_reduction=args.min_memory_reduction, strict=args.strict, qat_model=args.qat_model,
                  max_chips=args.max_chips, sys_tick=args.sys_tick, enforce_realtime=args.enforce_realtime or None,
+                 profile=args.profile, vendor_semantics_budget=args.vendor_semantics_budget,
+                 calibrate=args.calibrate,
                  report=None if args.no_report else os.path.abspath(args.report))
     if args.sweep is not None:
         extra["sweep"] = tuple(args.sweep)

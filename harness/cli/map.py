@@ -30,7 +30,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_conversion_arguments(p)
     c = p.add_argument_group("chip")
     add_board_arguments(c)  # --max-chips / --chips, --sys-tick
-    add_atoms_arguments(c, auto=False)
+    add_atoms_arguments(c, auto=True)  # --no-auto-atoms as in the gate
     c.add_argument("--input-ticks", type=int, default=1, metavar="T",
                    help="ticks of input spikes a spike_list PE holds at once (default 1: streamed)")
     add_activity_arguments(p)
@@ -119,17 +119,25 @@ def run(args: argparse.Namespace) -> int:
 
     from s2common.errors import InputDataError
 
+    from harness.quantize.memory import flow_memory
+    from harness.run import choose_atoms
+    from harness.run.options import profile_atoms
+
     if args.max_chips < 1 or not (args.activity >= 0) or not (args.sys_tick > 0) or (args.ticks is not None and args.ticks < 1):
         raise InputDataError(f"--chips must be >= 1, --activity >= 0, --sys-tick > 0 and --ticks >= 1 (got "
                              f"{args.max_chips}, {args.activity}, {args.sys_tick}, {args.ticks})", rule="bad-option")
     flat = read_flat(args.model, isolate=True, several_inputs=True)  # one spike_list per Input, as the converter
     options = conversion_options(args, flat.graph)
-    atoms = _atoms(args.atoms)
+    overrides = {**profile_atoms(flat.graph, getattr(args, "profile", None)), **_atoms(args.atoms)}  # --atoms wins
     try:
         net = lower(flat, options)
     except DesignRuleError:
         net = lower_for_rules(flat, options)  # weight problems are reported by the rules below
     ticks = max(1, args.input_ticks)
+    # atoms per PE exactly as the gate chooses them: --atoms, the model's metadata, then automatic
+    choice = choose_atoms(net, flat, overrides, auto=not getattr(args, "no_auto_atoms", False),
+                          max_chips=args.max_chips, input_ticks=ticks)
+    atoms = choice.atoms
     violations = check_design_rules(flat, net, options, max_chips=args.max_chips, atoms_per_core=atoms,
                                     input_ticks=ticks)
     errors = [v for v in violations if v.severity == "error"]
@@ -147,9 +155,13 @@ def run(args: argparse.Namespace) -> int:
               f"(max {args.max_chips}); {chip.spec.data_sram_per_pe} B data SRAM per PE, "
               f"{chip.spec.usable_pes_per_chip} usable PEs per chip")
         print(format_table(chip))
-        if chip.total.weight_bytes_int8:
-            print(f"weights: {chip.total.weight_bytes_float32} B as float32 -> {chip.total.weight_bytes_int8} B as int8 "
-                  f"({chip.total.weight_bytes_float32 / chip.total.weight_bytes_int8:.2f}x smaller)")
+        if choice.chosen:
+            print("atoms per PE chosen so each layer fits one PE (as the gate does; --no-auto-atoms to refuse): "
+                  + ", ".join(f"{k}={v}" for k, v in choice.chosen.items()))
+        fm = flow_memory(flat, net=net, atoms=atoms, vendor_scaling=bool(options.scale_weights),
+                         chip_kw={"max_chips": args.max_chips, "input_ticks": ticks})
+        for line in fm.lines():
+            print(line)
         if args.max_chips > 1 or not fits:
             for line in board_report(net, bm, args.activity, args.sys_tick, args.ticks or _model_ticks(args.model) or 20):
                 print(line)

@@ -8,7 +8,8 @@ How to add an option (do it once, here, and every subcommand that takes it gets 
 
 1. Find the builder of its group below (``add_conversion_arguments``, ``add_input_arguments``,
    ``add_data_arguments``, ``add_budget_arguments``, ``add_atoms_arguments``,
-   ``add_engine_argument``, ``add_percentile_argument``, ``add_report_arguments``) or write a
+   ``add_engine_argument``, ``add_percentile_argument``, ``add_profile_argument``,
+   ``add_report_arguments``) or write a
    new ``add_<group>_arguments(parser, ...)`` next to them.
 2. Declare the flag there: kebab-case, a ``help=`` in plain words that ends with the default,
    choices as a module-level :class:`Choices` (canonical values plus old spellings as aliases),
@@ -249,10 +250,21 @@ def add_conversion_arguments(parser: argparse.ArgumentParser, title: str = "disc
                    help="derive an int8 weight scale per population; --no-scale-weights for graphs whose weights "
                         "are already integers (default: on, off for graphs written by s2gate quantize)")
     add_percentile_argument(g, default=None)
+    add_profile_argument(g)
     g.add_argument("--vendor-cast", action="store_true", default=False,
                    help="with --no-scale-weights, cast non-integer weights to int8 by truncation as py-spinnaker2 "
                         "does (what the NIR paper's lif_spinnaker2.py relied on) instead of rejecting them")
     return g
+
+
+def add_profile_argument(parser: "argparse._ActionsContainer") -> None:
+    """``--profile NAME``: a vendor profile (``s2emu.profiles``), for run, map and gate."""
+    from s2emu.profiles import PROFILES
+
+    parser.add_argument("--profile", default=None, choices=list(PROFILES), metavar="NAME",
+                        help="a vendor profile: the py-spinnaker2 conversion settings of one public run "
+                             f"({', '.join(PROFILES)}; see s2emu/profiles.py); flags given override it "
+                             "(default: the model's s2gate.profile metadata, else none)")
 
 
 def conversion_options(args: argparse.Namespace, graph: Any = None):
@@ -265,12 +277,23 @@ def conversion_options(args: argparse.Namespace, graph: Any = None):
     from harness.run.options import emulator_options
 
     reset = getattr(args, "reset", None)
-    return emulator_options(graph, dt=getattr(args, "dt", None), integrator=getattr(args, "integrator", None),
+    return emulator_options(graph, profile=getattr(args, "profile", None),
+                            dt=getattr(args, "dt", None), integrator=getattr(args, "integrator", None),
                             reset=EMULATOR_RESET[reset] if reset else None,
                             conn_delay=getattr(args, "conn_delay", None),
                             scale_weights=getattr(args, "scale_weights", None),
                             percentile=getattr(args, "percentile", None),
-                            vendor_cast=bool(getattr(args, "vendor_cast", False)))
+                            vendor_cast=True if getattr(args, "vendor_cast", False) else None)
+
+
+def add_profile_argument(parser: "argparse._ActionsContainer") -> None:
+    """``--profile NAME``: a vendor profile (``s2emu.profiles``) for the emulator and the reference."""
+    from s2emu.profiles import PROFILES
+
+    parser.add_argument("--profile", default=None, choices=list(PROFILES), metavar="NAME",
+                        help="a vendor profile: the py-spinnaker2 conversion settings of one public run "
+                             f"({', '.join(PROFILES)}; see s2emu/profiles.py) for the emulator and the reference; "
+                             "flags given here override it (default: the model's s2gate.profile metadata, else none)")
 
 
 def add_engine_argument(parser: "argparse._ActionsContainer") -> None:

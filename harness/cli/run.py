@@ -98,10 +98,16 @@ def run(args: argparse.Namespace) -> int:
 def _run_reference(flat, x, args, record):
     from reference import simulate
 
-    options = {"integrator": args.integrator, "reset": args.reset}
+    from harness.run.options import reference_options
+
+    # --profile on the reference: the chip semantics of that conversion (spinnaker2 preset, its dt/integrator/reset)
+    prof = reference_options(flat.graph, getattr(args, "profile", None)) if getattr(args, "profile", None) else None
+    options = dict(prof or {})
+    options.update({k: v for k, v in (("integrator", args.integrator), ("reset", args.reset)) if v is not None})
     for flag, (field, _) in REFERENCE_FLAGS.items():
         options[field] = getattr(args, flag.lstrip("-").replace("-", "_"))
-    return simulate(flat, x, preset=args.preset or "nir", options=options, dt=args.dt,
+    preset = args.preset or ("spinnaker2" if prof else "nir")
+    return simulate(flat, x, preset=preset, options=options, dt=args.dt,
                     dtype=np.float32 if args.float32 else np.float64, record=record)
 
 

@@ -202,10 +202,19 @@ def precheck(config: Any) -> Optional[CheckedData]:
 
     ``config`` is a :class:`~harness.gate.config.GateConfig`. Only a user's ``.npz`` file is
     checked here (the stand-in and DVS Gesture are checked by :func:`check_dataset` when the
-    evaluation loads them). Raises :class:`InputDataError` naming the file.
+    evaluation loads them). Raises :class:`InputDataError` naming the file
+    (:class:`~s2common.errors.DataNotFoundError` when it does not exist).
     """
     path = str(config.dataset)
-    if path in ("stand-in", "dvsgesture") or not os.path.isfile(path):
+    if path in ("stand-in", "dvsgesture"):
+        return None
+    if not os.path.exists(path):
+        from s2common.errors import DataNotFoundError
+
+        raise DataNotFoundError(f"dataset '{path}' not found", file=path,
+                                hint=f"use {_flag('dataset')} stand-in, dvsgesture, or a .npz with arrays 'spikes' "
+                                     "and 'labels'")
+    if not os.path.isfile(path):
         return None
     shape, classes = model_shape(config.model)
     if shape is None:

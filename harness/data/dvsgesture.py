@@ -10,7 +10,8 @@ Expected layout (tonic 1.7's preprocessed DVS Gesture; see ../shared/design/envi
 ``root`` comes from the caller or the environment variable ``S2GATE_DVSGESTURE_ROOT``.
 Sample order is sorted by (user, lighting, label) so that it does not depend on the filesystem.
 
-Pipeline (paper-style, :class:`harness.data.transforms.FramePipeline`): optional Denoise,
+Pipeline (paper-style, :class:`harness.data.transforms.FramePipeline`): optional Denoise (tonic's
+semantics, compiled: :func:`harness.data.transforms.denoise`),
 Downsample 128×128 -> 32×32, ToFrame(n_time_bins=T), clip to 1. Frames are cached in an npz file
 keyed by the transform parameters and the list of source files (size + mtime).
 """
@@ -26,7 +27,7 @@ import numpy as np
 
 from s2common.errors import DataNotFoundError
 
-from .transforms import FramePipeline, batch_to_frames
+from .transforms import FramePipeline, events_to_frames
 
 ENV_VAR = "S2GATE_DVSGESTURE_ROOT"
 FOLDERS = {"train": ("ibmGestureTrain", "ibmGestureTrain.tar.gz"),
@@ -136,7 +137,10 @@ def load_frames(root: Optional[str] = None, split: str = "test", T: int = 20, de
         with np.load(path, allow_pickle=False) as z:
             return z["spikes"].astype(np.uint8), z["labels"].astype(np.int64)
     ds = tonic_dataset(root, split)
-    events, labels = [], []
+    transform = pipe.tonic_transform(denoise=False)
+    # frames are built recording by recording: only one recording's events are held at a time
+    x = np.zeros((len(ds), T, pipe.sensor_size[2], pipe.out_size[1], pipe.out_size[0]), dtype=np.uint8)
+    labels = []
     it = range(len(ds))
     if progress:
         from tqdm import tqdm
@@ -147,9 +151,9 @@ def load_frames(root: Optional[str] = None, split: str = "test", T: int = 20, de
         except (ValueError, OSError) as exc:
             raise DataNotFoundError(f"cannot read sample: {exc}", file=ds.data[i],
                                     rule="dvsgesture-corrupt", hint="re-extract the archive") from None
-        events.append(ev)
+        x[i] = events_to_frames(ev, pipe, transform)
+        del ev
         labels.append(int(lab))
-    x = batch_to_frames(events, pipe)
     y = np.asarray(labels, dtype=np.int64)
     if path:
         try:

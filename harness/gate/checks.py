@@ -89,6 +89,8 @@ CHECKS: Dict[str, tuple] = {
     "realtime": ("worst PE's work per tick within sys_tick (report only)",
                  ("model", "data", "ptq", "ptq_lower", "ptq_run", "realtime")),
     "hardware-in-the-loop": ("board = emulator, spike for spike", ("hil",)),
+    "vendor-semantics": ("float model: NIR semantics vs the converter's chip semantics", ("model", "data",
+                                                                                          "vendor_semantics")),
 }
 CHECK_NAMES: List[str] = list(CHECKS)
 #: the sections behind each flow's memory figures
@@ -341,6 +343,28 @@ def check_hil(ev: Evaluation) -> Check:
                  value=eq.identical_share, layer=fd.layer if fd else None, tier=eq.tier)
 
 
+def check_vendor_semantics(ev: Evaluation) -> Check:
+    """Share of float-model spike trains the converter's bias folding changes; budget
+    ``config["vendor_semantics_budget"]`` (None: report only, the check passes and shows the number)."""
+    name = "vendor-semantics"
+    title, sections = CHECKS[name]
+    budget_v = ev.config.get("vendor_semantics_budget")
+    budget = "report only" if budget_v is None else f"<= {100 * float(budget_v):.2f} % of trains"
+    blocked = _cannot_run(ev, name, title, sections, budget)
+    if blocked:
+        return blocked
+    vs = ev.vendor_semantics
+    if not vs:
+        return Check(name, title, "-", budget, SKIP, f"{name}: skipped: no float model and data to compare")
+    share = float(vs.get("changed_share", 0.0))
+    measured = f"{vs['changed']} of {vs['trains']} trains ({100 * share:.2f} %)"
+    msg = f"{name}: {vs.get('summary', '')}"
+    if budget_v is None or share <= float(budget_v):
+        return Check(name, title, measured, budget, PASS, msg, value=share, tier="exact")
+    return Check(name, title, measured, budget, FAIL, msg + f"; more than the budget {budget}", value=share,
+                 tier="exact")
+
+
 def budgets_of(ev: Evaluation, budgets: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The budgets: ``budgets`` over the evaluation's config over the defaults (:data:`~harness.gate.config.BUDGETS`)."""
     from .config import BUDGETS
@@ -362,6 +386,7 @@ def _table(ev: Evaluation, b: Dict[str, Any]) -> Dict[str, Callable[[], Check]]:
         "design-rules.qat": lambda: check_rules(ev, "qat"),
         "realtime": lambda: check_realtime(ev, bool(ev.config.get("enforce_realtime", False))),
         "hardware-in-the-loop": lambda: check_hil(ev),
+        "vendor-semantics": lambda: check_vendor_semantics(ev),
     }
 
 

@@ -106,10 +106,17 @@ class GateConfig:
     max_chips: int = 1
     sys_tick: float = 1e-3
     enforce_realtime: bool = False
+    #: vendor profile (``s2emu.profiles``: ``--profile`` / ``--s2-profile``); None: the model's ``s2gate.profile``, if any
+    profile: Optional[str] = None
+    #: largest share of float-model spike trains the converter's own change of meaning (bias folding) may
+    #: change (check ``vendor-semantics``); None: report only
+    vendor_semantics_budget: Optional[float] = None
+    #: calibration inputs (.npz, array ``spikes``) for calibrated PTQ (harness.quantize.calibrate); None: fixed percentile
+    calibrate: Optional[str] = None
 
     #: fields that do not change any number of the evaluation (left out of the digest)
     NOT_IN_DIGEST = ("report", "batch_size", "progress", "ptq_budget", "qat_budget", "min_memory_reduction", "strict",
-                     "enforce_realtime")
+                     "vendor_semantics_budget", "enforce_realtime")
 
     def __post_init__(self) -> None:
         if int(self.max_chips) < 1 or not float(self.sys_tick) > 0:
@@ -117,6 +124,10 @@ class GateConfig:
 
             raise InputDataError(f"max chips must be >= 1 and the tick > 0 s (got {self.max_chips}, {self.sys_tick})",
                                  rule="bad-option", hint="e.g. --max-chips 48 --sys-tick 2e-3")
+        if self.profile is not None:
+            from s2emu.profiles import get_profile
+
+            get_profile(self.profile)  # an unknown name: one InputDataError naming the known ones
         if self.qat_model == AUTO:  # the bundled Q-SNN goes with the bundled P-SNN only
             same = os.path.abspath(self.model) == os.path.abspath(bundled_model("psnn"))
             object.__setattr__(self, "qat_model", bundled_model("qsnn") if same else None)
@@ -142,11 +153,11 @@ class GateConfig:
         """sha256 over the result-relevant fields, the model files' bytes and the code version."""
         h = hashlib.sha256()
         fields = {k: v for k, v in self.as_dict().items() if k not in self.NOT_IN_DIGEST}
-        for key in ("model", "qat_model", "data_root"):
+        for key in ("model", "qat_model", "data_root", "calibrate"):
             if fields.get(key):
                 fields[key] = os.path.abspath(fields[key])
         h.update(json.dumps(fields, sort_keys=True).encode())
-        for path in (self.model, self.qat_model):
+        for path in (self.model, self.qat_model) + ((self.calibrate,) if self.calibrate else ()):
             h.update(b"\0file\0")
             h.update(_file_digest(path).encode())
         h.update(b"\0code\0")
@@ -175,6 +186,8 @@ def build_config(*, model: Optional[str] = None, qat_model: Optional[str] = None
         kw["dataset"] = dataset if dataset in DATASETS else os.path.abspath(dataset)
     if data_root:
         kw["data_root"] = os.path.abspath(data_root)
+    if kw.get("calibrate"):
+        kw["calibrate"] = os.path.abspath(kw["calibrate"])
     kw["atoms_per_core"] = parse_atoms(atoms)
     kw["auto_atoms"] = not no_auto_atoms
     if "sweep" in kw:

@@ -224,8 +224,11 @@ def _build_flow(s: _Sections, name: str, graph: Any, float_graph: Any, source: O
     sec = FLOW_SECTIONS[name]
     out = _Build()
     out.max_chips = max(1, int(cfg.max_chips))
-    opts = emulator_options(graph)
-    overrides = {k: int(v) for k, v in cfg.atoms_per_core}
+    from harness.run.options import profile_atoms, reference_options
+
+    opts = emulator_options(graph, profile=cfg.profile)
+    ref_opts = reference_options(options_of, cfg.profile)
+    overrides = {**profile_atoms(options_of, cfg.profile), **{k: int(v) for k, v in cfg.atoms_per_core}}
     with s.section(sec["lower"], source):
         out.net = lower(graph, opts)
         choice = choose_atoms(out.net, options_of, overrides, auto=cfg.auto_atoms)
@@ -239,16 +242,18 @@ def _build_flow(s: _Sections, name: str, graph: Any, float_graph: Any, source: O
         flat = flatten_graph(graph, file=source)
         out.rules = _violations(check_design_rules(flat, net=out.net, options=opts, atoms_per_core=out.atoms or None,
                                                    max_chips=out.max_chips))
-    if out.net is not None:
-        with s.section(sec["memory"], source):
-            out.memory = flow_memory(flat if flat is not None else graph, name, net=out.net, atoms=out.atoms)
+    # the weight memory needs only the graph (a graph the chip cannot run still has its bytes counted);
+    # the deployed footprint needs the lowered network
+    with s.section(sec["memory"], source):
+        out.memory = flow_memory(flat if flat is not None else graph, name, net=out.net, atoms=out.atoms)
     float_flat = None
     if float_graph is not None:
         float_flat = flatten_graph(float_graph, file=source)
     if flat is not None:
         out.flow = Flow(name=name, graph=graph, flat=flat, network=out.net, output_population=output_population(flat),
                         float_graph=float_graph, float_flat=float_flat, preset=model_preset(options_of),
-                        dt=model_dt(options_of), source=source,
+                        dt=ref_opts["dt"] if ref_opts else model_dt(options_of), source=source,
+                        reference_options=ref_opts,
                         sections={k: sec[k] for k in ("float", "emulator", "equivalence")})
     return out
 
@@ -345,6 +350,10 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
             from s2common.errors import QuantizationError
 
             qat_graph = load_graph(cfg.qat_model, isolate=True)
+            from harness.quantize.brevitas_nir import from_brevitas_nir, is_brevitas_export
+
+            if is_brevitas_export(qat_graph):  # the brevitas_to_nir.py form: codes round(w / scale), theta / scale
+                qat_graph, _ = from_brevitas_nir(qat_graph, file=cfg.qat_model)
             qat_flat = flatten_graph(qat_graph, file=cfg.qat_model)
             if not is_quantized(qat_graph):
                 raise QuantizationError("is not a quantized NIR graph (no s2gate.quant metadata, or weights that are not "
@@ -382,6 +391,14 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
                                 f"data has {tuple(spikes.shape[2:])} (hint: use data of shape (N, T, "
                                 f"{', '.join(map(str, flat.input_shape))}))")
 
+    # ---- what the converter alone does to the float model (report section; check vendor-semantics)
+    vendor = None
+    if s.ok("model") and s.ok("data") and spikes is not None:
+        with s.section("vendor_semantics", cfg.model):
+            from harness.vendor_semantics import gate_vendor_semantics
+
+            vendor = gate_vendor_semantics(float_graph, spikes, labels, cfg)
+
     # ---- PTQ flow
     builds: Dict[str, _Build] = {}
     q = None
@@ -389,7 +406,13 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
         with s.section("ptq", cfg.model):
             from harness.quantize import quantize_ptq
 
-            q = (quantizer or quantize_ptq)(float_graph, percentile=cfg.percentile, source=cfg.model)
+            if cfg.calibrate and quantizer is None:  # percentiles chosen on the calibration file
+                from harness.quantize.calibrate import load_calibration, quantize_calibrated
+
+                q = quantize_calibrated(float_graph, load_calibration(cfg.calibrate), source=cfg.model,
+                                        dt=model_dt(float_graph))
+            else:
+                q = (quantizer or quantize_ptq)(float_graph, percentile=cfg.percentile, source=cfg.model)
         if s.ok("ptq"):
             builds["ptq"] = _build_flow(s, "ptq", q.graph, float_graph, cfg.model, cfg, float_graph)
 
@@ -477,7 +500,8 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
     hil = _hil(s, cfg, builds.get("ptq"), spikes)
     return Evaluation(schema=SCHEMA, digest=cfg.digest(), config=cfg_json, errors=dict(sorted(s.errors.items())),
                       data=info, ran=ran, memory=memory, design_rules=design_rules, auto_atoms=auto_atoms,
-                      neurobench=nb, hil=hil, quantization=quantization, realtime=realtime, **ev_kw)
+                      neurobench=nb, hil=hil, quantization=quantization, vendor_semantics=vendor,
+                      realtime=realtime, **ev_kw)
 
 
 def input_rate(spikes: np.ndarray) -> float:

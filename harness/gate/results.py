@@ -280,10 +280,10 @@ class Evaluation(JsonRecord):
     ``errors`` maps an evaluation section (``model``, ``data``, ``ptq_run``, ...) to the one-line
     error that stopped it; a check that needs that section fails with it. ``ran`` says whether
     the batches ran (data and a model were available); the per-sample sections are only in
-    the JSON then. ``warnings`` are one-line notes for the summary and report.
+    the JSON then.
     """
 
-    _OMIT_NONE = ("data", "memory", "hil", "realtime")
+    _OMIT_NONE = ("data", "memory", "hil", "vendor_semantics", "realtime")
 
     schema: int = SCHEMA
     digest: str = ""
@@ -301,11 +301,12 @@ class Evaluation(JsonRecord):
     sweep: List[SweepPoint] = field(default_factory=list)
     raster: Optional[Raster] = None
     hil: Optional[Hil] = None
-    warnings: List[str] = field(default_factory=list)
     #: flow -> per weight node quantization and code histograms (``ptq``, ``qat``)
     quantization: Dict[str, List[QuantLayer]] = field(default_factory=dict)
     #: flow -> run (``float``, ``int8``) -> confusion matrix ``m[true][predicted]``
     confusion: Dict[str, Dict[str, List[List[int]]]] = field(default_factory=dict)
+    #: the converter's own change of meaning on the float model (``harness.vendor_semantics``), or None
+    vendor_semantics: Optional[Dict[str, Any]] = None
     #: board placement, packets, real-time budget and energy of the PTQ flow at the recorded
     #: activity (:func:`s2emu.timing.estimate`, JSON-ready); None when not computed
     realtime: Optional[Dict[str, Any]] = None

@@ -144,7 +144,7 @@ def _walk(nodes: Dict[str, object], edges: List[Tuple[str, str]], order: Sequenc
     neuron parameters (broadcast later); ``shift``: a Flatten that counted the batch axis may be shifted
     (not when the Input's batch axis was stripped: one batch axis is not removed twice). Raises the
     S2GateError of the first node that does not chain."""
-    from s2common.graph import _compute_out
+    from s2common.graph import _check_size, _compute_out
 
     preds: Dict[str, List[str]] = {n: [] for n in nodes}
     succs: Dict[str, List[str]] = {n: [] for n in nodes}
@@ -159,6 +159,7 @@ def _walk(nodes: Dict[str, object], edges: List[Tuple[str, str]], order: Sequenc
         node = nodes[name]
         typ = _type_name(node)
         if typ == "Input":
+            _check_size(name, typ, tuple(input_shape))
             ins[name] = outs[name] = tuple(input_shape)
             continue
         shapes = {outs[p] for p in preds[name] if p in outs}
@@ -200,6 +201,7 @@ def _walk(nodes: Dict[str, object], edges: List[Tuple[str, str]], order: Sequenc
             outs[name] = out
         else:
             outs[name] = _compute_out(name, node, shape)
+        _check_size(name, typ, outs[name])  # before anything is allocated for it
     return _Walk(ins, outs, shifts)
 
 
@@ -220,6 +222,9 @@ def _choose_input(nodes, edges, order, back, name: str) -> Tuple[_Walk, Shape, S
     if declared is None:
         raise InvalidGraphError("Input has no shape (input_type is empty)", node=name, rule="missing-parameter",
                                 hint="export with a sample input, or set nir.Input(input_type={'input': shape})")
+    from s2common.graph import _check_size
+
+    _check_size(name, "Input", declared)  # a size error is not a batch axis: it is reported as it is
     first_error: Optional[S2GateError] = None
     for cand in _input_candidates(declared):
         try:
@@ -355,9 +360,15 @@ def clean(graph: object, framework: Optional[str] = None) -> Tuple[object, List[
     _tensors_to_numpy(graph, "", repairs)
     nodes, edges = _inline(graph, "")
     inputs = sorted(n for n, v in nodes.items() if _type_name(v) == "Input")
-    if len(inputs) != 1:
-        raise InvalidGraphError(f"the graph has {len(inputs)} Input nodes; s2gate imports graphs with one",
-                                rule="no-input" if not inputs else "several-inputs")
+    if not nodes:
+        raise InvalidGraphError("the graph has no nodes", rule="empty-graph",
+                                hint="export a graph that has an Input, some layers and an Output")
+    if not inputs:
+        raise InvalidGraphError("the graph has no Input node", rule="no-input",
+                                hint="export with a sample input so that the exporter writes a nir.Input")
+    if len(inputs) > 1:
+        raise UnsupportedError(f"the graph has {len(inputs)} Input nodes ({', '.join(inputs)}); s2gate runs graphs "
+                               "with one", node=inputs[1], rule="several-inputs", hint="merge the inputs into one")
     back = _back_edges(nodes, edges, inputs)
     order = _topo_order(nodes, edges, back)
     walk, used, declared = _choose_input(nodes, edges, order, back, inputs[0])

@@ -10,6 +10,19 @@ Public API (see ``docs/contracts.md``, "Quantized NIR")::
     float_view = dequantize(qg.graph)
     acct = memory_account(qg.graph)   # per-layer float32 vs int8 bytes, total reduction
 
+Calibrated PTQ (percentile per population chosen on calibration samples; :mod:`.calibrate`)::
+
+    from harness.quantize.calibrate import quantize_calibrated, load_calibration
+    qg = quantize_calibrated(graph, load_calibration("cal.npz"), per_channel=True, bias_correction=False)
+    qg.calibration.table()   # chosen percentile and objective per population
+
+Q-SNNs exported the way ``brevitas_to_nir.py`` writes them (:mod:`.brevitas_nir`)::
+
+    from harness.quantize.brevitas_nir import from_brevitas_nir, is_brevitas_export
+    qgraph, warnings = from_brevitas_nir(nir.read("qsnn_brevitas.nir"))
+
+Threshold-scaling ablation on the emulator (:mod:`.thresholds`): ``threshold_ablation(...)``.
+
 QAT export helpers (need torch + brevitas, imported lazily)::
 
     from harness.quantize.qat import qat_weight_node, scale_population

@@ -384,3 +384,25 @@ def flow_memory(graph: Any, flow: str = "", *, net: Any = None, atoms: Optional[
     return FlowMemory(flow=flow, weights=weights, float32_bytes=f32, stored_bytes=stored,
                       reduction=(1.0 - stored / f32) if f32 else 0.0,
                       reduction_exact=[exact.numerator, exact.denominator], layers=layers, deployed=deployed)
+
+
+def memory_lines(graph: Any, flow: str = "", atoms: Optional[Mapping[str, int]] = None) -> List[str]:
+    """The labelled memory figures of a quantized ``graph`` (:meth:`FlowMemory.lines`), with the chip
+    model's deployed footprint when the emulator can lower it (atoms per PE as the gate chooses
+    them: ``atoms``, the model's metadata, then automatic). The one call for ``map``, ``quantize``,
+    the gate's report."""
+    from harness.run import choose_atoms, emulator_options
+
+    net = None
+    try:
+        from s2emu import lower
+
+        net = lower(graph, emulator_options(graph))
+    except (ImportError, S2GateError):
+        net = None
+    chosen = choose_atoms(net, graph, atoms).atoms if net is not None else dict(atoms or {})
+    fm = flow_memory(graph, flow, net=net, atoms=chosen)
+    lines = fm.lines()
+    if net is None:
+        lines.append("deployed footprint: not available (the emulator cannot lower this graph)")
+    return lines

@@ -49,7 +49,7 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -72,7 +72,7 @@ class LayerReport:
         population: the population(s) it feeds, comma-separated.
         node_type: "Affine", "Conv2d", ...
         scale: lambda_s of this step (float; per-channel: list over output channels).
-        percentile: p.
+        percentile: p (per channel after calibration: a list over output channels).
         rounding: "nearest" | "truncate".
         n_weights: number of weights.
         clipped_fraction: fraction of weights whose code was clipped (nearest) or wrapped (truncate).
@@ -87,7 +87,7 @@ class LayerReport:
     population: str
     node_type: str
     scale: Union[float, List[float]]
-    percentile: float
+    percentile: Union[float, List[float]]
     rounding: str
     n_weights: int
     clipped_fraction: float
@@ -118,11 +118,12 @@ class QuantizedGraph:
     graph: Any
     layers: List[LayerReport]
     scales: Dict[str, Union[float, List[float]]]
-    percentile: float
+    percentile: Union[float, List[float]]
     per_channel: bool
     rounding: str
     source_digest: str
     warnings: List[str] = field(default_factory=list)
+    calibration: Any = None  #: a harness.quantize.calibrate.Calibration when the percentiles were calibrated
 
     def write(self, path: "str | os.PathLike[str]") -> None:
         """Write the quantized graph with ``nir.write``, atomically."""
@@ -168,8 +169,12 @@ def _flatten(graph: object, file: Optional[str]) -> object:
         raise
 
 
-def _group_scale(flat: object, group: Group, p: float, per_channel: bool) -> Tuple[np.ndarray, List[str]]:
-    """lambda of a group: scalar array (per tensor) or (C,) array (per channel); plus warnings."""
+def _group_scale(flat: object, group: Group, p: "float | Sequence[float]", per_channel: bool
+                 ) -> Tuple[np.ndarray, List[str]]:
+    """lambda of a group: scalar array (per tensor) or (C,) array (per channel); plus warnings.
+
+    ``p`` is one percentile, or (per channel only) one percentile per output channel.
+    """
     warnings: List[str] = []
     where = ", ".join(group.populations)
     if per_channel:
@@ -187,7 +192,15 @@ def _group_scale(flat: object, group: Group, p: float, per_channel: bool) -> Tup
                                         rule="per-channel-unsupported", hint="quantize this graph per tensor")
             cols.append(np.abs(wt.reshape(c, -1)))
         absw = np.concatenate(cols, axis=1)
-        perc = np.percentile(absw, p, axis=1)
+        if np.ndim(p):
+            pc = np.asarray(p, dtype=np.float64)
+            if pc.shape != (c,):
+                raise QuantizationError(f"{pc.size} per-channel percentiles for {c} channels", node=group.populations[0],
+                                        rule="bad-percentile")
+            perc = np.array([np.percentile(absw[i], pc[i]) for i in range(c)])
+            p = float(pc.min())  # for the messages below
+        else:
+            perc = np.percentile(absw, p, axis=1)
         mx = absw.max(axis=1)
         lam = np.ones(c)
         ok = perc > 0
@@ -212,6 +225,46 @@ def _group_scale(flat: object, group: Group, p: float, per_channel: bool) -> Tup
                                 "so lambda would be infinite", node=group.populations[0], rule="zero-percentile",
                                 hint="raise the percentile")
     return np.asarray(QMAX / perc), warnings
+
+
+def _given_codes(q: Any, shape: Tuple[int, ...], rounding: str, where: str) -> np.ndarray:
+    """Codes handed in by a rounding search, checked: whole numbers in [-127, 127] of the weight's shape."""
+    q = np.asarray(q, dtype=np.float64)
+    if rounding != "nearest":
+        raise QuantizationError("given codes need rounding='nearest'", node=where, rule="bad-rounding")
+    if q.shape != tuple(shape) or not np.all(np.isfinite(q)) or np.any(q != np.rint(q)) or np.any(np.abs(q) > QMAX):
+        raise QuantizationError(f"given codes must be whole numbers in [-{QMAX}, {QMAX}] of shape {tuple(shape)}",
+                                node=where, rule="bad-codes")
+    return q
+
+
+def _chosen_percentiles(topo: Any, percentiles: Mapping[str, Any], default: float, per_channel: bool
+                        ) -> Dict[str, Any]:
+    """population -> the percentile of its group (a float, or a (C,) array per channel), checked."""
+    known = {pp for g in topo.groups for pp in g.populations}
+    for name in percentiles:
+        if name not in known:
+            raise QuantizationError("no weighted population of this name to give a percentile", node=name,
+                                    rule="unknown-population")
+    out: Dict[str, Any] = {}
+    for g in topo.groups:
+        given = [percentiles[pp] for pp in g.populations if pp in percentiles]
+        value: Any = default
+        if given:
+            if any(not np.array_equal(np.asarray(x, dtype=np.float64), np.asarray(given[0], dtype=np.float64))
+                   for x in given[1:]):
+                raise QuantizationError(f"populations {', '.join(g.populations)} share weights and need one percentile",
+                                        node=g.populations[0], rule="group-factor-mismatch")
+            arr = np.asarray(given[0], dtype=np.float64)
+            if arr.ndim and not per_channel:
+                raise QuantizationError("per-channel percentiles need per_channel=True", node=g.populations[0],
+                                        rule="bad-percentile")
+            for x in np.atleast_1d(arr):
+                _check_settings(float(x), "nearest")
+            value = arr if arr.ndim else float(arr)
+        for pp in g.populations:
+            out[pp] = value
+    return out
 
 
 def _codes(x: np.ndarray, rounding: str, conv: bool) -> Tuple[np.ndarray, np.ndarray]:
@@ -302,7 +355,11 @@ def _scale_population_params(node: object, lam: np.ndarray, where: Optional[str]
 
 
 def quantize_ptq(graph: object, *, percentile: float = 100.0, per_channel: bool = False, rounding: str = "nearest",
-                 source: "Optional[str | os.PathLike[str]]" = None) -> QuantizedGraph:
+                 source: "Optional[str | os.PathLike[str]]" = None,
+                 percentiles: Optional[Mapping[str, "float | Sequence[float]"]] = None,
+                 bias_offsets: Optional[Mapping[str, np.ndarray]] = None,
+                 codes: Optional[Mapping[str, np.ndarray]] = None,
+                 calibration: Optional[Mapping[str, Any]] = None) -> QuantizedGraph:
     """Quantize a float NIR graph's weights to int8 codes, scaling voltages to match.
 
     Args:
@@ -314,6 +371,14 @@ def quantize_ptq(graph: object, *, percentile: float = 100.0, per_channel: bool 
             conv weights truncated with int8 wrap-around, dense truncated and saturated; see the
             module docstring).
         source: the file the graph was read from, for the source digest and messages.
+        percentiles: population name -> the percentile of its group (or, per channel, one per
+            output channel), overriding ``percentile`` there; what :mod:`harness.quantize.calibrate`
+            chooses. Every population of a group must get the same value.
+        bias_offsets: weight node -> an offset (float units, broadcast to the bias) added to its
+            bias before scaling: bias correction (Affine/Conv only).
+        codes: weight node -> integer codes (the weight's shape, within [-127, 127]) to use instead of
+            rounding ``lambda w`` (``rounding="nearest"`` only): a rounding search's result.
+        calibration: extra entries for the graph's ``s2gate.quant`` metadata (how the choices were made).
 
     Returns:
         :class:`QuantizedGraph` with the new graph and a report row per weight node.
@@ -333,9 +398,17 @@ def quantize_ptq(graph: object, *, percentile: float = 100.0, per_channel: bool 
     layers: List[LayerReport] = []
     scales: Dict[str, Any] = {}
     warnings: List[str] = []
+    chosen = _chosen_percentiles(topo, percentiles or {}, p, per_channel)
+    offsets = dict(bias_offsets or {})
+    for name in offsets:
+        if name not in flat.nodes or node_type(flat.nodes[name]) not in BIAS_TYPES:
+            raise QuantizationError("bias correction needs an Affine or Conv node with a bias", node=name,
+                                    rule="bias-correction-target")
     for g in topo.groups:
-        lam, warn = _group_scale(flat, g, p, per_channel)
+        pg = chosen[g.populations[0]]
+        lam, warn = _group_scale(flat, g, pg, per_channel)
         warnings.extend(warn)
+        meta_p = {"percentile": pg.tolist() if isinstance(pg, np.ndarray) else pg}
         pop_clipped = 0
         pop_total = 0
         pop_err = 0.0
@@ -344,36 +417,43 @@ def quantize_ptq(graph: object, *, percentile: float = 100.0, per_channel: bool 
             wt = np.asarray(node.weight, dtype=np.float64)
             lam_w = scale_array(lam, wt.shape)
             q, clipped = _codes(wt * lam_w, rounding, conv=node_type(node) in ("Conv1d", "Conv2d"))
+            if codes is not None and w in codes:
+                q = _given_codes(codes[w], wt.shape, rounding, w)
             err = np.abs(wt - q / lam_w)
             unclipped_err = err[~clipped]
             max_round = float(unclipped_err.max()) if unclipped_err.size else 0.0
             max_abs = float(err.max()) if err.size else 0.0
             node.weight = q.astype(np.float32)
+            extra: Dict[str, Any] = {}
             if node_type(node) in BIAS_TYPES and getattr(node, "bias", None) is not None:
                 b = np.asarray(node.bias)
                 bdt = b.dtype if b.dtype.kind == "f" else np.dtype(np.float32)
-                bshape = b.shape if (b.ndim or not np.ndim(lam)) else np.shape(lam)
-                node.bias = _cast_checked(np.broadcast_to(b.astype(np.float64), bshape) * scale_array(lam, bshape), bdt,
-                                          "bias", w)
+                b64 = b.astype(np.float64)
+                if w in offsets:
+                    delta = np.asarray(offsets[w], dtype=np.float64)
+                    b64 = b64 + delta
+                    extra["bias_correction"] = delta.tolist() if delta.ndim else float(delta)
+                bshape = b64.shape if (b64.ndim or not np.ndim(lam)) else np.shape(lam)
+                node.bias = _cast_checked(np.broadcast_to(b64, bshape) * scale_array(lam, bshape), bdt, "bias", w)
             frac = float(clipped.mean()) if clipped.size else 0.0
             pop_clipped += int(clipped.sum())
             pop_total += int(clipped.size)
             pop_err = max(pop_err, max_abs)
             node.metadata = dict(node.metadata or {})
-            node.metadata[META_KEY] = dict(common, scale=_compose(node, lam), clipped_fraction=frac,
+            node.metadata[META_KEY] = dict(common, **meta_p, **extra, scale=_compose(node, lam), clipped_fraction=frac,
                                            max_abs_error=max_abs, max_rounding_error=max_round,
                                            population=",".join(topo.targets[w]))
             lam_report = lam.tolist() if np.ndim(lam) else float(lam)
             layers.append(LayerReport(
                 layer=w, population=",".join(topo.targets[w]), node_type=node_type(node), scale=lam_report,
-                percentile=p, rounding=rounding, n_weights=int(wt.size), clipped_fraction=frac,
+                percentile=meta_p["percentile"], rounding=rounding, n_weights=int(wt.size), clipped_fraction=frac,
                 max_rounding_error=max_round, max_abs_error=max_abs, bytes_float32=4 * int(wt.size),
                 bytes_int8=int(wt.size), warning="; ".join(warn)))
         for pp in g.populations:
             node = flat.nodes[pp]
             _scale_population_params(node, lam, pp)
             node.metadata = dict(node.metadata or {})
-            node.metadata[META_KEY] = dict(common, scale=_compose(node, lam),
+            node.metadata[META_KEY] = dict(common, **meta_p, scale=_compose(node, lam),
                                            clipped_fraction=pop_clipped / pop_total if pop_total else 0.0,
                                            max_abs_error=pop_err)
             scales[pp] = lam.tolist() if np.ndim(lam) else float(lam)
@@ -385,7 +465,7 @@ def quantize_ptq(graph: object, *, percentile: float = 100.0, per_channel: bool 
         scales[pp] = 1.0
     out.metadata = dict(getattr(out, "metadata", None) or {})
     out.metadata[META_KEY] = {"flow": "ptq", "percentile": p, "source_digest": digest, "rounding": rounding,
-                              "per_channel": bool(per_channel), "bits": BITS}
+                              "per_channel": bool(per_channel), "bits": BITS, **dict(calibration or {})}
     order = {name: i for i, name in enumerate(flat.order)}
     layers.sort(key=lambda r: order.get(r.layer, 0))
     return QuantizedGraph(graph=out, layers=layers, scales=scales, percentile=p, per_channel=bool(per_channel),

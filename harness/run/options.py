@@ -62,22 +62,30 @@ def is_quantized_graph(graph: Any) -> bool:
         return False
 
 
-def emulator_options(graph: Any = None, base: Any = None, **changes: Any) -> Any:
+def emulator_options(graph: Any = None, base: Any = None, profile: Optional[str] = None, **changes: Any) -> Any:
     """``s2emu.ConversionOptions`` for running ``graph`` on the emulator (or a board).
 
     Args:
         graph: the NIR graph (or FlatGraph) to run; decides ``scale_weights`` (off when quantized)
-            and ``dt`` (the model's ``s2gate.dt``), unless ``changes`` / ``base`` set them.
+            and ``dt`` (the model's ``s2gate.dt``), unless ``changes`` / ``base`` / a profile set them.
         base: options to start from (default ``ConversionOptions()``, py-spinnaker2's defaults).
+        profile: a vendor profile name (``s2emu.profiles``: ``--profile`` / ``--s2-profile``); None: the
+            one the model names in ``s2gate.profile``, if any. Its options are the start (and its ``dt``
+            wins over the model's); a quantized graph still runs with scaling off.
         changes: fields to set; a value of None leaves the field to the rule above.
     """
     from s2emu import ConversionOptions
+    from s2emu.profiles import resolve
 
-    opts = base if base is not None else ConversionOptions()
+    prof = resolve(profile, getattr(graph, "graph", graph)) if base is None else None
+    opts = base if base is not None else (prof.conversion_options() if prof else ConversionOptions())
     set_now = {k: v for k, v in changes.items() if v is not None}
     if "scale_weights" not in set_now and base is None and graph is not None:
-        set_now["scale_weights"] = not is_quantized_graph(graph)
-    if "dt" not in set_now and base is None and graph is not None:
+        if is_quantized_graph(graph):
+            set_now["scale_weights"] = False
+        elif prof is None:
+            set_now["scale_weights"] = True
+    if "dt" not in set_now and base is None and graph is not None and prof is None:
         dt = model_dt(graph)
         if dt:
             set_now["dt"] = dt
@@ -89,3 +97,19 @@ def engine_threads() -> "int | None":
     already fill the cores; two OpenMP threads per worker on a 2-core machine run 3-20x slower),
     else torch's default. Results are the same bits either way."""
     return 1 if os.environ.get("PYTEST_XDIST_WORKER") else None
+
+
+def reference_options(graph: Any = None, profile: Optional[str] = None) -> Optional[dict]:
+    """Reference options matching a vendor profile (dt, integrator, reset; ``s2emu.profiles``), or None."""
+    from s2emu.profiles import resolve
+
+    prof = resolve(profile, getattr(graph, "graph", graph))
+    return prof.reference_options() if prof else None
+
+
+def profile_atoms(graph: Any = None, profile: Optional[str] = None) -> dict:
+    """``max_atoms_per_core`` a vendor profile's run used (``{population: atoms}``; empty without one)."""
+    from s2emu.profiles import resolve
+
+    prof = resolve(profile, getattr(graph, "graph", graph))
+    return prof.atoms() if prof else {}

@@ -131,3 +131,12 @@ def test_chance_level_and_the_below_chance_warning():
     assert len(w) == 1 and w[0].startswith("P-SNN float accuracy 60.00 % is at or below chance (60.00 %")
     ev["accuracy"]["float"] = 60.5
     assert warnings(ev) == []
+
+
+def test_a_missing_dataset_is_one_line_before_any_work(tmp_path, run_s2gate):
+    missing = tmp_path / "nothere.npz"
+    proc = run_s2gate("gate", "--dataset", missing, "--no-report", cwd=tmp_path)
+    assert proc.returncode == 2
+    line = _one_error_line(proc.stderr)
+    assert line.startswith(f"s2gate gate: error: [data-not-found] {missing}:") and "--dataset stand-in" in line
+    assert proc.stdout == ""

@@ -34,7 +34,7 @@ def test_the_rule_finds_machine_paths_and_spares_relative_ones():
     assert machine_paths(f"see {work}/shared/design/architecture.md") != []
     assert machine_paths(f"cache in {home}/user/.cache") != []
     assert machine_paths("see ../shared/design/architecture.md, ~/.cache/s2gate, /tmp/x") == []
-    assert machine_paths("rockpool/nn/modules/torch/lif_torch.py, https://github.com/a/work/b") == []
+    assert machine_paths(f"rockpool/nn/modules/torch/lif_torch.py, https://github.com/a{work}/b") == []
 
 
 def test_no_machine_paths_in_code_or_docs():

@@ -569,3 +569,15 @@ def test_vendor_scale_precision():
     # scaling off: w_scale = 1.0, W * 1.0 is exact in either dtype, nothing depends on the cast
     assert _rules(check_design_rules(g, options=ConversionOptions(scale_weights=False, vendor_cast=True)),
                   "vendor-scale-precision") == []
+
+
+def test_vendor_dense_delay():
+    """``create_projection``: ``connection_list_from_dense_weights(affine_node.weight.T * post.nir_w_scale, delay)``
+    into ``lif_no_delay``: the choice ``dense_delay`` decides the arrival tick, so it is reported (warning)."""
+    g = chain([2], [("fc", affine([[3.0, 1.0]])), ("n", IF(1))])
+    v = _rules(check_design_rules(g, options=ConversionOptions(conn_delay=2)), "vendor-dense-delay")
+    assert len(v) == 1 and v[0].node == "n" and v[0].severity == "warning" and "t + 1 + 2" in v[0].message
+    v = _rules(check_design_rules(g, options=ConversionOptions(conn_delay=2, dense_delay="ignored")),
+               "vendor-dense-delay")
+    assert len(v) == 1 and "'ignored'" in v[0].message
+    assert _rules(check_design_rules(g), "vendor-dense-delay") == []

@@ -210,3 +210,35 @@ def test_golden_equals_engine_with_several_inputs(data) -> None:
     ticks, batch = data.draw(st.integers(1, 10)), data.draw(st.integers(1, 3))
     x = {f"in{j}": rng.random((batch, ticks, m)) < 0.4 for j, m in enumerate(sizes)}
     _both(net, x)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_golden_equals_engine_on_overlapping_pool_flatten_affine(data) -> None:
+    """Golden == engine bit for bit on SumPool2d (any kernel, stride <= kernel, zero padding) -> Flatten -> Affine ->
+    LIF/IF with float weights and scaling on, for both ``pool_join`` readings and both ``scale_dtype`` casts."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
+    c, h = data.draw(st.integers(1, 2)), data.draw(st.integers(2, 5))
+    k = data.draw(st.integers(1, min(3, h)))
+    s = data.draw(st.integers(1, k))
+    p = data.draw(st.integers(0, k // 2))
+    ho = (h + 2 * p - k) // s + 1
+    n_in, n = c * ho * ho, data.draw(st.integers(1, 6))
+    w = rng.normal(0, 1, (n, n_in)).astype(F)
+    typ = data.draw(st.sampled_from(["IF", "LIF"]))
+    th = np.full(n, float(np.abs(w).sum(axis=1).max()) * 0.3 + 0.1, F)
+    neuron = (nir.IF(r=np.ones(n, F), v_threshold=th, v_reset=np.zeros(n, F)) if typ == "IF" else
+              nir.LIF(tau=np.full(n, 2e-3, F), r=np.ones(n, F), v_leak=np.zeros(n, F), v_threshold=th * 0.05,
+                      v_reset=np.zeros(n, F)))
+    g = nir.NIRGraph(nodes={"input": _inp([c, h, h]),
+                            "pool": nir.SumPool2d(kernel_size=np.array([k, k]), stride=np.array([s, s]),
+                                                  padding=np.array([p, p])),
+                            "flat": nir.Flatten(input_type={"input": np.array([c, ho, ho])}, start_dim=0),
+                            "fc": nir.Affine(weight=w, bias=np.zeros(n, F)), "n": neuron, "output": _out(n)},
+                     edges=[("input", "pool"), ("pool", "flat"), ("flat", "fc"), ("fc", "n"), ("n", "output")],
+                     type_check=False)
+    opts = ConversionOptions(pool_join=data.draw(st.sampled_from(["per_path", "summed"])),
+                             scale_dtype=data.draw(st.sampled_from(["float64", "float32"])),
+                             conn_delay=data.draw(st.integers(0, 2)), fused_multiply_add=data.draw(st.booleans()))
+    x = rng.random((data.draw(st.integers(1, 3)), data.draw(st.integers(1, 8)), c, h, h)) < 0.4
+    _both(lower(g, opts), x)

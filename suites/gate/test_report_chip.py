@@ -101,6 +101,9 @@ def test_html_holds_everything_the_markdown_holds(tiny_evaluation, tmp_path):
             texts += [table.caption, *table.headers, *(c for row in table.rows for c in row)]
     texts = [x for x in texts if x]
     assert len(texts) > 200
+    # the same labelled memory figures as `s2gate map` / `quantize` print; conv1 4x2x3x3 + fc1 16x64 + fc2 4x16
+    # = 1,160 weights, 4 B each as float32
+    assert any(x.startswith("weight memory (ptq): 1,160 weights; float32 4,640 B") for x in texts)
     for text in texts:
         assert text in md, text
         assert html_lib.escape(text) in page, text

@@ -207,7 +207,7 @@ def gate_result(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Dict[str, Any
     folder = tmp_path_factory.mktemp("gate-models")
     f, q, data = write_models(folder, n=16)
     cfg = GateConfig(model=f, qat_model=q, dataset=data, seed=0, batch_size=8, sweep=(), progress=False)
-    ev = evaluate(cfg)
+    ev = evaluate(cfg).to_json()
     return ev, run_checks(ev), cfg
 
 
@@ -231,7 +231,7 @@ def test_report_json_is_independent_of_batch_size(gate_result) -> None:
     from harness.gate.report import dumps, report_json
 
     ev, checks, cfg = gate_result
-    ev5 = evaluate(dataclasses.replace(cfg, batch_size=5))
+    ev5 = evaluate(dataclasses.replace(cfg, batch_size=5)).to_json()
     assert dumps(report_json(ev5, run_checks(ev5))) == dumps(report_json(ev, checks))
 
 
@@ -254,7 +254,7 @@ def test_interrupted_report_write_keeps_previous_report(gate_result, tmp_path: P
     assert leftovers(folder) == []
     import json
 
-    assert json.loads(Path(written["json"]).read_text())["evaluation"]["config"]["seed"] == ev.config["seed"]
+    assert json.loads(Path(written["json"]).read_text())["evaluation"]["config"]["seed"] == ev["config"]["seed"]
 
 
 # --------------------------------------------------------------------------- output paths that cannot be written

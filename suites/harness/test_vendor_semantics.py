@@ -46,3 +46,11 @@ def test_biases_on_cubalif_change_spike_trains() -> None:
     assert check_vendor_semantics(r, budget=1.0)["verdict"] == "PASS"
     assert "spike trains" in r.summary_line() and "pp" in r.summary_line()
     assert r.options["nir"]["bias"] == "input" and r.options["chip"]["bias"] == "i_offset"
+
+
+def test_markdown_section_names_the_numbers() -> None:
+    from harness.vendor_semantics import markdown_section
+
+    r = vendor_semantics(_biased_braille(4.0), _x(), labels=np.arange(16) % 7)
+    md = markdown_section(r.as_dict(), check_vendor_semantics(r))
+    assert f"| all | {r.trains} | {r.changed} (" in md and "report only" in md and "REPORT" in md

@@ -59,3 +59,18 @@ def test_a_wrong_scale_is_caught() -> None:
     emu.meta["v_scale"] = {k: float(np.asarray(v).ravel()[0]) * (1 + 1e-5) for k, v in emu.meta["v_scale"].items()}
     r = voltage_agreement(ref, emu, net)
     assert not r.ok and r.first_violation[0] == "1" and "beyond the bound" in r.describe()
+
+
+def test_agreement_from_saved_recordings(tmp_path) -> None:
+    """What ``s2gate compare A.h5 B.h5 --graph Q.nir`` reads: both recordings from disk, options from B's meta."""
+    from s2common.recording import Recording
+    from harness.vendor_voltages import agreement_for_graph
+
+    q = quantize_ptq(nir.read(str(TP / "lif_norse.nir")), percentile=100.0)
+    qpath = tmp_path / "q.nir"
+    q.write(qpath)
+    ref, emu, _ = _run("lif_norse.nir", 60)
+    ref.save(tmp_path / "a.h5")
+    emu.save(tmp_path / "b.h5")
+    r = agreement_for_graph(Recording.load(tmp_path / "a.h5"), Recording.load(tmp_path / "b.h5"), str(qpath))
+    assert r is not None and r.ok and r.compared == 2 * 60

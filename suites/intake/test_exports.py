@@ -180,3 +180,11 @@ def test_snntorch_unmodelled_reset_is_refused():
     with pytest.raises(S2GateError) as info:
         from_snntorch(model, torch.zeros(1, 20))
     assert info.value.rule == "snntorch-reset" and info.value.node == "1"
+
+
+def test_rockpool_cannot_run_its_conv_net():
+    """Rockpool has no convolution module: a torch Conv2d in its Sequential is exported as nothing (see
+    test_raw_export / test_clean) and Rockpool's own forward pass cannot run it on (batch, time, ...) input."""
+    P.require("rockpool")
+    with pytest.raises(RuntimeError, match="Expected 3D .unbatched. or 4D .batched. input to conv2d"):
+        P.rockpool_forward(P.rockpool_conv(), P.spikes(P.CONV_IN))

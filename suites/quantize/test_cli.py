@@ -23,7 +23,7 @@ def test_quantize_cli_prints_table_and_writes_int_codes(tmp_path, capsys):
     for col in ("lambda_s", "clipped %", "max rounding err", "bytes f32", "bytes int8"):
         assert col in text
     assert "131072" in text and "32768" in text  # Affine 256x128: float32 vs int8 bytes
-    assert "reduction" in text and "weights alone 75.00 %" in text
+    assert "reduction 75.00 %" in text  # 4 B -> 1 B per weight (the labelled memory line of issue 13a)
     q = nir.read(str(out))
     w = q.nodes["9"].weight
     assert np.all(w == np.rint(w)) and np.abs(w).max() == 127
@@ -60,3 +60,28 @@ def test_failure_leaves_existing_output_untouched(tmp_path, capsys):
     assert out.read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
     assert main(["quantize", str(tmp_path / "missing.nir"), "-o", str(out)]) == 2
+
+
+def test_quantize_cli_calibrate(tmp_path, capsys):
+    """``--calibrate CAL.npz``: percentiles chosen on the file's samples, recorded in the output's metadata."""
+    from suites.quantize.test_calibrate import _one_layer, _weights
+
+    src = tmp_path / "one.nir"
+    nir.write(str(src), _one_layer(_weights(), np.zeros(2)))
+    x = (np.random.default_rng(0).random((6, 10, 8)) < 0.3)
+    x[:, :, 0] = False  # the outlier weight's input is silent: clipping it (p < 100) is free
+    np.savez(tmp_path / "cal.npz", spikes=x)
+    out = tmp_path / "q.nir"
+    assert main(["quantize", str(src), "--calibrate", str(tmp_path / "cal.npz"), "--calibrate-preset", "nir",
+                 "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "calibrated on 6 samples x 10 ticks" in text and "objective p=100" in text
+    meta = quant_meta(nir.read(str(out)).nodes["fc"])
+    assert meta["percentile"] < 100.0
+    assert quant_meta(nir.read(str(out)))["calibrated"] is True
+    # options that need calibration data are refused without it; a bad file is one line, exit 2
+    assert main(["quantize", str(src), "--bias-correction", "-o", str(out)]) == 2
+    assert "--calibrate" in capsys.readouterr().err
+    assert main(["quantize", str(src), "--calibrate", str(tmp_path / "none.npz"), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "bad-calibration" in err and "Traceback" not in err

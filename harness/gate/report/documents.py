@@ -61,7 +61,7 @@ def sections(ev: Any, checks: Sequence[Check], provenance: Optional[Provenance] 
     failed = [c for c in checks if c.verdict == FAIL]
     if failed:
         out.append(Section("Failures", level=3, bullets=[c.message for c in failed]))
-    warned = t.warnings(ev)
+    warned = t.warnings(ev, checks)
     if warned:
         out.append(Section("Warnings", level=3, bullets=warned))
     skipped = [c for c in checks if c.verdict == SKIP]
@@ -91,6 +91,12 @@ def sections(ev: Any, checks: Sequence[Check], provenance: Optional[Provenance] 
                                        "reference's voltage lies within rounding of the threshold; diverging trains "
                                        "differ beyond that."],
                            plots=[p for p in ("divergence_raster",) if p in plots]))
+    if ev.get("vendor_semantics"):
+        from harness.vendor_semantics import report_rows
+
+        headers, rows, paragraphs = report_rows(ev["vendor_semantics"])
+        out.append(Section("Vendor semantics (the converter alone, float model, before quantization)",
+                           tables=[Table(headers, rows)], paragraphs=paragraphs))
     chip = t.chip_rows(ev)
     if chip:
         sram = (((ev.get("memory") or {}).get("chip")) or {}).get("data_sram_per_pe")
@@ -117,8 +123,9 @@ def sections(ev: Any, checks: Sequence[Check], provenance: Optional[Provenance] 
                  f"{100 * r.get('reduction', 0):.1f} %"] for r in mem["layers"]]
         rows.append(["total", f"{mem['float32_bytes']:,}", f"{mem['int8_bytes']:,}", "",
                      f"{100 * mem['reduction']:.1f} %"])
-        out.append(Section("Memory", tables=[Table(["layer", "float32 B", "stored B", "storage", "reduction"], rows)],
-                           plots=[p for p in ("memory",) if p in plots]))
+        out.append(Section("Memory", tables=[Table(["layer", "float32 B", "stored B", "storage", "reduction"], rows,
+                                                   "PTQ flow, weights per population")],
+                           bullets=t.memory_lines(ev), plots=[p for p in ("memory",) if p in plots]))
     if t.neurobench_rows(ev):
         out.append(Section("NeuroBench figures", tables=[Table(t.neurobench_headers(ev), t.neurobench_rows(ev))]))
     if "spike_rates" in plots:

@@ -140,10 +140,11 @@ def data_text(ev: Dict[str, Any]) -> str:
             f"{data.get('ticks', '?')} ticks")
 
 
-def warnings(ev: Any) -> List[str]:
+def warnings(ev: Any, checks: Sequence[Check] = ()) -> List[str]:
     """Warnings about the data and the models that no check turns into a FAIL: a float model at or
     below chance (its accuracy is no evidence the gate compared anything meaningful) and data that
-    was changed on the way in (``--binarize``)."""
+    was changed on the way in (``--binarize``); then each check's own caveat (``Check.warning``,
+    e.g. a resolution coarser than the budget)."""
     ev = as_json(ev)
     out: List[str] = []
     data = ev.get("data") or {}
@@ -158,6 +159,7 @@ def warnings(ev: Any) -> List[str]:
                            f"check that the data belongs to the model (labels, input layout, ticks)")
     out.extend(str(n) for n in data.get("notes") or [])
     out.extend(str(w) for w in ev.get("warnings") or [] if str(w) not in out)
+    out.extend(c.warning for c in checks if getattr(c, "warning", None) and c.warning not in out)
     return out
 
 
@@ -184,7 +186,7 @@ def terminal_summary(ev: Dict[str, Any], checks: Sequence[Check]) -> str:
     failed = [c for c in checks if c.verdict == FAIL]
     if failed:
         lines += [""] + [f"FAILED {c.message}" for c in failed]
-    warned = warnings(ev)
+    warned = warnings(ev, checks)
     if warned:
         lines += [""] + [f"WARNING {w}" for w in warned]
     return "\n".join(lines)
@@ -193,7 +195,7 @@ def terminal_summary(ev: Dict[str, Any], checks: Sequence[Check]) -> str:
 def report_json(ev: Dict[str, Any], checks: Sequence[Check]) -> Dict[str, Any]:
     """The summary as a JSON-ready dict: verdict, checks, and the evaluation."""
     ev = as_json(ev)  # an Evaluation (harness.gate.results) or its JSON dict
-    return {"verdict": overall(checks), "checks": [c.as_dict() for c in checks], "warnings": warnings(ev),
+    return {"verdict": overall(checks), "checks": [c.as_dict() for c in checks], "warnings": warnings(ev, checks),
             "evaluation": ev}
 
 
@@ -325,3 +327,17 @@ def stats_rows(ev: Dict[str, Any]) -> List[List[str]]:
                      "-" if st.get("resolution") is None else f"{st['resolution']:.2f} pp",
                      f"{st.get('lost', 0)} / {st.get('gained', 0)}", st.get("method") or "-"])
     return rows
+
+
+def memory_lines(ev: Dict[str, Any]) -> List[str]:
+    """Each flow's labelled memory figures (weights float32 -> stored codes; the deployed
+    footprint), the same lines ``s2gate map`` and ``s2gate quantize`` print."""
+    from harness.quantize.memory import FlowMemory
+
+    out: List[str] = []
+    for _, fm in sorted(((ev.get("memory") or {}).get("flows") or {}).items()):
+        try:
+            out.extend(FlowMemory.from_json(fm).lines())
+        except (KeyError, TypeError, ValueError):  # an older summary.json without these fields
+            continue
+    return out

@@ -1,0 +1,318 @@
+"""Exact integer synaptic kernels and the fused neuron update of the fast engine.
+
+**Integer kernels.** Spikes are 0/1 bytes and the lowered weights are int8 codes, so a
+projection's synaptic input is an int8 x int8 product with int32 sums: ``torch._int_mm``
+(oneDNN; VNNI / AMX-INT8 where the CPU has them). The sums are exact integers by construction,
+in any summation order and for any thread count, so the bits cannot depend on the kernel, the
+batch size or the threads (the float kernels need the static ``2**24`` bound for that).
+
+* dense ``(n, pre) @ (pre, post)``: the spike rows viewed as int8, straight from the record;
+* conv2d: an **im2col** tile ``(C_in*kh*kw, n*H_out*W_out)`` int8 (:func:`im2col`, one strided copy),
+  then ``W (C_out, K) @ cols`` gives ``(C_out, n, H_out*W_out)``, read by the neuron update
+  through strides (no transpose pass);
+* sum pooling before either (kernel = stride) is done on the bytes first (:func:`sum_pool`);
+  pooled counts must fit int8 (``pool area <= 127``).
+
+A projection can use them if its weights are integers in [-127, 127] and it has one group
+(:func:`int_eligible`); the engine measures the int and the float kernel on the projection's
+first chunk and keeps the faster (same bits either way).
+
+**Fused neuron update** (:func:`neuron_update`): one compiled pass per chunk of ticks over
+every neuron of a population, sample by sample so that the sample's state stays in cache over
+the chunk's ticks; it reads the input (int32 or exact-integer float32, any strides), updates
+v in the golden model's float32 order (``fl32(alpha*v)``, ``+ fl32(I)``, ``+ i_offset``,
+``v > threshold``, reset), writes the spike bytes and the per-tick spike count. One IEEE
+float32 operation per rounding (numba without fastmath: LLVM neither fuses multiply-add
+nor reassociates), so the bits are the golden model's. It covers ``lif_no_delay`` /
+``lif_conv2d`` / ``lif`` without the FMA option; ``lif_curr_exp_no_delay`` and FMA keep the
+torch path.
+
+numba is imported on first use (as in :mod:`s2emu.events`); without it the engine keeps its
+torch paths (:func:`available`).
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+AVAILABLE = importlib.util.find_spec("numba") is not None and hasattr(torch, "_int_mm")
+#: largest weight magnitude and pooled count that fit an int8 operand
+INT8_MAX = 127
+
+
+_NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64, torch.int32: np.int32, torch.int8: np.int8}
+
+
+def zeros(shape: Tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """A zero tensor from numpy's calloc (one thread): ``torch.zeros`` fills with OpenMP threads,
+    which stall for milliseconds when another process holds the second core."""
+    return torch.from_numpy(np.zeros(shape, dtype=_NP_DTYPES[dtype]))
+
+
+def available() -> bool:
+    """True if the compiled kernels can be used (numba importable and ``torch._int_mm`` present)."""
+    return AVAILABLE and _compiled() is not None
+
+
+def int_eligible(kind: str, weight: Optional[np.ndarray], pool: Optional[Tuple[int, int]], groups: int) -> bool:
+    """Whether a projection can run on the int8 kernels.
+
+    Args:
+        kind: ``"dense"``, ``"conv2d"`` or ``"pool"`` (pool projections have no weights: not eligible).
+        weight: the projection's integer weights; every |w| must be at most 127.
+        pool: sum-pool window (kh, kw) before the weights, or None; ``kh * kw <= 127``.
+        groups: conv groups; only 1 is supported.
+    """
+    if kind not in ("dense", "conv2d") or weight is None or groups != 1:
+        return False
+    if pool is not None and int(np.prod(pool)) > INT8_MAX:
+        return False
+    w = np.asarray(weight)
+    return bool(w.size == 0 or (np.all(np.abs(w) <= INT8_MAX) and np.all(w == np.round(w))))
+
+
+def int8_weights(weight: np.ndarray, kind: str, split: bool) -> Tuple[torch.Tensor, ...]:
+    """The weight operand(s) of :func:`int_apply`: (all,) or (excitatory, inhibitory magnitudes).
+
+    dense: ``(pre, post)`` int8 (``W.T``); conv2d: ``(C_out, C_in*kh*kw)`` int8 (``W`` flattened).
+    """
+    w = torch.from_numpy(np.ascontiguousarray(np.asarray(weight).astype(np.int64)))
+    sets = (w,) if not split else (w.clamp(min=0), (-w).clamp(min=0))
+    if kind == "dense":
+        return tuple(s.t().contiguous().to(torch.int8) for s in sets)
+    return tuple(s.reshape(s.shape[0], -1).contiguous().to(torch.int8) for s in sets)
+
+
+def gather_rows(src8: np.ndarray, rows: np.ndarray) -> torch.Tensor:
+    """The listed rows of a (R, P) uint8 0/1 record as (n, P) int8; row -1 gives zeros."""
+    idx = torch.from_numpy(rows)
+    src = torch.from_numpy(src8).view(torch.int8)
+    if rows.size and int(rows.min()) < 0:
+        out = zeros((rows.shape[0], src.shape[1]), torch.int8)
+        keep = (idx >= 0).nonzero().view(-1)
+        out.index_copy_(0, keep, src.index_select(0, idx.index_select(0, keep)))
+        return out
+    return src.index_select(0, idx)
+
+
+def sum_pool(x: torch.Tensor, pool: Tuple[int, int]) -> torch.Tensor:
+    """Sum pooling with kernel = stride (floor, no padding) of (n, C, H, W) int8: (n, C, H // ph, W // pw) int8.
+
+    Counts are at most ``ph * pw <= 127`` (:func:`int_eligible`), so int8 adds are exact.
+    """
+    ph, pw = pool
+    n, C, H, W = x.shape
+    hp, wp = H // ph, W // pw
+    v = x[:, :, :hp * ph, :wp * pw].reshape(n, C, hp, ph, wp, pw)
+    out = v[:, :, :, 0, :, 0].clone()
+    for dy in range(ph):
+        for dx in range(pw):
+            if dy or dx:
+                out.add_(v[:, :, :, dy, :, dx])
+    return out
+
+
+def im2col(x: torch.Tensor, kernel: Tuple[int, int], stride: Sequence[int], padding: Sequence[int],
+           dilation: Sequence[int], out_hw: Tuple[int, int]) -> torch.Tensor:
+    """im2col tile of a conv on (n, C, H, W) int8 maps: (C*kh*kw, n*H_out*W_out) int8, zeros in the padding.
+
+    One zero-padded copy, then one strided copy (``as_strided`` windows of the padded maps).
+    """
+    n, C, H, W = x.shape
+    kh, kw = kernel
+    (sy, sx), (py, px), (dy, dx) = stride, padding, dilation
+    ho, wo = out_hw
+    hp, wp = H + 2 * py, W + 2 * px
+    if py or px:
+        xp = zeros((n, C, hp, wp), torch.int8)
+        xp[:, :, py:py + H, px:px + W] = x
+    else:
+        xp = x.contiguous()
+    win = xp.as_strided((C, kh, kw, n, ho, wo), (hp * wp, dy * wp, dx, C * hp * wp, sy * wp, sx))
+    cols = torch.empty((C, kh, kw, n, ho, wo), dtype=torch.int8)
+    cols.copy_(win)
+    return cols.view(C * kh * kw, n * ho * wo)
+
+
+@functools.lru_cache(maxsize=64)
+def pool_index(C: int, H: int, W: int, ph: int, pw: int) -> np.ndarray:
+    """(C*H*W,) int32: the pooled neuron (C, H // ph, W // pw order) each neuron of a (C, H, W) map adds
+    to under sum pooling with kernel = stride, or -1 for the rows/columns that floor pooling drops."""
+    c, y, x = np.meshgrid(np.arange(C), np.arange(H), np.arange(W), indexing="ij")
+    hp, wp = H // ph, W // pw
+    idx = (c * hp + y // ph) * wp + x // pw
+    idx[(y // ph >= hp) | (x // pw >= wp)] = -1
+    out = idx.reshape(-1).astype(np.int32)
+    out.setflags(write=False)
+    return out
+
+
+def neuron_update(e: np.ndarray, v: np.ndarray, alpha: np.ndarray, thr: np.ndarray, off: np.ndarray,
+                  v_reset: np.ndarray, subtract: bool, spikes: np.ndarray, count: np.ndarray, t0: int,
+                  v_rec: Optional[np.ndarray], pooled: Optional[np.ndarray] = None,
+                  pool_geometry: Tuple[int, int, int, int, int] = (0, 0, 0, 1, 1)) -> None:
+    """Ticks ``t0 .. t0 + L - 1`` of one population, in place.
+
+    Args:
+        e: (G, L * batch, S) int32 or float32 exact integer input, C-contiguous; row ``j * batch + b``
+            is tick ``t0 + j`` of sample ``b``, neuron ``g * S + s`` (NIR C order): (1, L * batch, N)
+            for dense rows, (C_out, L * batch, H*W) for a conv tile.
+        v: (batch, N) float32 membrane state (updated).
+        alpha, thr, off, v_reset: float32 parameters, all (N,) (per neuron) or all (1,) (uniform).
+        subtract: reset by subtraction (else to ``v_reset``).
+        spikes: (batch, T, N) bool record (ticks t0.. written); count: (batch, T) int32 spikes per tick.
+        v_rec: (batch, T, N) float32 voltage record (after reset) or None.
+        pooled: (batch, T, C * H//ph * W//pw) int8, or None: the tick's spikes sum-pooled with
+            kernel = stride ``(ph, pw)`` (what a pooled projection out of this population reads);
+            ``pool_geometry`` = (C, H, W, ph, pw) of this population's map.
+    """
+    rec = v_rec if v_rec is not None else np.empty((1, 1, 1), np.float32)
+    pool = pooled if pooled is not None else np.empty((1, 1, 1), np.int8)
+    index = pool_index(*pool_geometry) if pooled is not None else np.empty(0, np.int32)
+    sp8 = spikes.view(np.uint8)
+    sp64 = sp8.view(np.uint64) if sp8.shape[2] % 8 == 0 else np.zeros(sp8.shape[:2] + (0,), np.uint64)
+    _compiled()["update"](np.ascontiguousarray(e), v, alpha, thr, off, v_reset, bool(subtract), sp8, sp64,
+                          count, int(t0), rec, v_rec is not None, pool, pooled is not None, index)
+
+
+# ----------------------------------------------------------------------------- compiled loops
+
+def _update(e, v, alpha, thr, off, v_reset, subtract, spikes, sp64, count, t0, v_rec, record,
+            pooled, pooling, pool_index):  # pragma: no cover - compiled
+    G, R, S = e.shape
+    B = v.shape[0]
+    L = R // B
+    uniform = alpha.shape[0] == 1
+    a0, th0, o0, r0 = alpha[0], thr[0], off[0], v_reset[0]
+    for b in range(B):
+        vb = v[b]
+        for j in range(L):
+            t = t0 + j
+            sp = spikes[b, t]
+            cnt = 0
+            for g in range(G):
+                eg = e[g, j * B + b]
+                base = g * S
+                # golden order: fl32(alpha * v); + fl32(I) (exact integer, one rounding); + i_offset;
+                # spike = v > threshold (strict); reset: fl32(v - threshold) or v_reset
+                if uniform and subtract:
+                    for s in range(S):
+                        x = vb[base + s] * a0
+                        x = x + np.float32(eg[s])
+                        x = x + o0
+                        fired = x > th0
+                        vb[base + s] = x - th0 if fired else x
+                        sp[base + s] = fired
+                        cnt += fired
+                elif uniform:
+                    for s in range(S):
+                        x = vb[base + s] * a0
+                        x = x + np.float32(eg[s])
+                        x = x + o0
+                        fired = x > th0
+                        vb[base + s] = r0 if fired else x
+                        sp[base + s] = fired
+                        cnt += fired
+                elif subtract:
+                    for s in range(S):
+                        n = base + s
+                        x = vb[n] * alpha[n]
+                        x = x + np.float32(eg[s])
+                        x = x + off[n]
+                        fired = x > thr[n]
+                        vb[n] = x - thr[n] if fired else x
+                        sp[n] = fired
+                        cnt += fired
+                else:
+                    for s in range(S):
+                        n = base + s
+                        x = vb[n] * alpha[n]
+                        x = x + np.float32(eg[s])
+                        x = x + off[n]
+                        fired = x > thr[n]
+                        vb[n] = v_reset[n] if fired else x
+                        sp[n] = fired
+                        cnt += fired
+            count[b, t] = cnt
+            if record:
+                v_rec[b, t, :] = vb
+            if pooling:
+                # sum-pool the tick's spikes: zero the pooled row, add one per spike (spikes are
+                # sparse: whole 8-byte words of silent neurons are skipped)
+                po = pooled[b, t]
+                po[:] = 0
+                if cnt == 0:
+                    continue
+                words = sp64.shape[2]
+                for w in range(words):
+                    if sp64[b, t, w] != 0:
+                        for n in range(w * 8, w * 8 + 8):
+                            if sp[n]:
+                                if pool_index[n] >= 0:
+                                    po[pool_index[n]] += 1
+                for n in range(words * 8, sp.shape[0]):
+                    if sp[n] and pool_index[n] >= 0:
+                        po[pool_index[n]] += 1
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled():
+    """The numba-compiled loops (cached on disk by numba), or None if numba cannot be imported."""
+    try:
+        from numba import njit
+    except Exception:  # pragma: no cover - a broken numba install: torch paths only
+        return None
+    jit = njit(cache=True, nogil=True)
+    return {"update": jit(_update)}
+
+
+def int_apply(kind: str, weights: Tuple[torch.Tensor, ...], src8: np.ndarray, rows: np.ndarray,
+              pre_shape: Tuple[int, ...], pool: Optional[Tuple[int, int]], conv: Optional[dict]
+              ) -> Tuple[Tuple[torch.Tensor, ...], Tuple[int, int]]:
+    """Exact int32 synaptic input of one projection for the listed (sample, tick) rows.
+
+    Args:
+        kind: ``"dense"`` or ``"conv2d"``; weights: from :func:`int8_weights`.
+        src8: (R, pre) uint8 0/1 source record, one row per (sample, tick).
+        rows: (n,) int64 rows of ``src8`` in output order (-1: a silent row).
+        pre_shape: the source population's NIR shape; pool: (ph, pw) or None.
+        conv: ``{"kernel", "stride", "padding", "dilation", "out_hw"}`` for conv2d.
+
+    Returns ``(outputs, (G, S))``: one int32 tensor (G, n, S) per weight set; dense: (G, S) =
+    (1, post); conv2d: (G, S) = (C_out, H_out*W_out).
+    """
+    n = rows.shape[0]
+    x = gather_rows(src8, rows)
+    if pool is not None or kind == "conv2d":
+        x = x.view((n,) + tuple(pre_shape))
+    if pool is not None:
+        x = sum_pool(x, pool)
+    if kind == "dense":
+        a = x.reshape(n, -1)
+        return tuple(int_mm(a, w).unsqueeze(0) for w in weights), (1, int(weights[0].shape[1]))
+    cols = im2col(x, conv["kernel"], conv["stride"], conv["padding"], conv["dilation"], conv["out_hw"])
+    hw = int(conv["out_hw"][0] * conv["out_hw"][1])
+    return tuple(int_mm(w, cols).view(w.shape[0], n, hw) for w in weights), (int(weights[0].shape[0]), hw)
+
+
+def int_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``torch._int_mm`` (int8 (m, k) x int8 (k, n) -> int32 (m, n), exact) on row-major operands.
+
+    torch calls a tensor with a size-1 axis contiguous whatever that axis' stride is (e.g.
+    (1, 1) for a (1, 2) matrix), and ``_int_mm`` then reads it with the wrong leading
+    dimension and returns garbage: such operands are copied into canonical strides first.
+    """
+    return torch._int_mm(_row_major(a), _row_major(b))
+
+
+def _row_major(t: torch.Tensor) -> torch.Tensor:
+    rows, cols = t.shape
+    if t.stride() == (cols, 1):
+        return t
+    out = torch.empty((rows, cols), dtype=t.dtype)
+    out.copy_(t)
+    return out
