@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_reference(flat, x, args, record):
-    from reference import simulate
+    from harness.run import ReferenceBackend
 
     from harness.run.options import reference_options
 
@@ -107,17 +107,17 @@ def _run_reference(flat, x, args, record):
     for flag, (field, _) in REFERENCE_FLAGS.items():
         options[field] = getattr(args, flag.lstrip("-").replace("-", "_"))
     preset = args.preset or ("spinnaker2" if prof else "nir")
-    return simulate(flat, x, preset=preset, options=options, dt=args.dt,
-                    dtype=np.float32 if args.float32 else np.float64, record=record)
+    backend = ReferenceBackend(preset=preset, dtype=np.float32 if args.float32 else np.float64, options=options,
+                               dt=args.dt)
+    return backend.run(flat, x, record=record)
 
 
 def _run_emulator(flat, x, args, record):
     from harness.cli.options import conversion_options
-    from s2emu import Engine, GoldenModel, lower
+    from harness.run import EmulatorBackend
 
-    net = lower(flat, conversion_options(args, flat.graph))
-    engine = Engine(net) if args.engine == "fast" else GoldenModel(net)
-    return engine.run(x, record=record)
+    backend = EmulatorBackend(options=conversion_options(args, flat.graph), engine=args.engine)
+    return backend.run(flat, x, record=record)
 
 
 def spike_table(flat, rec) -> List[list]:

@@ -314,6 +314,149 @@ def _memory_summary(s: _Sections, builds: Dict[str, _Build]) -> Optional[MemoryS
 
 # ----------------------------------------------------------------------------- evaluate
 
+class _Models:
+    """The float model and the Q-SNN as read (None where absent or unreadable)."""
+
+    def __init__(self) -> None:
+        self.float_graph: Any = None
+        self.float_flat: Any = None
+        self.qat_graph: Any = None
+        self.qat_flat: Any = None
+
+
+def _load_models(s: _Sections, cfg: GateConfig) -> _Models:
+    """Read both models (each under its own section: ``model``, ``qat_model``)."""
+    from s2common.graph import flatten_graph, load_graph
+
+    m = _Models()
+    with s.section("model", cfg.model):
+        m.float_graph = load_graph(cfg.model, isolate=True)
+        m.float_flat = flatten_graph(m.float_graph, file=cfg.model)
+        output_population(m.float_flat)
+    if cfg.qat_model:
+        with s.section("qat_model", cfg.qat_model):
+            from harness.quantize import is_quantized
+            from s2common.errors import QuantizationError
+
+            m.qat_graph = load_graph(cfg.qat_model, isolate=True)
+            from harness.quantize.brevitas_nir import from_brevitas_nir, is_brevitas_export
+
+            if is_brevitas_export(m.qat_graph):  # the brevitas_to_nir.py form: codes round(w / scale), theta / scale
+                m.qat_graph, _ = from_brevitas_nir(m.qat_graph, file=cfg.qat_model)
+            m.qat_flat = flatten_graph(m.qat_graph, file=cfg.qat_model)
+            if not is_quantized(m.qat_graph):
+                raise QuantizationError("is not a quantized NIR graph (no s2gate.quant metadata, or weights that are not "
+                                        "int8 codes)", rule="not-quantized",
+                                        hint="export the Q-SNN with harness.quantize's QAT export, or quantize with s2gate quantize")
+            output_population(m.qat_flat)
+        if not s.ok("qat_model"):
+            m.qat_graph = m.qat_flat = None
+    return m
+
+
+def _load_checked_data(s: _Sections, cfg: GateConfig, m: _Models, data: Optional[Tuple[np.ndarray, np.ndarray]]
+                       ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[DataInfo]]:
+    """The data split, checked (:mod:`harness.data.checks`), and its description; a model whose Input
+    does not take the data fails its own section, not the other model's."""
+    spikes = labels = info = None
+    no_model = not s.ok("model") and (not cfg.qat_model or not s.ok("qat_model"))
+    with s.section("data", cfg.dataset if os.path.exists(str(cfg.dataset)) else None):
+        if no_model and data is None:  # nothing to run the data through: do not generate or read it
+            raise _NoModel()
+        spikes, labels = data if data is not None else load_data(cfg, model_ticks(m.float_graph))
+        from harness.data.checks import chance_level, check_dataset, model_classes
+
+        ref_flat = m.float_flat if m.float_flat is not None else m.qat_flat
+        checked = check_dataset(spikes, labels, file=cfg.dataset if os.path.exists(str(cfg.dataset)) else None,
+                                n_classes=model_classes(ref_flat) if ref_flat is not None else None,
+                                binarize=cfg.binarize)
+        spikes, labels = checked.spikes, checked.labels
+        n_classes = model_classes(ref_flat) if ref_flat is not None else None
+        info = DataInfo(dataset=cfg.dataset if data is None else "given", split=cfg.split,
+                        samples=int(spikes.shape[0]), ticks=int(spikes.shape[1]),
+                        input_shape=[int(x) for x in spikes.shape[2:]], classes=int(labels.max()) + 1,
+                        model_classes=n_classes, binarized=checked.binarized, notes=list(checked.notes),
+                        chance=chance_level(labels, n_classes))
+    if info is None:
+        return None, None, None
+    for section, flat, file in (("model", m.float_flat, cfg.model), ("qat_model", m.qat_flat, cfg.qat_model)):
+        if flat is not None and tuple(flat.input_shape) != tuple(spikes.shape[2:]):
+            s.fail(section, f"[bad-input] {file}: the model's Input takes {tuple(flat.input_shape)} per tick but the "
+                            f"data has {tuple(spikes.shape[2:])} (hint: use data of shape (N, T, "
+                            f"{', '.join(map(str, flat.input_shape))}))")
+    return spikes, labels, info
+
+
+def _build_flows(s: _Sections, cfg: GateConfig, m: _Models, quantizer: Optional[Quantizer]
+                 ) -> Tuple[Dict[str, _Build], Any]:
+    """The PTQ flow (quantize the float model) and the QAT flow (the Q-SNN); returns (builds, PTQ result)."""
+    builds: Dict[str, _Build] = {}
+    q = None
+    if s.ok("model"):
+        with s.section("ptq", cfg.model):
+            from harness.quantize import quantize_ptq
+
+            if cfg.calibrate and quantizer is None:  # percentiles chosen on the calibration file
+                from harness.quantize.calibrate import load_calibration, quantize_calibrated
+
+                q = quantize_calibrated(m.float_graph, load_calibration(cfg.calibrate), source=cfg.model,
+                                        dt=model_dt(m.float_graph))
+            else:
+                q = (quantizer or quantize_ptq)(m.float_graph, percentile=cfg.percentile, source=cfg.model)
+        if s.ok("ptq"):
+            builds["ptq"] = _build_flow(s, "ptq", q.graph, m.float_graph, cfg.model, cfg, m.float_graph)
+    if m.qat_graph is not None and s.ok("qat_model"):
+        deq = None
+        with s.section("qat_float_run", cfg.qat_model):
+            from harness.quantize import dequantize
+
+            deq = dequantize(m.qat_graph)
+        builds["qat"] = _build_flow(s, "qat", m.qat_graph, deq, cfg.qat_model, cfg, m.qat_graph)
+    return builds, q
+
+
+def _sweep_flows(s: _Sections, cfg: GateConfig, ptq_flow: Optional[Flow], float_graph: Any,
+                 quantizer: Optional[Quantizer]) -> Dict[float, Optional[Flow]]:
+    """PTQ at each sweep percentile, predictions only (None: the configured percentile, the PTQ flow itself)."""
+    flows: Dict[float, Optional[Flow]] = {}
+    if ptq_flow is None or ptq_flow.network is None or not cfg.sweep_percentiles():
+        return flows
+    from harness.quantize import quantize_ptq
+    from harness.run import emulator_options
+    from s2emu import lower
+
+    for p in cfg.sweep_percentiles():
+        if float(p) == float(cfg.percentile):
+            flows[p] = None
+            continue
+        with s.section("sweep", cfg.model):
+            g = (quantizer or quantize_ptq)(float_graph, percentile=p, source=cfg.model).graph
+            flows[p] = Flow(name=f"sweep:{p!r}", graph=g, flat=ptq_flow.flat, network=lower(g, emulator_options(g)),
+                            output_population=ptq_flow.output_population, source=cfg.model,
+                            sections={"emulator": "sweep"}, equivalence=False, activity=False, raster=False)
+    return flows
+
+
+def _run_flows(s: _Sections, cfg: GateConfig, builds: Dict[str, _Build], sweep_flows: Dict[float, Optional[Flow]],
+               spikes: np.ndarray, runner: Optional[Callable[..., None]] = None) -> Dict[str, FlowRun]:
+    """One FlowRun per flow, fed every batch of ``spikes`` (by ``runner``, default :func:`run_batches`)."""
+    from tqdm.auto import tqdm
+
+    threads = engine_threads()
+    runs: Dict[str, FlowRun] = {}
+    for name, b in builds.items():
+        if b.flow is not None and s.ok(FLOW_SECTIONS[name]["model"]):
+            runs[name] = FlowRun(b.flow, guard=s, threads=threads)
+    n = int(spikes.shape[0])
+    for f in sweep_flows.values():
+        if f is not None:
+            f.samples = min(n, cfg.sweep_samples or n)
+            runs[f.name] = FlowRun(f, guard=s, threads=threads)
+    with tqdm(total=n, desc="s2gate evaluate", unit="sample", disable=not cfg.progress, leave=False) as bar:
+        (runner or run_batches)(list(runs.values()), spikes, cfg.batch_size, progress=bar.update)
+    return runs
+
+
 def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] = None,
              quantizer: Optional[Quantizer] = None, debug: bool = False,
              runner: Optional[Callable[..., None]] = None) -> Evaluation:
@@ -329,179 +472,56 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
             default :func:`~harness.gate.flow.run_batches` (here, in sample order);
             :class:`harness.distributed.DaskRunner` shards it over a Dask cluster (same result).
     """
-    from s2common.graph import flatten_graph, load_graph
-
     s = _Sections(debug=debug or bool(os.environ.get("S2GATE_DEBUG")))
     cfg = config
     cfg_json = cfg.as_dict()
     for key in ("report", "batch_size", "progress"):  # they change no number of the result
         cfg_json.pop(key, None)
-
-    # ---- models
-    float_graph = float_flat = None
-    with s.section("model", cfg.model):
-        float_graph = load_graph(cfg.model, isolate=True)
-        float_flat = flatten_graph(float_graph, file=cfg.model)
-        output_population(float_flat)
-    qat_graph = qat_flat = None
-    if cfg.qat_model:
-        with s.section("qat_model", cfg.qat_model):
-            from harness.quantize import is_quantized
-            from s2common.errors import QuantizationError
-
-            qat_graph = load_graph(cfg.qat_model, isolate=True)
-            from harness.quantize.brevitas_nir import from_brevitas_nir, is_brevitas_export
-
-            if is_brevitas_export(qat_graph):  # the brevitas_to_nir.py form: codes round(w / scale), theta / scale
-                qat_graph, _ = from_brevitas_nir(qat_graph, file=cfg.qat_model)
-            qat_flat = flatten_graph(qat_graph, file=cfg.qat_model)
-            if not is_quantized(qat_graph):
-                raise QuantizationError("is not a quantized NIR graph (no s2gate.quant metadata, or weights that are not "
-                                        "int8 codes)", rule="not-quantized",
-                                        hint="export the Q-SNN with harness.quantize's QAT export, or quantize with s2gate quantize")
-            output_population(qat_flat)
-        if not s.ok("qat_model"):
-            qat_graph = qat_flat = None
-
-    # ---- data
-    spikes = labels = None
-    info = None
-    no_model = not s.ok("model") and (not cfg.qat_model or not s.ok("qat_model"))
-    with s.section("data", cfg.dataset if os.path.exists(str(cfg.dataset)) else None):
-        if no_model and data is None:  # nothing to run the data through: do not generate or read it
-            raise _NoModel()
-        spikes, labels = data if data is not None else load_data(cfg, model_ticks(float_graph))
-        from harness.data.checks import chance_level, check_dataset, model_classes
-
-        ref_flat = float_flat if float_flat is not None else qat_flat
-        n_classes = model_classes(ref_flat) if ref_flat is not None else None
-        checked = check_dataset(spikes, labels, file=cfg.dataset if os.path.exists(str(cfg.dataset)) else None,
-                                n_classes=n_classes, binarize=cfg.binarize)
-        spikes, labels = checked.spikes, checked.labels
-    if spikes is not None and s.ok("data"):
-        info = DataInfo(dataset=cfg.dataset if data is None else "given", split=cfg.split,
-                        samples=int(spikes.shape[0]), ticks=int(spikes.shape[1]),
-                        input_shape=[int(x) for x in spikes.shape[2:]], classes=int(labels.max()) + 1,
-                        model_classes=n_classes, chance=chance_level(labels, n_classes),
-                        binarized=checked.binarized, notes=list(checked.notes))
-        # a model whose Input does not take the data fails its own flow, not the other's
-        for section, flat, file in (("model", float_flat, cfg.model), ("qat_model", qat_flat, cfg.qat_model)):
-            if flat is not None and tuple(flat.input_shape) != tuple(spikes.shape[2:]):
-                s.fail(section, f"[bad-input] {file}: the model's Input takes {tuple(flat.input_shape)} per tick but the "
-                                f"data has {tuple(spikes.shape[2:])} (hint: use data of shape (N, T, "
-                                f"{', '.join(map(str, flat.input_shape))}))")
-
-    # ---- what the converter alone does to the float model (report section; check vendor-semantics)
-    vendor = None
+    m = _load_models(s, cfg)
+    spikes, labels, info = _load_checked_data(s, cfg, m, data)
+    vendor = None  # what the converter alone does to the float model (report section; check vendor-semantics)
     if s.ok("model") and s.ok("data") and spikes is not None:
         with s.section("vendor_semantics", cfg.model):
             from harness.vendor_semantics import gate_vendor_semantics
 
-            vendor = gate_vendor_semantics(float_graph, spikes, labels, cfg)
-
-    # ---- PTQ flow
-    builds: Dict[str, _Build] = {}
-    q = None
-    if s.ok("model"):
-        with s.section("ptq", cfg.model):
-            from harness.quantize import quantize_ptq
-
-            if cfg.calibrate and quantizer is None:  # percentiles chosen on the calibration file
-                from harness.quantize.calibrate import load_calibration, quantize_calibrated
-
-                q = quantize_calibrated(float_graph, load_calibration(cfg.calibrate), source=cfg.model,
-                                        dt=model_dt(float_graph))
-            else:
-                q = (quantizer or quantize_ptq)(float_graph, percentile=cfg.percentile, source=cfg.model)
-        if s.ok("ptq"):
-            builds["ptq"] = _build_flow(s, "ptq", q.graph, float_graph, cfg.model, cfg, float_graph)
-
-    # ---- QAT flow
-    if qat_graph is not None and s.ok("qat_model"):
-        deq = None
-        with s.section("qat_float_run", cfg.qat_model):
-            from harness.quantize import dequantize
-
-            deq = dequantize(qat_graph)
-        builds["qat"] = _build_flow(s, "qat", qat_graph, deq, cfg.qat_model, cfg, qat_graph)
-
-    # ---- sweep flows (PTQ at other percentiles, predictions only)
-    sweep_flows: Dict[float, Optional[Flow]] = {}
+            vendor = gate_vendor_semantics(m.float_graph, spikes, labels, cfg)
+    builds, q = _build_flows(s, cfg, m, quantizer)
     ptq_flow = builds["ptq"].flow if "ptq" in builds else None
-    if ptq_flow is not None and ptq_flow.network is not None and cfg.sweep_percentiles():
-        from harness.quantize import quantize_ptq
-        from harness.run import emulator_options
-        from s2emu import lower
-
-        for p in cfg.sweep_percentiles():
-            if float(p) == float(cfg.percentile):
-                sweep_flows[p] = None  # the PTQ flow itself
-                continue
-            with s.section("sweep", cfg.model):
-                g = (quantizer or quantize_ptq)(float_graph, percentile=p, source=cfg.model).graph
-                sweep_flows[p] = Flow(name=f"sweep:{p!r}", graph=g, flat=ptq_flow.flat,
-                                      network=lower(g, emulator_options(g)), output_population=ptq_flow.output_population,
-                                      source=cfg.model, sections={"emulator": "sweep"}, equivalence=False,
-                                      activity=False, raster=False)
-
-    # ---- batched runs
+    sweep_flows = _sweep_flows(s, cfg, ptq_flow, m.float_graph, quantizer)
     runs: Dict[str, FlowRun] = {}
-    ran = False
     if s.ok("data") and spikes is not None and builds:
-        from tqdm.auto import tqdm
-
-        threads = engine_threads()
-        for name, b in builds.items():
-            if b.flow is not None and s.ok(FLOW_SECTIONS[name]["model"]):
-                runs[name] = FlowRun(b.flow, guard=s, threads=threads)
-        sweep_n = min(int(spikes.shape[0]), cfg.sweep_samples or int(spikes.shape[0]))
-        for p, f in sweep_flows.items():
-            if f is not None:
-                f.samples = sweep_n
-                runs[f.name] = FlowRun(f, guard=s, threads=threads)
-        bar = tqdm(total=int(spikes.shape[0]), desc="s2gate evaluate", unit="sample", disable=not cfg.progress,
-                   leave=False)
-        (runner or run_batches)(list(runs.values()), spikes, cfg.batch_size, progress=bar.update)
-        bar.close()
-        ran = bool(runs)
-
+        runs = _run_flows(s, cfg, builds, sweep_flows, spikes, runner)
     ev_kw: Dict[str, Any] = {}
-    if ran:
-        ev_kw.update(_collect(s, runs, builds, sweep_flows, labels, cfg, q, float_graph, qat_graph))
-    design_rules = {k: b.rules for k, b in builds.items() if b.rules is not None}
-    auto_atoms = {k: b.chosen for k, b in builds.items() if b.chosen}
+    if runs:
+        ev_kw.update(_collect(s, runs, builds, sweep_flows, labels, cfg, q, m.float_graph, m.qat_graph))
     memory = _memory_summary(s, builds)
     nb = ev_kw.pop("neurobench", {})
     if "ptq" in builds and builds["ptq"].net is not None and memory is not None and memory.layers is not None:
         from harness.metrics import memory_footprint
 
         with s.section("memory"):
-            nb["float"] = _with(nb.get("float"), memory_footprint_bytes=memory_footprint(float_graph, bits=32))
+            nb["float"] = _with(nb.get("float"), memory_footprint_bytes=memory_footprint(m.float_graph, bits=32))
             nb["int8"] = _with(nb.get("int8"), memory_footprint_bytes=memory_footprint(q.graph, bits=8))
-
-    # ---- per-layer quantization and code histograms, for the report
-    from .details import code_layers, ptq_layers
+    from .details import code_layers, ptq_layers  # per-layer quantization and code histograms, for the report
 
     quantization = {}
     with s.section("report_details"):
         if q is not None:
             quantization["ptq"] = ptq_layers(q)
-        if qat_graph is not None:
-            quantization["qat"] = code_layers(qat_graph)
-
-    # ---- board placement, packets, real-time budget and energy at the recorded activity (issue 17)
+        if m.qat_graph is not None:
+            quantization["qat"] = code_layers(m.qat_graph)
+    # board placement, packets, real-time budget and energy at the recorded activity (issue 17)
     realtime = None
     if "ptq" in runs and builds["ptq"].net is not None and ev_kw.get("layers", {}).get("ptq"):
         with s.section("realtime", cfg.model):
             realtime = realtime_section(cfg, builds["ptq"].net, builds["ptq"].atoms, ev_kw["layers"]["ptq"],
                                         input_rate(spikes), int(spikes.shape[1]))
-
-    # ---- hardware in the loop (the board flow)
-    hil = _hil(s, cfg, builds.get("ptq"), spikes)
+    hil = _hil(s, cfg, builds.get("ptq"), spikes)  # the board flow
     return Evaluation(schema=SCHEMA, digest=cfg.digest(), config=cfg_json, errors=dict(sorted(s.errors.items())),
-                      data=info, ran=ran, memory=memory, design_rules=design_rules, auto_atoms=auto_atoms,
-                      neurobench=nb, hil=hil, quantization=quantization, vendor_semantics=vendor,
-                      realtime=realtime, **ev_kw)
+                      data=info, ran=bool(runs), memory=memory,
+                      design_rules={k: b.rules for k, b in builds.items() if b.rules is not None},
+                      auto_atoms={k: b.chosen for k, b in builds.items() if b.chosen}, neurobench=nb, hil=hil,
+                      quantization=quantization, vendor_semantics=vendor, realtime=realtime, **ev_kw)
 
 
 def input_rate(spikes: np.ndarray) -> float:

@@ -5,7 +5,7 @@
 the pytest plugin stores that JSON once per session and reads it back with
 ``Evaluation.from_json``. ``to_json`` gives the layout ``summary.json`` has always had under
 ``"evaluation"`` (the keys of version 1) plus the fields added since (``accuracy_stats``,
-``memory.flows``, per-layer chip figures, ``warnings``); ``from_json(to_json(x)) == x``.
+``memory.flows``, per-layer chip figures, data notes); ``from_json(to_json(x)) == x``.
 
 Units: accuracies in percent, drops and intervals in percentage points, bytes in bytes,
 shares and reductions as fractions in [0, 1], spike rates in spikes per neuron per tick.

@@ -189,9 +189,7 @@ def export_qsnn(model, T: int, dt: float, seed: int, command: str = "", extra: O
 
 
 def write_graph(graph, path: "str | os.PathLike[str]") -> None:
-    """Write a NIR graph atomically (``s2common.atomic.atomic_path``)."""
-    import nir
-    from s2common.atomic import atomic_path
+    """Write a NIR graph atomically: :func:`harness.quantize.format.write_graph` (the one owner)."""
+    from harness.quantize.format import write_graph as _write_graph
 
-    with atomic_path(path, suffix=".nir") as tmp:
-        nir.write(tmp, graph)
+    _write_graph(graph, path)

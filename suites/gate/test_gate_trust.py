@@ -133,24 +133,29 @@ def test_an_unreadable_qsnn_fails_only_the_qat_checks(tiny_config, tmp_path):
 
 
 def test_a_qsnn_of_the_wrong_input_shape_fails_only_the_qat_checks(tiny_config, tmp_path):
+    """A (valid) Q-SNN whose Input takes 128 values per tick, against data of (2, 8, 8): the QAT checks
+    fail with [bad-input] naming the file, the PTQ checks (the float model takes (2, 8, 8)) pass."""
     import nir
 
-    from suites.gate.synthetic import tiny_float_graph
     from harness.quantize import quantize_ptq
 
-    g = tiny_float_graph()
-    g.nodes["input"] = nir.Input(input_type=np.array([2, 8, 8]))
-    q = quantize_ptq(g).graph
-    q.nodes["input"] = nir.Input(input_type=np.array([128]))
-    q.nodes["conv1"] = nir.Affine(weight=np.ones((4 * 64, 128), np.float32), bias=np.zeros(256, np.float32))
+    rng = np.random.default_rng(0)
+    ones = lambda n: np.ones(n, np.float32)  # noqa: E731
+    g = nir.NIRGraph(nodes={
+        "input": nir.Input(input_type=np.array([128])),
+        "fc1": nir.Affine(weight=rng.normal(0, 0.3, (16, 128)).astype(np.float32), bias=np.zeros(16, np.float32)),
+        "if1": nir.IF(r=ones(16), v_threshold=ones(16), v_reset=np.zeros(16, np.float32)),
+        "fc2": nir.Affine(weight=rng.normal(0, 0.6, (4, 16)).astype(np.float32), bias=np.zeros(4, np.float32)),
+        "if2": nir.IF(r=ones(4), v_threshold=ones(4), v_reset=np.zeros(4, np.float32)),
+        "output": nir.Output(output_type=np.array([4])),
+    }, edges=[("input", "fc1"), ("fc1", "if1"), ("if1", "fc2"), ("fc2", "if2"), ("if2", "output")])
     path = str(tmp_path / "other_shape.nir")
-    try:
-        nir.write(path, q)
-    except Exception:  # noqa: BLE001 - the graph is only a vehicle for the shape
-        pytest.skip("could not build the wrong-shape graph")
+    quantize_ptq(g).write(path)
     ev = evaluate(tiny_config.replace(qat_model=path))
-    assert run_check(ev, "accuracy.ptq").verdict == PASS
-    assert run_check(ev, "accuracy.qat").verdict == FAIL
+    qat = run_check(ev, "accuracy.qat")
+    assert qat.verdict == FAIL and "[bad-input]" in qat.message and "other_shape.nir" in qat.message
+    for name in ("accuracy.ptq", "equivalence.ptq", "memory.reduction", "design-rules.ptq"):
+        assert run_check(ev, name).verdict == PASS, name
 
 
 # ------------------------------------------------------------------ statistics
