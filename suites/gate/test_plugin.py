@@ -15,7 +15,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-CHECK_TESTS = 10  # 2 equivalence + 2 accuracy + memory + fit + 2 design rules + realtime + HIL
+from harness.gate.checks import CHECK_NAMES
+
+#: one test per check: 2 equivalence + 2 accuracy + memory + fit + 2 design rules + HIL + vendor semantics
+CHECK_TESTS = len(CHECK_NAMES)
 
 
 def _run_pytest(cwd, *args, timeout=300):
@@ -77,9 +80,10 @@ def test_corrupt_model_fails_checks_not_errors(tiny_models, tmp_path):
     attrs, cases = _junit(tmp_path / "j.xml")
     assert int(attrs["errors"]) == 0
     failed = {c.attrib["name"]: c.find("failure").attrib["message"] for c in cases if c.find("failure") is not None}
-    # every PTQ-side check fails with the file's one-line error; the Q-SNN side passes
+    # every check of the float model (PTQ side, and the converter's semantics on it) fails with the
+    # file's one-line error; the Q-SNN side passes
     assert set(failed) == {"equivalence.ptq", "accuracy.ptq", "memory.reduction", "memory.fits-chip",
-                           "design-rules.ptq"}
+                           "design-rules.ptq", "vendor-semantics"}
     for msg in failed.values():
         assert "corrupt.nir" in msg and "[not-hdf5]" in msg
     assert "Traceback" not in res.stdout
