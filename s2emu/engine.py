@@ -2,8 +2,8 @@
 
 Same bits as :class:`s2emu.golden.GoldenModel` for any batch size and thread count:
 
-* Integer synaptic sums are computed as float32 (or float64) matmul / conv2d / sum-pool on
-  0/1 spike maps. They are **exact**: every partial sum is an integer of magnitude at most
+* Integer synaptic sums are computed as int8 x int8 -> int32 products (exact whatever the order),
+  or as float32 (or float64) matmul / conv2d / sum-pool on 0/1 spike maps. Those are **exact** too: every partial sum is an integer of magnitude at most
   the projection's static bound ``B = max over post neurons of sum(|w|) * pool_area``, and
   every integer below ``2**24`` (float32) or ``2**53`` (float64) is representable, so no
   summation order (BLAS blocking, threads, batch size) can round. The bound is checked per
@@ -33,10 +33,12 @@ for n during the run; the per-tick elementwise loop runs
 on one thread (see :func:`_one_thread`; the caller's setting is restored). Results do not
 depend on either. On a loaded machine ``torch.set_num_threads(1)`` before the run is faster
 still (cnn_sinabs, batch 64, 2-core machine at load ~9: ~3 s with 2 threads, ~0.5-0.9 s with 1).
-Event-driven delivery (:mod:`s2emu.events`, a compiled single-threaded scatter loop) costs
-about 0.9 ns per synapse; the dense kernel's cost is mostly the copies around it (about 1.2 ns
-per source and target neuron and row, halved by a second thread). For cnn_sinabs events pay
-below ~2 % source density on one thread, ~1.5 % on two (see the cost model's constants).
+Kernels (:mod:`s2emu.kernels`): int8 x int8 -> int32 products (``torch._int_mm`` on spike rows and
+im2col tiles; exact by construction) where the weights are int8 codes, or the float kernels above;
+``kernels="auto"`` keeps whichever measured cheaper on the projection's first chunks. The neuron
+update of LIF/IF populations without FMA is one compiled loop (same float32 order, same bits).
+The events-or-kernel choice compares the projection's measured dense cost per row with event
+costs timed once per process (:func:`s2emu.events.unit_costs`), not constants fitted to one CPU.
 """
 from __future__ import annotations
 

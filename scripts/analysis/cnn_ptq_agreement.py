@@ -51,7 +51,8 @@ def parameters(graph) -> Dict[str, Tuple[torch.Tensor, torch.Tensor]]:
     """(weight, bias) of every weight node, in DTYPE; checks that every IF has r = 1 and threshold 1."""
     for k in NEURONS:
         node = graph.nodes[k]
-        if not (np.all(np.asarray(node.v_threshold) == 1.0) and np.all(np.asarray(node.r) == 1.0)):
+        # a per-channel dequantized graph holds theta * lambda_c / lambda_c, 1 to float32 rounding
+        if not (np.allclose(np.asarray(node.v_threshold), 1.0, rtol=0, atol=1e-6) and np.all(np.asarray(node.r) == 1.0)):
             raise SystemExit(f"node {k}: this script assumes r = 1 and v_threshold = 1 (the paper's graph)")
     return {k: (torch.tensor(np.asarray(graph.nodes[k].weight), dtype=DTYPE),
                 torch.tensor(np.asarray(graph.nodes[k].bias), dtype=DTYPE)) for k in WEIGHTS}

@@ -203,9 +203,10 @@ def _table(text):
 
 
 def test_map_cli_cnn_sinabs_default_does_not_fit(capsys):
+    """At py-spinnaker2's default atoms per PE (--no-auto-atoms: map refuses to choose, as the gate's flag)."""
     from harness.cli import main
 
-    rc = main(["map", str(CNN)])
+    rc = main(["map", str(CNN), "--no-auto-atoms"])
     out = capsys.readouterr().out
     assert rc == 1
     table = _table(out)

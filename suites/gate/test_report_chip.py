@@ -99,7 +99,7 @@ def test_html_holds_everything_the_markdown_holds(tiny_evaluation, tmp_path):
         texts += [sec.title, *sec.paragraphs, *sec.bullets]
         for table in sec.tables:
             texts += [table.caption, *table.headers, *(c for row in table.rows for c in row)]
-    texts = [x for x in texts if x]
+    texts = [str(x) for x in texts if x not in ("", None)]
     assert len(texts) > 200
     # the same labelled memory figures as `s2gate map` / `quantize` print; conv1 4x2x3x3 + fc1 16x64 + fc2 4x16
     # = 1,160 weights, 4 B each as float32

@@ -37,7 +37,7 @@ def test_summary_table_lists_every_check(tiny_evaluation):
     assert lines[0].split() == ["check", "measured", "budget", "verdict"]
     from harness.gate.checks import CHECK_NAMES
 
-    assert len(lines) == 2 + len(CHECK_NAMES)
+    assert len(lines) == 2 + len(CHECK_NAMES) and [ln.split()[0] for ln in lines[2:]] == CHECK_NAMES
 
 
 def test_equivalence_failure_message_names_layer_neuron_tick():

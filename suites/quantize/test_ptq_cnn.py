@@ -41,8 +41,12 @@ noise samples below: out-of-distribution inputs exaggerate the loss but are not 
 cause). Issue 14 retired the fixed p = 100 criterion: the quantizer chooses the percentile itself
 on calibration samples (:mod:`harness.quantize.calibrate`). Calibrated per channel on N-MNIST-like
 samples 1280-1535 (disjoint from the 256 test samples here and from the 1024 others above), the
-dequantized graph agrees with the float graph on >= 99 % of the 256, which is now a passing check
-(figures on the 1024 further samples: ``scripts/analysis/cnn_ptq_agreement.py --calibrate``).
+dequantized graph agrees with the float graph on >= 99 % of the 256, which is now a passing check:
+measured 99.2 % (2 of 256 differ; reference, float64), accuracy 89.5 %. Figures on the 1024 further
+samples: ``scripts/analysis/cnn_ptq_agreement.py --calibrate --per-channel --samples 1024 --start 256``.
+Per population (not per channel) the calibration reached 98.4 % on the 256, and neither bias
+correction nor the rounding search (both in :mod:`harness.quantize.calibrate`) raised the figure
+on these inputs, though both lower the calibration objective (measured outside the suite).
 """
 from __future__ import annotations
 
