@@ -61,6 +61,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--s2-binarize", action="store_true", default=False,
                 help="accept event counts in the data and turn them into spikes (x > 0 -> 1); the report says so")
     g.addoption("--s2-seed", default=0, type=int, metavar="S", help="seed of the data and sample order (0)")
+    g.addoption("--s2-max-chips", default=None, type=int, metavar="N",
+                help="chips of a 48-chip board the PTQ model may use (default 1)")
+    g.addoption("--s2-sys-tick", default=None, type=float, metavar="S",
+                help="seconds per tick of the realtime check (default 1e-3)")
+    g.addoption("--s2-enforce-realtime", action="store_true", default=False,
+                help="fail the realtime check when a PE cannot finish a tick in time (default: report only)")
+    g.addoption("--s2-workers", default=None, type=int, metavar="N",
+                help='shard the evaluation over a local Dask cluster of N processes (pip install "s2gate[dist]")')
+    g.addoption("--s2-scheduler", default=None, metavar="ADDRESS",
+                help="shard the evaluation over an existing Dask cluster, e.g. tcp://host:8786")
     g.addoption("--s2-profile", default=None, metavar="NAME",
                 help="vendor profile of py-spinnaker2 conversion settings (s2emu.profiles; default: the model's "
                      "s2gate.profile metadata, else none)")
@@ -136,7 +146,8 @@ def config_from_options(config: pytest.Config) -> "Any":
         report=opt("--s2-report"), seed=opt("--s2-seed"), atoms=opt("--s2-atoms"),
         no_auto_atoms=opt("--s2-no-auto-atoms"), strict=opt("--s2-strict"),
         binarize=opt("--s2-binarize"), profile=opt("--s2-profile"),
-        vendor_semantics_budget=opt("--s2-vendor-semantics-budget"), calibrate=opt("--s2-calibrate"))
+        vendor_semantics_budget=opt("--s2-vendor-semantics-budget"), calibrate=opt("--s2-calibrate"),
+        max_chips=opt("--s2-max-chips"), sys_tick=opt("--s2-sys-tick"), enforce_realtime=opt("--s2-enforce-realtime") or None)
 
 
 def _shared_root(config: pytest.Config) -> Path:
@@ -164,7 +175,15 @@ def load_or_evaluate(config: pytest.Config, gate_config: Any) -> Any:
         if not path.exists():
             from harness.gate.report import dumps
 
-            write_text_atomic(path, dumps(evaluate(gate_config).to_json()))
+            workers, scheduler = config.getoption("--s2-workers"), config.getoption("--s2-scheduler")
+            if workers is not None or scheduler is not None:  # the batches on a Dask cluster (same result)
+                from harness.distributed import cluster_client, evaluate_distributed
+
+                with cluster_client(workers=workers, scheduler=scheduler) as client:
+                    ev = evaluate_distributed(gate_config, client)
+            else:
+                ev = evaluate(gate_config)
+            write_text_atomic(path, dumps(ev.to_json()))
         # the JSON round trip is what everyone else reads: return exactly that
         return Evaluation.from_json(json.loads(path.read_text(encoding="utf-8")))
 

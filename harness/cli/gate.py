@@ -27,8 +27,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 
 def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentParser:
-    from harness.cli.options import (add_atoms_arguments, add_budget_arguments, add_percentile_argument,
-                                     add_report_arguments, add_subcommand)
+    from harness.cli.options import (add_atoms_arguments, add_board_arguments, add_budget_arguments,
+                                     add_percentile_argument, add_report_arguments, add_subcommand)
 
     p = add_subcommand(subparsers, "gate", "run the deployment gate (equivalence, accuracy, memory, design rules)",
                        __doc__)
@@ -50,6 +50,14 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
     c.add_argument("--backend", choices=("emulator", "board"), default="emulator",
                    help="board: also run a SpiNNaker2 board and compare it with the emulator (default emulator)")
     c.add_argument("--board-host", default=None, metavar="IP", help="the board's Ethernet IP")
+    add_board_arguments(c, default_chips=None, default_tick=None)  # --max-chips / --chips, --sys-tick
+    c.add_argument("--enforce-realtime", action="store_true",
+                   help="fail the realtime check when a PE cannot finish a tick in time (default: report only)")
+    d = p.add_argument_group('distributed evaluation (dask.distributed: pip install "s2gate[dist]")')
+    d.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="shard the evaluation over a local Dask cluster of N processes (same results as serial)")
+    d.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="shard it over an existing Dask cluster, e.g. tcp://host:8786 (dask-jobqueue on SLURM)")
     from harness.cli.options import add_profile_argument
 
     add_profile_argument(c)
@@ -79,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     extra = dict(atoms=args.atoms, no_auto_atoms=args.no_auto_atoms, percentile=args.percentile, backend=args.backend,
                  board_host=args.board_host, ptq_budget=args.ptq_budget, qat_budget=args.qat_budget,
                  min_memory_reduction=args.min_memory_reduction, strict=args.strict, qat_model=args.qat_model,
+                 max_chips=args.max_chips, sys_tick=args.sys_tick, enforce_realtime=args.enforce_realtime or None,
                  profile=args.profile, vendor_semantics_budget=args.vendor_semantics_budget,
                  calibrate=args.calibrate,
                  report=None if args.no_report else os.path.abspath(args.report))
@@ -92,7 +101,13 @@ def run(args: argparse.Namespace) -> int:
     if cfg.progress:
         print(f"s2gate gate: {os.path.basename(cfg.model)} + {os.path.basename(str(cfg.qat_model))} on "
               f"{cfg.dataset}/{cfg.split}" + (f" (first {cfg.samples} samples)" if cfg.samples else ""), file=sys.stderr)
-    ev = evaluate(cfg, debug=bool(getattr(args, "debug", False)))
+    if args.workers is not None or args.scheduler is not None:
+        from harness.distributed import cluster_client, evaluate_distributed
+
+        with cluster_client(workers=args.workers, scheduler=args.scheduler) as client:
+            ev = evaluate_distributed(cfg, client, debug=bool(getattr(args, "debug", False)))
+    else:
+        ev = evaluate(cfg, debug=bool(getattr(args, "debug", False)))
     checks = run_checks(ev)
     print(terminal_summary(ev, checks))
     if cfg.report:

@@ -23,16 +23,13 @@ def _atoms(values: Optional[List[str]]) -> Dict[str, int]:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from harness.cli.options import add_atoms_arguments, add_model_argument, add_subcommand
+    from harness.cli.options import add_atoms_arguments, add_board_arguments, add_model_argument, add_subcommand
 
     p = add_subcommand(subparsers, "map", "map a NIR graph onto SpiNNaker2 PEs and print the memory table", __doc__)
     add_model_argument(p, "NIR graph (float or quantized)")
     add_conversion_arguments(p)
     c = p.add_argument_group("chip")
-    c.add_argument("--max-chips", "--chips", dest="max_chips", type=int, default=1, metavar="N",
-                   help="chips of a 48-chip board the model may use; with N > 1 the PEs are placed on chips (a "
-                        "layer's PEs kept together), synapse rows that overflow a PE's SRAM go to the chip's DRAM, "
-                        "and the chips, inter-chip packets and per-chip SRAM are printed (default 1)")
+    add_board_arguments(c)  # --max-chips / --chips, --sys-tick
     add_atoms_arguments(c, auto=True)  # --no-auto-atoms as in the gate
     c.add_argument("--input-ticks", type=int, default=1, metavar="T",
                    help="ticks of input spikes a spike_list PE holds at once (default 1: streamed)")
@@ -45,8 +42,6 @@ def add_activity_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("activity estimate (packets per tick, real-time budget, energy)")
     g.add_argument("--activity", type=float, default=0.02, metavar="R",
                    help="spikes per neuron per tick of every population, the Input included (default 0.02)")
-    g.add_argument("--sys-tick", type=float, default=1e-3, metavar="S",
-                   help="seconds per tick (default 1e-3; py-spinnaker2's low-power runs use 2e-3)")
     g.add_argument("--ticks", type=int, default=None, metavar="T",
                    help="ticks of one inference for the energy estimate (default: the model's s2gate.T, else 20)")
 

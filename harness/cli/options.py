@@ -327,6 +327,20 @@ def add_atoms_arguments(parser: "argparse._ActionsContainer", auto: bool = True)
                                  "to fit) (default: the largest number that fits is chosen and reported)")
 
 
+def add_board_arguments(parser: "argparse._ActionsContainer", default_chips: Optional[int] = 1,
+                        default_tick: Optional[float] = 1e-3) -> None:
+    """``--max-chips`` / ``--chips N`` and ``--sys-tick S`` (the multi-chip map and the real-time budget,
+    :mod:`s2emu.board`, :mod:`s2emu.timing`); ``s2gate gate`` passes None defaults so the
+    :class:`~harness.gate.config.GateConfig` fields (1 chip, 1 ms) stay the one default."""
+    parser.add_argument("--max-chips", "--chips", dest="max_chips", type=int, default=default_chips, metavar="N",
+                        help="chips of a 48-chip board the model may use; with N > 1 its PEs are placed on chips (a "
+                             "layer's PEs kept together) and synapse rows that overflow a PE's SRAM go to the chip's "
+                             "DRAM (default 1)")
+    parser.add_argument("--sys-tick", type=float, default=default_tick, metavar="S",
+                        help="seconds per tick of the real-time budget (default 1e-3; py-spinnaker2's low-power runs "
+                             "use 2e-3)")
+
+
 def _gate_default(name: str) -> Any:
     """The default of a :class:`~harness.gate.config.GateConfig` field (budgets: ``BUDGETS``, their one owner)."""
     from harness.gate.config import GateConfig

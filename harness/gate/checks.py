@@ -86,6 +86,8 @@ CHECKS: Dict[str, tuple] = {
     "memory.fits-chip": ("PTQ model fits SpiNNaker2", ("model", "ptq", "ptq_lower", "chip")),
     "design-rules.ptq": ("design rules on the PTQ int8 graph", ("model", "ptq", "rules_ptq")),
     "design-rules.qat": ("design rules on the Q-SNN int8 graph", ("qat_model", "rules_qat")),
+    "realtime": ("worst PE's work per tick within sys_tick (report only)",
+                 ("model", "data", "ptq", "ptq_lower", "ptq_run", "realtime")),
     "hardware-in-the-loop": ("board = emulator, spike for spike", ("hil",)),
     "vendor-semantics": ("float model: NIR semantics vs the converter's chip semantics", ("model", "data",
                                                                                           "vendor_semantics")),
@@ -382,9 +384,43 @@ def _table(ev: Evaluation, b: Dict[str, Any]) -> Dict[str, Callable[[], Check]]:
         "memory.fits-chip": lambda: check_fits_chip(ev),
         "design-rules.ptq": lambda: check_rules(ev, "ptq"),
         "design-rules.qat": lambda: check_rules(ev, "qat"),
+        "realtime": lambda: check_realtime(ev, bool(ev.config.get("enforce_realtime", False))),
         "hardware-in-the-loop": lambda: check_hil(ev),
         "vendor-semantics": lambda: check_vendor_semantics(ev),
     }
+
+
+def check_realtime(ev: Evaluation, enforce: bool = False) -> Check:
+    """The worst PE's cycles per tick at the recorded activity against the PE clock x sys_tick
+    (``ev.realtime``, :func:`s2emu.timing.estimate`). Report only - SKIP when a PE cannot keep up
+    or the section could not run - unless ``enforce`` (then FAIL)."""
+    name = "realtime"
+    title, sections = CHECKS[name]
+    budget = "<= 1.00 x sys_tick" + ("" if enforce else " (report only)")
+    blocked = _cannot_run(ev, name, title, sections, budget)
+    if blocked:  # report only: a model that cannot run fails the other checks, not this one
+        return blocked if enforce else Check(name, title, "-", budget, SKIP, blocked.message)
+    rt = ev.realtime or {}
+    r = rt.get("realtime")
+    if not r:
+        reason = "; ".join(rt.get("reasons") or []) or "the batches did not run"
+        return Check(name, title, "-", budget, FAIL if enforce else SKIP, f"{name}: not estimated: {reason}")
+    w = r["worst_pe"] or {}
+    measured = f"{r['worst_load']:.3f} x {1e3 * r['constants']['sys_tick_s']:g} ms"
+    where = (f"PE {w.get('index')} of layer '{w.get('population')}' on chip {w.get('chip')}: {w.get('cycles', 0):,.0f} "
+             f"cycles of {r['cycles_per_tick_budget']:,.0f} per tick ({w.get('packets_received', 0):.1f} packets, "
+             f"{w.get('synaptic_events', 0):.1f} synaptic events, {w.get('neurons', 0)} neurons)")
+    e = rt.get("energy") or {}
+    energy = (f"; energy {e['joules']:.3g} J per inference of {e['ticks']} ticks ({e['ratio_to_study']:.2g} x the "
+              f"study's {e['study_joules']} J per gesture; constants inferred)") if e else ""
+    if r["keeps_up"]:
+        return Check(name, title, measured, budget, PASS, f"{name}: every PE keeps up; worst {where}{energy}",
+                     value=float(r["worst_load"]), layer=w.get("population"))
+    head = f"{name}: " if enforce else f"{name}: report only: "
+    msg = (f"{head}{r['pes_over_budget']} PE(s) cannot finish a tick in time; worst {where}{energy} (hint: fewer "
+           f"atoms per PE spread the work: --atoms {w.get('population')}=N; or a longer --sys-tick)")
+    return Check(name, title, measured, budget, FAIL if enforce else SKIP, msg, value=float(r["worst_load"]),
+                 layer=w.get("population"))
 
 
 def run_checks(ev: Any, budgets: Optional[Dict[str, Any]] = None) -> List[Check]:

@@ -73,6 +73,12 @@ class GateConfig:
             says so. Off: counts are refused (:mod:`harness.data.checks`).
         strict: judge accuracy by the upper bound of the drop's 95 % interval instead of the
             point estimate (``--s2-strict`` / ``s2gate gate --strict``).
+        max_chips: chips of a 48-chip board the PTQ model may use (``memory.fits-chip``, the design
+            rules and the placement of the ``realtime`` section, :mod:`s2emu.board`); with more than
+            one, synapse rows that overflow a PE's SRAM go to the chip's DRAM.
+        sys_tick: seconds per tick of the real-time budget (1 ms; py-spinnaker2's low-power runs use 2 ms).
+        enforce_realtime: the ``realtime`` check fails when the worst PE's work per tick exceeds
+            ``sys_tick`` (default: report only; the cycle costs are inferred, :mod:`s2emu.timing`).
     """
 
     model: str = field(default_factory=lambda: bundled_model("psnn"))
@@ -97,6 +103,9 @@ class GateConfig:
     auto_atoms: bool = True
     binarize: bool = False
     strict: bool = BUDGETS["strict"]
+    max_chips: int = 1
+    sys_tick: float = 1e-3
+    enforce_realtime: bool = False
     #: vendor profile (``s2emu.profiles``: ``--profile`` / ``--s2-profile``); None: the model's ``s2gate.profile``, if any
     profile: Optional[str] = None
     #: largest share of float-model spike trains the converter's own change of meaning (bias folding) may
@@ -107,9 +116,14 @@ class GateConfig:
 
     #: fields that do not change any number of the evaluation (left out of the digest)
     NOT_IN_DIGEST = ("report", "batch_size", "progress", "ptq_budget", "qat_budget", "min_memory_reduction", "strict",
-                     "vendor_semantics_budget")
+                     "vendor_semantics_budget", "enforce_realtime")
 
     def __post_init__(self) -> None:
+        if int(self.max_chips) < 1 or not float(self.sys_tick) > 0:
+            from s2common.errors import InputDataError
+
+            raise InputDataError(f"max chips must be >= 1 and the tick > 0 s (got {self.max_chips}, {self.sys_tick})",
+                                 rule="bad-option", hint="e.g. --max-chips 48 --sys-tick 2e-3")
         if self.profile is not None:
             from s2emu.profiles import get_profile
 

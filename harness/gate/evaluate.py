@@ -208,6 +208,7 @@ class _Build:
         self.rules: Optional[List[Violation]] = None
         self.memory: Any = None
         self.net: Any = None
+        self.max_chips: int = 1
 
 
 def _build_flow(s: _Sections, name: str, graph: Any, float_graph: Any, source: Optional[str], cfg: GateConfig,
@@ -222,6 +223,7 @@ def _build_flow(s: _Sections, name: str, graph: Any, float_graph: Any, source: O
 
     sec = FLOW_SECTIONS[name]
     out = _Build()
+    out.max_chips = max(1, int(cfg.max_chips))
     from harness.run.options import profile_atoms, reference_options
 
     opts = emulator_options(graph, profile=cfg.profile)
@@ -238,7 +240,8 @@ def _build_flow(s: _Sections, name: str, graph: Any, float_graph: Any, source: O
     flat = None
     with s.section(sec["rules"], source):
         flat = flatten_graph(graph, file=source)
-        out.rules = _violations(check_design_rules(flat, net=out.net, options=opts, atoms_per_core=out.atoms or None))
+        out.rules = _violations(check_design_rules(flat, net=out.net, options=opts, atoms_per_core=out.atoms or None,
+                                                   max_chips=out.max_chips))
     # the weight memory needs only the graph (a graph the chip cannot run still has its bytes counted);
     # the deployed footprint needs the lowered network
     with s.section(sec["memory"], source):
@@ -255,10 +258,10 @@ def _build_flow(s: _Sections, name: str, graph: Any, float_graph: Any, source: O
     return out
 
 
-def _chip_fit(net: Any, atoms: Dict[str, int], chosen: Dict[str, int]) -> ChipFit:
+def _chip_fit(net: Any, atoms: Dict[str, int], chosen: Dict[str, int], max_chips: int = 1) -> ChipFit:
     from s2emu.chip import map_to_chip
 
-    chip = map_to_chip(net, atoms_per_core=atoms or None)
+    chip = map_to_chip(net, atoms_per_core=atoms or None, max_chips=max_chips, dram_rows=max_chips > 1)
     t = chip.total
     failing = [FailingLayer(r.name, f"needs {r.max_bytes_per_pe:,} B on one PE, more than the "
                                     f"{chip.spec.data_sram_per_pe:,} B of data SRAM")
@@ -303,7 +306,7 @@ def _memory_summary(s: _Sections, builds: Dict[str, _Build]) -> Optional[MemoryS
                       layers=m.layers)
     if ptq is not None and ptq.net is not None:
         with s.section("chip"):
-            kw["chip"] = _chip_fit(ptq.net, ptq.atoms, ptq.chosen)
+            kw["chip"] = _chip_fit(ptq.net, ptq.atoms, ptq.chosen, ptq.max_chips)
     if len(kw) == 1 and not flows:
         return None
     return MemorySummary(**kw)
@@ -435,8 +438,8 @@ def _sweep_flows(s: _Sections, cfg: GateConfig, ptq_flow: Optional[Flow], float_
 
 
 def _run_flows(s: _Sections, cfg: GateConfig, builds: Dict[str, _Build], sweep_flows: Dict[float, Optional[Flow]],
-               spikes: np.ndarray) -> Dict[str, FlowRun]:
-    """One FlowRun per flow, fed every batch of ``spikes``."""
+               spikes: np.ndarray, runner: Optional[Callable[..., None]] = None) -> Dict[str, FlowRun]:
+    """One FlowRun per flow, fed every batch of ``spikes`` (by ``runner``, default :func:`run_batches`)."""
     from tqdm.auto import tqdm
 
     threads = engine_threads()
@@ -450,12 +453,13 @@ def _run_flows(s: _Sections, cfg: GateConfig, builds: Dict[str, _Build], sweep_f
             f.samples = min(n, cfg.sweep_samples or n)
             runs[f.name] = FlowRun(f, guard=s, threads=threads)
     with tqdm(total=n, desc="s2gate evaluate", unit="sample", disable=not cfg.progress, leave=False) as bar:
-        run_batches(list(runs.values()), spikes, cfg.batch_size, progress=bar.update)
+        (runner or run_batches)(list(runs.values()), spikes, cfg.batch_size, progress=bar.update)
     return runs
 
 
 def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] = None,
-             quantizer: Optional[Quantizer] = None, debug: bool = False) -> Evaluation:
+             quantizer: Optional[Quantizer] = None, debug: bool = False,
+             runner: Optional[Callable[..., None]] = None) -> Evaluation:
     """Run everything the gate checks (see the module docstring).
 
     Args:
@@ -464,6 +468,9 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
         quantizer: replaces ``harness.quantize.quantize_ptq`` (same signature and result type);
             the gate's own tests use it to inject a broken quantizer.
         debug: let unexpected exceptions (bugs) propagate instead of recording them.
+        runner: feeds the data to the flow runs, ``runner(runs, spikes, batch_size, progress=...)``;
+            default :func:`~harness.gate.flow.run_batches` (here, in sample order);
+            :class:`harness.distributed.DaskRunner` shards it over a Dask cluster (same result).
     """
     s = _Sections(debug=debug or bool(os.environ.get("S2GATE_DEBUG")))
     cfg = config
@@ -483,7 +490,7 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
     sweep_flows = _sweep_flows(s, cfg, ptq_flow, m.float_graph, quantizer)
     runs: Dict[str, FlowRun] = {}
     if s.ok("data") and spikes is not None and builds:
-        runs = _run_flows(s, cfg, builds, sweep_flows, spikes)
+        runs = _run_flows(s, cfg, builds, sweep_flows, spikes, runner)
     ev_kw: Dict[str, Any] = {}
     if runs:
         ev_kw.update(_collect(s, runs, builds, sweep_flows, labels, cfg, q, m.float_graph, m.qat_graph))
@@ -503,12 +510,38 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
             quantization["ptq"] = ptq_layers(q)
         if m.qat_graph is not None:
             quantization["qat"] = code_layers(m.qat_graph)
+    # board placement, packets, real-time budget and energy at the recorded activity (issue 17)
+    realtime = None
+    if "ptq" in runs and builds["ptq"].net is not None and ev_kw.get("layers", {}).get("ptq"):
+        with s.section("realtime", cfg.model):
+            realtime = realtime_section(cfg, builds["ptq"].net, builds["ptq"].atoms, ev_kw["layers"]["ptq"],
+                                        input_rate(spikes), int(spikes.shape[1]))
     hil = _hil(s, cfg, builds.get("ptq"), spikes)  # the board flow
     return Evaluation(schema=SCHEMA, digest=cfg.digest(), config=cfg_json, errors=dict(sorted(s.errors.items())),
                       data=info, ran=bool(runs), memory=memory,
                       design_rules={k: b.rules for k, b in builds.items() if b.rules is not None},
                       auto_atoms={k: b.chosen for k, b in builds.items() if b.chosen}, neurobench=nb, hil=hil,
-                      quantization=quantization, vendor_semantics=vendor, **ev_kw)
+                      quantization=quantization, vendor_semantics=vendor, realtime=realtime, **ev_kw)
+
+
+def input_rate(spikes: np.ndarray) -> float:
+    """Input spikes per input neuron per tick over all samples (an exact count over a size)."""
+    return int(np.count_nonzero(spikes)) / int(spikes.size) if spikes.size else 0.0
+
+
+def realtime_section(cfg: GateConfig, net: Any, atoms: Dict[str, int], layers: Sequence[Any], in_rate: float,
+                     ticks: int) -> Dict[str, Any]:
+    """``Evaluation.realtime``: :func:`s2emu.timing.estimate` of the PTQ network on up to
+    ``cfg.max_chips`` chips at the recorded activity (each layer's mean int8 spike rate on the
+    emulator, the input's mean rate), ``cfg.sys_tick`` seconds per tick, ``ticks`` ticks per inference."""
+    from s2emu.timing import TimingSpec, estimate
+
+    rates: Dict[str, float] = {r.name: float(r.rate_int8) for r in layers}
+    rates[net.input_name] = float(in_rate)
+    out = estimate(net, rates, max_chips=max(1, int(cfg.max_chips)), atoms_per_core=atoms or None, ticks=ticks,
+                   timing=TimingSpec(sys_tick_s=float(cfg.sys_tick)))
+    out["activity"] = "recorded: mean int8 spike rate per layer on the emulator (PTQ), mean input rate"
+    return out
 
 
 def _with(nb: Optional[NeuroBench], **changes: Any) -> NeuroBench:
@@ -621,7 +654,8 @@ def _hil(s: _Sections, cfg: GateConfig, build: Optional[_Build], spikes: Optiona
     return Hil(status="error")
 
 
-def sweep(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> Dict[str, Any]:
+def sweep(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+          runner: Optional[Callable[..., None]] = None) -> Dict[str, Any]:
     """PTQ accuracy on the emulator at each of ``config.sweep`` percentiles, and the float accuracy.
 
     Each percentile is a :class:`~harness.gate.flow.Flow` (predictions only); the float model
@@ -662,7 +696,7 @@ def sweep(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] =
         clipped[p] = sum(r.clipped_fraction * r.n_weights for r in q.layers) / n_w if n_w else 0.0
     N = int(spikes.shape[0])
     with tqdm(total=N, desc="s2gate sweep", unit="sample", disable=not config.progress, leave=False) as bar:
-        run_batches(list(runs.values()), spikes, config.batch_size, progress=bar.update)
+        (runner or run_batches)(list(runs.values()), spikes, config.batch_size, progress=bar.update)
     cfg = config.as_dict()
     for key in ("report", "batch_size", "progress"):
         cfg.pop(key, None)

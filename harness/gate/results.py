@@ -283,7 +283,7 @@ class Evaluation(JsonRecord):
     the JSON then.
     """
 
-    _OMIT_NONE = ("data", "memory", "hil", "vendor_semantics")
+    _OMIT_NONE = ("data", "memory", "hil", "vendor_semantics", "realtime")
 
     schema: int = SCHEMA
     digest: str = ""
@@ -307,6 +307,9 @@ class Evaluation(JsonRecord):
     confusion: Dict[str, Dict[str, List[List[int]]]] = field(default_factory=dict)
     #: the converter's own change of meaning on the float model (``harness.vendor_semantics``), or None
     vendor_semantics: Optional[Dict[str, Any]] = None
+    #: board placement, packets, real-time budget and energy of the PTQ flow at the recorded
+    #: activity (:func:`s2emu.timing.estimate`, JSON-ready); None when not computed
+    realtime: Optional[Dict[str, Any]] = None
 
     # ---- the version-1 "accuracy" dict, derived
     def accuracy(self) -> Dict[str, float]:

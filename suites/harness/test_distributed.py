@@ -1,8 +1,8 @@
 """The gate's evaluation sharded over dask.distributed (``harness.distributed``).
 
 The distributed result is compared with the serial one as JSON bytes (every float to the last
-bit); one test kills a worker of the LocalCluster while shards are running and still gets the
-serial result. Small runs: the bundled models on 12 stand-in samples, batches of 2, a
+bit); one test kills a worker of the LocalCluster while (shard, flow) tasks are running and still
+gets the serial result. Small runs: the bundled models on 12 stand-in samples, batches of 2, a
 LocalCluster of 2 processes with one thread each.
 """
 from __future__ import annotations
@@ -15,16 +15,14 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from harness.distributed import (  # noqa: E402
-    _shard_config, cluster_client, evaluate_distributed, shard_bounds, sweep_distributed,
-)
+from harness.distributed import cluster_client, evaluate_distributed, shard_bounds, sweep_distributed  # noqa: E402
 from harness.gate.config import GateConfig  # noqa: E402
 
 CFG = GateConfig(samples=12, batch_size=2, sweep=(99.0, 100.0))
 
 
 def _bytes(ev) -> str:
-    return json.dumps(ev, sort_keys=True)
+    return json.dumps(ev.to_json() if hasattr(ev, "to_json") else ev, sort_keys=True)
 
 
 def test_shard_bounds_whole_batches():
@@ -33,15 +31,6 @@ def test_shard_bounds_whole_batches():
     assert shard_bounds(10, 3, 3) == [(0, 6), (6, 9), (9, 10)]   # 4 batches over 3 shards: 2, 1, 1
     assert shard_bounds(10, 3, 99) == [(0, 3), (3, 6), (6, 9), (9, 10)]
     assert shard_bounds(1, 64, 4) == [(0, 1)]
-
-
-def test_shard_config_sweep_and_hardware_in_the_loop():
-    cfg = GateConfig(sweep_samples=5, backend="board", board_host="10.0.0.1", samples=12)
-    # sweep over the first 5 samples: shard [0,4) all of it, [4,8) one sample, [8,12) none
-    assert _shard_config(cfg, 0, 4, 12).sweep_samples is None and _shard_config(cfg, 0, 4, 12).backend == "board"
-    s1 = _shard_config(cfg, 4, 8, 12)
-    assert s1.sweep_samples == 1 and s1.backend == "emulator" and s1.samples is None
-    assert _shard_config(cfg, 8, 12, 12).sweep == ()
 
 
 def test_without_dask_the_error_says_how_to_install(monkeypatch):
@@ -80,8 +69,13 @@ def serial():
 def test_distributed_equals_serial(client, serial):
     from harness.gate.checks import run_checks
 
-    assert not serial["errors"]
-    dist = evaluate_distributed(CFG, client, shards=4)
+    assert not serial.errors
+    from harness.distributed import DaskRunner
+    from harness.gate.evaluate import evaluate
+
+    runner = DaskRunner(client, shards=4)
+    dist = evaluate(CFG, runner=runner)
+    assert not runner.fell_back  # the shards ran on the cluster and were merged
     assert _bytes(dist) == _bytes(serial)
     assert [c.as_dict() for c in run_checks(dist)] == [c.as_dict() for c in run_checks(serial)]
 
@@ -119,4 +113,31 @@ def test_unreadable_model_falls_back_to_the_serial_errors(client, tmp_path):
 
     cfg = CFG.replace(model=str(tmp_path / "missing.nir"))
     dist = evaluate_distributed(cfg, client)
-    assert dist["errors"] and _bytes(dist) == _bytes(evaluate(cfg))
+    assert dist.errors and _bytes(dist) == _bytes(evaluate(cfg))
+
+
+def _summary_lines(out: str):
+    """The printed checks / accuracy / equivalence / NeuroBench tables (no timing, no paths)."""
+    return [l for l in out.splitlines() if l.strip() and not l.startswith(("report:", "s2gate gate:"))]
+
+
+@pytest.mark.slow
+def test_gate_cli_workers_2_same_checks_and_values(capsys):
+    from harness.cli import main
+
+    args = ["gate", "--samples", "8", "--batch-size", "2", "--sweep", "100", "--quiet", "--no-report"]
+    rc_serial = main(args)
+    serial = capsys.readouterr().out
+    rc_dist = main(args + ["--workers", "2"])
+    dist = capsys.readouterr().out
+    assert rc_dist == rc_serial
+    assert _summary_lines(dist) == _summary_lines(serial)
+    assert "equivalence.ptq" in serial and "accuracy.qat" in serial
+
+
+def test_gate_cli_workers_and_scheduler_are_exclusive(capsys):
+    from harness.cli import main
+
+    assert main(["gate", "--samples", "2", "--quiet", "--no-report", "--workers", "2", "--scheduler",
+                 "tcp://127.0.0.1:1"]) == 2
+    assert "either a number of workers or a scheduler" in capsys.readouterr().err

@@ -104,6 +104,9 @@ def sections(ev: Any, checks: Sequence[Check], provenance: Optional[Provenance] 
                            paragraphs=[f"Each PE has {sram:,} B of data SRAM; a population is split over PEs of at "
                                        "most 'atoms/PE' neurons; '(auto)': chosen by the gate as the largest number "
                                        "that fits." if sram else "Chip map of the PTQ model."]))
+    board = board_section(ev)
+    if board is not None:
+        out.append(board)
     quant = Section("Quantization per layer")
     for flow, caption in (("ptq", "PTQ: λ maps float weights to int8 codes"),
                           ("qat", "Q-SNN: the codes it was exported with")):
@@ -132,6 +135,39 @@ def sections(ev: Any, checks: Sequence[Check], provenance: Optional[Provenance] 
     if provenance is not None:
         out.append(Section("Provenance", tables=[Table(["what", "value"], provenance.rows())]))
     return out
+
+
+def board_section(ev: Dict[str, Any]) -> Optional[Section]:
+    """Chips, per-chip PEs / SRAM / DRAM, inter-chip packets, worst PE's load per tick, energy (issue 17)."""
+    rt = ev.get("realtime")
+    if not rt:
+        return None
+    rows = [[str(c["chip"]), "-" if c["xy"] is None else f"{c['xy'][0]},{c['xy'][1]}", str(c["pes"]),
+             f"{c['sram_bytes']:,}", f"{c['dram_bytes']:,}", ", ".join(c["populations"])] for c in rt["per_chip"]]
+    paras = [f"Placement of the PTQ model on up to {rt['max_chips']} chip(s) of a 48-chip board: {rt['chips']} used, "
+             "a layer's PEs kept together" + ("." if rt["fits"] else "; does not fit: " + "; ".join(rt["reasons"]) + ".")]
+    if rt.get("inter_chip_packets_per_tick") is not None:
+        b = rt.get("busiest_link")
+        paras.append(f"Activity: {rt.get('activity', 'recorded')}. Inter-chip packets per tick: "
+                     f"{rt['inter_chip_packets_per_tick']:.2f}" + (
+                         f"; busiest link chip {b['from']} -> {b['to']}: {b['packets_per_tick']:.2f} packets per tick "
+                         f"({100 * b['load']:.1f} % of its inferred capacity)" if b else "") + ".")
+    r = rt.get("realtime")
+    if r:
+        w = r["worst_pe"] or {}
+        paras.append(f"Real-time: worst PE {w.get('index')} (layer '{w.get('population')}', {w.get('model')}, chip "
+                     f"{w.get('chip')}) needs {w.get('cycles', 0):,.0f} of {r['cycles_per_tick_budget']:,.0f} cycles per "
+                     f"tick = {r['worst_load']:.3f} of the tick; {r['pes_over_budget']} PE(s) over budget (PE clock "
+                     f"{r['constants']['clock_hz'] / 1e6:g} MHz, sys_tick {1e3 * r['constants']['sys_tick_s']:g} ms; "
+                     "cycle costs per operation inferred: s2emu/timing.py).")
+    e = rt.get("energy")
+    if e:
+        paras.append(f"Energy per inference ({e['ticks']} ticks): {e['joules']:.3g} J (static {e['static_j']:.3g}, "
+                     f"ARM {e['compute_j']:.3g}, MLA {e['mla_j']:.3g}, links {e['links_j']:.3g}) = "
+                     f"{e['ratio_to_study']:.2g} x the study's {e['study_joules']} J per gesture. Assumptions: "
+                     f"{e['assumptions']}.")
+    return Section("Board: chips, packets, real-time budget, energy", paragraphs=paras,
+                   tables=[Table(["chip", "x,y", "PEs", "SRAM B", "DRAM B", "layers"], rows)])
 
 
 # ---------------------------------------------------------------- Markdown
