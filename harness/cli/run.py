@@ -53,7 +53,10 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     add_conversion_arguments(p, title="discretisation (both backends) and conversion (emulator: py-spinnaker2's "
                                       "s2_nir options)")
     r = p.add_argument_group("reference backend")
-    r.add_argument("--preset", default=None, help="nir (default), norse, snntorch, rockpool, sinabs, spinnaker2")
+    from reference.discretisation import PRESETS
+
+    r.add_argument("--preset", default=None, choices=sorted(PRESETS), metavar="PRESET",
+                   help="discretisation of one framework: " + ", ".join(sorted(PRESETS)) + " (default nir)")
     for flag, (_, choices) in REFERENCE_FLAGS.items():
         r.add_argument(flag, choices=choices, help=REFERENCE_HELP[flag] + " (default: the preset's)")
     r.add_argument("--float32", action="store_true", help="simulate in float32 (default float64)")
