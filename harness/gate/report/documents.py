@@ -150,6 +150,8 @@ def threshold_ablation_section(ev: Dict[str, Any]) -> Optional[Section]:
     a = ev.get("threshold_ablation")
     if not a:
         return None
+    from harness.quantize.thresholds import DEFAULT_FACTORS
+
     pops = list(a["populations"])
     rows = [[r["variant"], f"{r['accuracy']:.2f}", f"{r['agreement']:.2f}"]
             + [f"{r['rates'][p]:.4f}" if p in r["rates"] else "-" for p in pops] for r in a["rows"]]
@@ -157,7 +159,8 @@ def threshold_ablation_section(ev: Dict[str, Any]) -> Optional[Section]:
     paras = [f"PTQ at p = {a['percentile']:g} on the first {a['samples']} test samples; float reference preset "
              f"{a['preset']}. 'scaled': every population's threshold, reset and leak voltages multiplied by the λ of "
              "its weights (what s2gate deploys); 'unscaled': the same int8 codes with the float thresholds; "
-             "'searched': the scaled thresholds times a factor per population (0.8 to 1.25) chosen to best agree with "
+             f"'searched': the scaled thresholds times a factor per population ({min(DEFAULT_FACTORS):g} to "
+             f"{max(DEFAULT_FACTORS):g}) chosen to best agree with "
              f"the float model on {a['calibration_samples']} calibration samples: {a['calibration_source']}. "
              "Rates in spikes per neuron per tick; agreement = same predicted class as the float reference."]
     if "scaled" in by and "unscaled" in by:
