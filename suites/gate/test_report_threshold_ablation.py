@@ -124,3 +124,21 @@ def test_option_is_in_the_digest_and_on_both_interfaces():
     assert cfg.threshold_ablation is True and cfg.threshold_ablation_samples == 8
     with pytest.raises(Exception, match="threshold-ablation samples must be >= 1"):
         GateConfig(threshold_ablation_samples=0)
+
+
+def test_calibration_samples_come_from_the_file_else_the_other_split(tmp_path):
+    import numpy as np
+
+    from harness.data import standin_split
+    from harness.gate.config import GateConfig
+    from harness.gate.evaluate import ablation_calibration
+
+    x = np.zeros((10, 20, 2, 32, 32), dtype=bool)
+    x[:, 3, 0, 1, 1] = True
+    path = tmp_path / "cal.npz"
+    np.savez(path, spikes=x)
+    cal, where = ablation_calibration(GateConfig(qat_model=None, calibrate=str(path), threshold_ablation_samples=4), 20)
+    assert cal.shape == (4, 20, 2, 32, 32) and np.array_equal(cal, x[:4]) and "cal.npz" in where
+    cal, where = ablation_calibration(GateConfig(qat_model=None, split="train", threshold_ablation_samples=3), 20)
+    expected, _ = standin_split("test", seed=0, n=3)
+    assert np.array_equal(cal, expected) and "test split" in where

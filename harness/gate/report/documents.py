@@ -163,6 +163,9 @@ def threshold_ablation_section(ev: Dict[str, Any]) -> Optional[Section]:
              f"{max(DEFAULT_FACTORS):g}) chosen to best agree with "
              f"the float model on {a['calibration_samples']} calibration samples: {a['calibration_source']}. "
              "Rates in spikes per neuron per tick; agreement = same predicted class as the float reference."]
+    if (ev.get("config") or {}).get("calibrate") or (ev.get("config") or {}).get("profile"):
+        paras.append("The ablation quantizes at the fixed percentile and runs the model's own conversion options: "
+                     "the calibrated percentiles and the vendor profile of the gate's PTQ flow are not applied here.")
     if "scaled" in by and "unscaled" in by:
         sc, un, se = by["scaled"], by["unscaled"], by.get("searched")
         lesson = (f"What it shows: thresholds must be scaled with the weights. Left unscaled they are λ times too low "
