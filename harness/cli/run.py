@@ -55,7 +55,8 @@ def add_parser(sub: "argparse._SubParsersAction") -> argparse.ArgumentParser:
     r = p.add_argument_group("reference backend")
     from reference.discretisation import PRESETS
 
-    r.add_argument("--preset", default=None, choices=sorted(PRESETS), metavar="PRESET",
+    # no argparse choices: an unknown name gets the reference's own one-line error, naming the presets
+    r.add_argument("--preset", default=None, metavar="PRESET",
                    help="discretisation of one framework: " + ", ".join(sorted(PRESETS)) + " (default nir)")
     for flag, (_, choices) in REFERENCE_FLAGS.items():
         r.add_argument(flag, choices=choices, help=REFERENCE_HELP[flag] + " (default: the preset's)")
