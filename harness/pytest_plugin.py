@@ -41,6 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--s2-calibrate", default=None, metavar="CAL.npz",
                 help="PTQ with each population's percentile chosen on these samples (array 'spikes', disjoint from the "
                      "test split) instead of --s2-percentile")
+    from harness.cli.options import add_threshold_ablation_arguments
+
+    add_threshold_ablation_arguments(g, prefix="s2-")  # --s2-threshold-ablation --s2-threshold-ablation-samples
     g.addoption("--s2-backend", default="emulator", choices=("emulator", "board"),
                 help="emulator (default) or board: also run the board and compare it with the emulator")
     g.addoption("--s2-board-host", default=None, metavar="IP", help="the SpiNNaker2 board's Ethernet IP")
@@ -147,6 +150,8 @@ def config_from_options(config: pytest.Config) -> "Any":
         no_auto_atoms=opt("--s2-no-auto-atoms"), strict=opt("--s2-strict"),
         binarize=opt("--s2-binarize"), profile=opt("--s2-profile"),
         vendor_semantics_budget=opt("--s2-vendor-semantics-budget"), calibrate=opt("--s2-calibrate"),
+        threshold_ablation=opt("--s2-threshold-ablation") or None,
+        threshold_ablation_samples=opt("--s2-threshold-ablation-samples"),
         max_chips=opt("--s2-max-chips"), sys_tick=opt("--s2-sys-tick"), enforce_realtime=opt("--s2-enforce-realtime") or None)
 
 

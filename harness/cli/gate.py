@@ -41,6 +41,9 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> argparse.ArgumentPar
     g.add_argument("--calibrate", metavar="CAL.npz", default=None,
                    help="choose each population's PTQ percentile (99-100) on these samples (.npz with an array "
                         "'spikes', disjoint from the test split) instead of --percentile")
+    from harness.cli.options import add_threshold_ablation_arguments
+
+    add_threshold_ablation_arguments(g)  # --threshold-ablation --threshold-ablation-samples
     g.add_argument("--sweep", type=float, nargs="*", default=None, metavar="P",
                    help="percentiles of the report's accuracy-against-percentile plot (default 99 99.9 100; "
                         "--sweep with no value: no sweep)")
@@ -89,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
                  min_memory_reduction=args.min_memory_reduction, strict=args.strict, qat_model=args.qat_model,
                  max_chips=args.max_chips, sys_tick=args.sys_tick, enforce_realtime=args.enforce_realtime or None,
                  profile=args.profile, vendor_semantics_budget=args.vendor_semantics_budget,
-                 calibrate=args.calibrate,
+                 calibrate=args.calibrate, threshold_ablation=args.threshold_ablation or None,
+                 threshold_ablation_samples=args.threshold_ablation_samples,
                  report=None if args.no_report else os.path.abspath(args.report))
     if args.sweep is not None:
         extra["sweep"] = tuple(args.sweep)

@@ -394,6 +394,19 @@ def add_budget_arguments(parser: argparse.ArgumentParser, which: Tuple[str, ...]
     return g
 
 
+def add_threshold_ablation_arguments(parser: "argparse._ActionsContainer", prefix: str = "") -> None:
+    """``--threshold-ablation`` and ``--threshold-ablation-samples N`` (pytest: ``prefix="s2-"``); defaults:
+    GateConfig's. Works on an argparse parser or group and on pytest's option group (same ``add``)."""
+    add = getattr(parser, "add_argument", None) or parser.addoption  # type: ignore[attr-defined]
+    n = _gate_default("threshold_ablation_samples")
+    add(f"--{prefix}threshold-ablation", action="store_true", default=False,
+        help="add the threshold-scaling ablation to the report: the PTQ graph on the emulator with thresholds scaled "
+             "with the weights, left unscaled and searched on calibration samples (the --calibrate file, else the "
+             "dataset's other split)")
+    add(f"--{prefix}threshold-ablation-samples", type=int, default=n, metavar="N",
+        help=f"test samples of the ablation and calibration samples of its search (default {n})")
+
+
 def add_report_arguments(parser: argparse.ArgumentParser, default: str = "s2gate-report") -> None:
     """``--report DIR`` and ``--no-report``."""
     parser.add_argument("--report", default=default, metavar="DIR", type=output_dir,

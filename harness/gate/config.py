@@ -113,6 +113,12 @@ class GateConfig:
     vendor_semantics_budget: Optional[float] = None
     #: calibration inputs (.npz, array ``spikes``) for calibrated PTQ (harness.quantize.calibrate); None: fixed percentile
     calibrate: Optional[str] = None
+    #: add the threshold-scaling ablation to the report (scaled / unscaled / searched thresholds on the emulator,
+    #: :mod:`harness.quantize.thresholds`); off by default (it lowers and runs the PTQ graph a few dozen times)
+    threshold_ablation: bool = False
+    #: test samples of the ablation (the first N of the split) and calibration samples of its search (the first N
+    #: of ``calibrate``, else of the other split of the dataset)
+    threshold_ablation_samples: int = 64
 
     #: fields that do not change any number of the evaluation (left out of the digest)
     NOT_IN_DIGEST = ("report", "batch_size", "progress", "ptq_budget", "qat_budget", "min_memory_reduction", "strict",
@@ -124,6 +130,11 @@ class GateConfig:
 
             raise InputDataError(f"max chips must be >= 1 and the tick > 0 s (got {self.max_chips}, {self.sys_tick})",
                                  rule="bad-option", hint="e.g. --max-chips 48 --sys-tick 2e-3")
+        if int(self.threshold_ablation_samples) < 1:
+            from s2common.errors import InputDataError
+
+            raise InputDataError(f"threshold-ablation samples must be >= 1 (got {self.threshold_ablation_samples})",
+                                 rule="bad-option", hint="e.g. --threshold-ablation-samples 64")
         if self.profile is not None:
             from s2emu.profiles import get_profile
 

@@ -517,11 +517,68 @@ def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]
             realtime = realtime_section(cfg, builds["ptq"].net, builds["ptq"].atoms, ev_kw["layers"]["ptq"],
                                         input_rate(spikes), int(spikes.shape[1]))
     hil = _hil(s, cfg, builds.get("ptq"), spikes)  # the board flow
+    ablation = None  # scaled / unscaled / searched thresholds (opt-in, issue 14)
+    if cfg.threshold_ablation and s.ok("model", "data") and spikes is not None and m.float_graph is not None:
+        with s.section("threshold_ablation", cfg.model):
+            ablation = threshold_ablation_section(cfg, m.float_graph, spikes, labels)
     return Evaluation(schema=SCHEMA, digest=cfg.digest(), config=cfg_json, errors=dict(sorted(s.errors.items())),
                       data=info, ran=bool(runs), memory=memory,
                       design_rules={k: b.rules for k, b in builds.items() if b.rules is not None},
                       auto_atoms={k: b.chosen for k, b in builds.items() if b.chosen}, neurobench=nb, hil=hil,
-                      quantization=quantization, vendor_semantics=vendor, realtime=realtime, **ev_kw)
+                      quantization=quantization, vendor_semantics=vendor, realtime=realtime,
+                      threshold_ablation=ablation, **ev_kw)
+
+
+def ablation_calibration(cfg: GateConfig, ticks: int) -> Tuple[np.ndarray, str]:
+    """The threshold search's calibration inputs (N, T, *input_shape) and where they come from: the
+    first ``cfg.threshold_ablation_samples`` samples of the ``calibrate`` file, else of the dataset's
+    other split (``train`` for a ``test`` run), which is disjoint from the test split.
+
+    Raises:
+        InputDataError: a ``.npz`` dataset (it has no other split) without ``calibrate``.
+    """
+    from harness.flags import flag
+    from s2common.errors import InputDataError
+
+    n = int(cfg.threshold_ablation_samples)
+    if cfg.calibrate:
+        from harness.quantize.calibrate import load_calibration
+
+        x = load_calibration(cfg.calibrate)[:n]
+        where = f"the first {len(x)} samples of the calibration file {os.path.basename(cfg.calibrate)}"
+    elif cfg.dataset in ("stand-in", "dvsgesture"):
+        other = "train" if cfg.split == "test" else "test"
+        x, _ = load_data(cfg.replace(split=other, samples=n, progress=False), ticks)
+        where = f"the first {len(x)} samples of the {cfg.dataset} {other} split (disjoint from the {cfg.split} split)"
+    else:
+        raise InputDataError("the threshold ablation's search needs calibration samples, and a .npz dataset has no "
+                             "other split to take them from", file=cfg.dataset, rule="bad-option",
+                             hint=f"pass {flag('calibrate')} CAL.npz (samples disjoint from the test split)")
+    x = np.asarray(x)
+    if cfg.binarize:
+        x = x > 0
+    return x, where
+
+
+def threshold_ablation_section(cfg: GateConfig, float_graph: Any, spikes: np.ndarray, labels: np.ndarray
+                               ) -> "Any":
+    """``Evaluation.threshold_ablation``: :func:`harness.quantize.thresholds.threshold_ablation` of the PTQ
+    graph at ``cfg.percentile`` on the first ``cfg.threshold_ablation_samples`` test samples, the search
+    on as many calibration samples (:func:`ablation_calibration`)."""
+    from harness.quantize.thresholds import threshold_ablation
+
+    from .results import AblationVariant, ThresholdAblationResult
+
+    n = int(cfg.threshold_ablation_samples)
+    calib, where = ablation_calibration(cfg, int(spikes.shape[1]))
+    t = threshold_ablation(float_graph, spikes[:n], labels[:n], calib, model=os.path.basename(cfg.model),
+                           percentile=float(cfg.percentile), chunk=max(1, int(cfg.batch_size)))
+    return ThresholdAblationResult(
+        samples=int(t.samples), calibration_samples=int(t.calibration_samples), calibration_source=where,
+        percentile=float(t.percentile), preset=str(t.preset), populations=list(t.populations),
+        rows=[AblationVariant(variant=r.variant, accuracy=float(r.accuracy), agreement=float(r.agreement),
+                              rates={k: float(v) for k, v in r.rates.items()},
+                              factors={k: float(v) for k, v in r.factors.items()}) for r in t.rows])
 
 
 def input_rate(spikes: np.ndarray) -> float:

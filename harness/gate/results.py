@@ -274,6 +274,37 @@ class Hil(JsonRecord):
 
 
 @dataclass(frozen=True)
+class AblationVariant(JsonRecord):
+    """One row of the threshold ablation: ``variant`` (``float``, ``scaled``, ``unscaled``, ``searched``),
+    accuracy and agreement with the float reference's predicted class (percent), spike rate per
+    population (spikes / neuron / tick) and threshold factor per population relative to the scaled one."""
+
+    variant: str
+    accuracy: float
+    agreement: float
+    rates: Dict[str, float] = field(default_factory=dict)
+    factors: Dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ThresholdAblationResult(JsonRecord):
+    """The threshold-scaling ablation (:func:`harness.quantize.thresholds.threshold_ablation`) of the PTQ
+    graph at ``percentile`` on ``samples`` test samples; the search ran on ``calibration_samples``
+    samples of ``calibration_source`` (the ``--calibrate`` file, or the dataset's other split)."""
+
+    samples: int
+    calibration_samples: int
+    calibration_source: str
+    percentile: float
+    preset: str
+    populations: List[str]
+    rows: List[AblationVariant]
+
+    def row(self, variant: str) -> AblationVariant:
+        return next(r for r in self.rows if r.variant == variant)
+
+
+@dataclass(frozen=True)
 class Evaluation(JsonRecord):
     """Everything the gate judges (no timestamps, no timings: the same inputs give the same JSON).
 
@@ -283,7 +314,7 @@ class Evaluation(JsonRecord):
     the JSON then.
     """
 
-    _OMIT_NONE = ("data", "memory", "hil", "vendor_semantics", "realtime")
+    _OMIT_NONE = ("data", "memory", "hil", "vendor_semantics", "realtime", "threshold_ablation")
 
     schema: int = SCHEMA
     digest: str = ""
@@ -310,6 +341,8 @@ class Evaluation(JsonRecord):
     #: board placement, packets, real-time budget and energy of the PTQ flow at the recorded
     #: activity (:func:`s2emu.timing.estimate`, JSON-ready); None when not computed
     realtime: Optional[Dict[str, Any]] = None
+    #: scaled / unscaled / searched thresholds of the PTQ graph (``threshold_ablation`` option), or None
+    threshold_ablation: Optional[ThresholdAblationResult] = None
 
     # ---- the version-1 "accuracy" dict, derived
     def accuracy(self) -> Dict[str, float]:

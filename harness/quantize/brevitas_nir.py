@@ -55,7 +55,7 @@ from s2common.errors import QuantizationError
 from s2common.graph import node_type
 
 from .format import BIAS_TYPES, BITS, META_KEY, POPULATION_PARAMS, WEIGHT_TYPES, quant_meta, scale_array, source_digest
-from .ptq import _cast_checked, _flatten
+from .ptq import _cast_checked, _flatten, _scale_population_params
 from .topology import analyse
 
 FORMAT = "brevitas_to_nir"
@@ -253,7 +253,7 @@ def from_brevitas_nir(graph: object, *, file: Optional[str] = None) -> Tuple[obj
             node.metadata = meta
         for pp in g.populations:
             node = flat.nodes[pp]
-            _scale_voltages(node, lam, pp)
+            _scale_population_params(node, lam, pp)
             node.metadata = dict(_meta(node))
             node.metadata[META_KEY] = dict(common, bits=BITS, per_channel=bool(lam.ndim),
                                            scale=lam.tolist() if lam.ndim else float(lam))
@@ -264,21 +264,6 @@ def from_brevitas_nir(graph: object, *, file: Optional[str] = None) -> Tuple[obj
     out.metadata = dict(getattr(out, "metadata", None) or {})
     out.metadata[META_KEY] = dict(common, bits=BITS, per_channel=any_per_channel)
     return out, warnings
-
-
-def _scale_voltages(node: object, lam: np.ndarray, where: str) -> None:
-    """Multiply the population's voltages by lambda = 1 / scale (per channel over the first axis)."""
-    for param in POPULATION_PARAMS[node_type(node)]:
-        v = getattr(node, param, None)
-        if v is None:
-            continue
-        arr = np.asarray(v)
-        dtype = arr.dtype if arr.dtype.kind == "f" else np.dtype(np.float32)
-        shape = arr.shape
-        if lam.ndim:
-            shape = np.broadcast_shapes(arr.shape, (len(lam),) + (1,) * max(arr.ndim - 1, 0)) if arr.ndim else lam.shape
-        setattr(node, param, _cast_checked(np.broadcast_to(arr.astype(np.float64), shape) * scale_array(lam, shape),
-                                           dtype, param, where))
 
 
 def describe(graph: object) -> Optional[Dict[str, Any]]:

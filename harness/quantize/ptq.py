@@ -341,6 +341,13 @@ def _cast_checked(values: np.ndarray, dtype: np.dtype, param: str, where: Option
 
 
 def _scale_population_params(node: object, lam: np.ndarray, where: Optional[str] = None) -> None:
+    """Multiply a population's voltages (threshold, reset, leak: ``POPULATION_PARAMS``) by lambda in place.
+
+    ``lam``: a scalar, or one value per output channel broadcast over the first axis of each
+    voltage (a scalar voltage becomes one per channel). Float voltages keep their dtype, others
+    become float32; a value that does not fit raises QuantizationError naming ``where``.
+    Used by PTQ and by the Brevitas-export reader (:mod:`harness.quantize.brevitas_nir`).
+    """
     for param in POPULATION_PARAMS[node_type(node)]:
         v = getattr(node, param, None)
         if v is None:

@@ -117,6 +117,9 @@ def sections(ev: Any, checks: Sequence[Check], provenance: Optional[Provenance] 
     if quant.tables:
         quant.plots = [p for p in ("weight_histograms",) if p in plots]
         out.append(quant)
+    ablation = threshold_ablation_section(ev)
+    if ablation is not None:
+        out.append(ablation)
     mem = ev.get("memory") or {}
     if mem.get("layers"):
         rows = [[r["name"], f"{r['float32_bytes']:,}", f"{r['int8_bytes']:,}", r.get("storage", "int8"),
@@ -135,6 +138,48 @@ def sections(ev: Any, checks: Sequence[Check], provenance: Optional[Provenance] 
     if provenance is not None:
         out.append(Section("Provenance", tables=[Table(["what", "value"], provenance.rows())]))
     return out
+
+
+ABLATION_TITLE = "Threshold scaling (ablation)"
+
+
+def threshold_ablation_section(ev: Dict[str, Any]) -> Optional[Section]:
+    """Float reference, then the PTQ graph on the emulator with thresholds scaled with the weights, left
+    unscaled and searched on calibration samples: accuracy, agreement, spike rate per population
+    (``Evaluation.threshold_ablation``; None when the option was off or it failed)."""
+    a = ev.get("threshold_ablation")
+    if not a:
+        return None
+    from harness.quantize.thresholds import DEFAULT_FACTORS
+
+    pops = list(a["populations"])
+    rows = [[r["variant"], f"{r['accuracy']:.2f}", f"{r['agreement']:.2f}"]
+            + [f"{r['rates'][p]:.4f}" if p in r["rates"] else "-" for p in pops] for r in a["rows"]]
+    by = {r["variant"]: r for r in a["rows"]}
+    paras = [f"PTQ at p = {a['percentile']:g} on the first {a['samples']} test samples; float reference preset "
+             f"{a['preset']}. 'scaled': every population's threshold, reset and leak voltages multiplied by the λ of "
+             "its weights (what s2gate deploys); 'unscaled': the same int8 codes with the float thresholds; "
+             f"'searched': the scaled thresholds times a factor per population ({min(DEFAULT_FACTORS):g} to "
+             f"{max(DEFAULT_FACTORS):g}) chosen to best agree with "
+             f"the float model on {a['calibration_samples']} calibration samples: {a['calibration_source']}. "
+             "Rates in spikes per neuron per tick; agreement = same predicted class as the float reference."]
+    if (ev.get("config") or {}).get("calibrate") or (ev.get("config") or {}).get("profile"):
+        paras.append("The ablation quantizes at the fixed percentile and runs the model's own conversion options: "
+                     "the calibrated percentiles and the vendor profile of the gate's PTQ flow are not applied here.")
+    if "scaled" in by and "unscaled" in by:
+        sc, un, se = by["scaled"], by["unscaled"], by.get("searched")
+        lesson = (f"What it shows: thresholds must be scaled with the weights. Left unscaled they are λ times too low "
+                  f"in chip units, the neurons fire too often and accuracy falls from {sc['accuracy']:.2f} % to "
+                  f"{un['accuracy']:.2f} %")
+        if se is not None:
+            lesson += f"; searching the thresholds on calibration data gives {se['accuracy']:.2f} %"
+        paras.append(lesson + ".")
+    factors = (by.get("searched") or {}).get("factors") or {}
+    tables = [Table(["thresholds", "accuracy %", "agreement %"] + [f"rate {p}" for p in pops], rows)]
+    if factors:
+        tables.append(Table(["population", "searched factor"], [[p, f"{factors.get(p, 1.0):g}"] for p in pops],
+                            "threshold factor per population relative to the scaled threshold"))
+    return Section(ABLATION_TITLE, paragraphs=paras, tables=tables)
 
 
 def board_section(ev: Dict[str, Any]) -> Optional[Section]:
