@@ -115,6 +115,16 @@ class _Spiking(Neuron):
             return np.where(z, self.dtype.type(0), v)
         return np.where(z, self.v_reset, v)
 
+    def _reset_in_place(self, v: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """``_reset`` written into ``v`` (an array this step made): the same values, no copies."""
+        if self.disc.reset == "subtract":
+            np.subtract(v, self.th, out=v, where=z)
+        elif self.disc.reset == "to_zero":
+            np.copyto(v, self.dtype.type(0), where=z)
+        else:
+            np.copyto(v, np.broadcast_to(self.v_reset, v.shape), where=z)
+        return v
+
     def _integrate(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
@@ -142,9 +152,9 @@ class _Spiking(Neuron):
             self.v = self._reset(self.v, z)
             self.v = self._integrate(x)
         else:
-            v = self._integrate(x)
+            v = self._integrate(x)  # a new array: reset in place
             z = self._fire(v)
-            self.v = self._reset(v, z)
+            self.v = self._reset_in_place(v, z)
         self.z = z
         return z.astype(self.dtype)
 
@@ -156,11 +166,14 @@ class _Integrating:
     def _setup_integrating(self) -> None:
         r = _p(self.node, "r", self.shape)
         self.k = self._c(r * self.disc.dt if self.disc.if_input_scale == "1" else r)
+        self.k_is_one = bool(np.all(self.k == 1))  # 1 * x == x exactly: skip the product
         self.v0 = np.zeros(self.shape, dtype=self.dtype)
 
     def _integrate(self, x: np.ndarray) -> np.ndarray:
-        v = self.v + self.k * x
-        return v if self.folded is None else v + self.folded
+        v = self.v + (x if self.k_is_one else self.k * x)
+        if self.folded is not None:
+            v += self.folded
+        return v
 
 
 class Integrator(_Integrating, Neuron):

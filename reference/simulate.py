@@ -191,9 +191,7 @@ def simulate(graph: object, inputs: "np.ndarray | Sequence", *, preset: "str | D
             runners[name] = make_op(name, node, flat.in_shape[name], flat.out_shape[name], dt_)
     stateful = {n for n in flat.nodes if flat.type_of(n) in STATEFUL_TYPES}
 
-    prev = _rest_values(flat, order, preds, runners, stateful, dt_, batch)
-    for n in stateful:
-        runners[n].reset_state(batch, ticks)
+    rest = _rest_values(flat, order, preds, runners, stateful, dt_, batch)
 
     # what to record
     inp_name = flat.inputs[0]
@@ -221,9 +219,15 @@ def simulate(graph: object, inputs: "np.ndarray | Sequence", *, preset: "str | D
     recorded_nodes = {n for n, _ in rec}
 
     x_all = arr.astype(dt_, copy=False)
-    uses_torch = any(flat.type_of(n) in ("Conv1d", "Conv2d") for n in flat.nodes)
+    uses_torch = any(flat.type_of(n) in ("Conv1d", "Conv2d", "Affine", "Linear") for n in flat.nodes)
+    step = block_samples(flat, dt_)
     with (torch_single_thread() if uses_torch else contextlib.nullcontext()):
-        prev = _run_ticks(order, preds, runners, stateful, prev, x_all, inp_name, rec, recorded_nodes)
+        for lo in range(0, batch, step):  # every sample's values are independent of its block
+            hi = min(batch, lo + step)
+            for n in stateful:
+                runners[n].reset_state(hi - lo, ticks)
+            _run_ticks(order, preds, runners, stateful, {n: v[lo:hi] for n, v in rest.items()}, x_all[lo:hi],
+                       inp_name, {k: v[lo:hi] for k, v in rec.items()}, recorded_nodes)
 
     result = Recording(dt=disc.dt, meta={
         "backend": "reference",
@@ -238,6 +242,22 @@ def simulate(graph: object, inputs: "np.ndarray | Sequence", *, preset: "str | D
     for (name, obs), array in rec.items():
         result.add(name, obs, array)
     return result
+
+
+#: bytes of the largest node's per-tick values in one block of samples (about one core's L2 cache)
+BLOCK_BYTES = 2 ** 20
+
+
+def block_samples(flat: FlatGraph, dtype: np.dtype) -> int:
+    """Samples per block of the tick loop: the batch runs in blocks whose largest per-tick array
+    (one node's values for the block's samples) is about :data:`BLOCK_BYTES`, so a tick's
+    elementwise neuron updates and pools work in cache instead of streaming the whole batch
+    through memory for every operation (measured: most of the time at batch 32 on the seed-scale
+    CNN, whose first IF layer holds 64 K neurons per sample). At least 1. A sample's results do
+    not depend on the block it runs in (each weighted sum is per sample or exact, every other
+    operation elementwise), so blocking changes no bit."""
+    largest = max((int(np.prod(shape, dtype=np.int64)) for shape in flat.out_shape.values()), default=1)
+    return max(1, BLOCK_BYTES // max(1, largest * np.dtype(dtype).itemsize))
 
 
 def fold_biases(flat: FlatGraph) -> Tuple[Dict[str, np.ndarray], Dict[str, object]]:

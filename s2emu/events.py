@@ -46,7 +46,8 @@ class SynapseRows:
 
     Attributes:
         indptr: (pre + 1,) int64; row ``j`` is ``indices[indptr[j]:indptr[j+1]]``.
-        indices: (synapses,) int32 target neuron, NIR (C, H, W) order of the post population.
+        indices: (synapses,) uint32 target neuron, NIR (C, H, W) order of the post population (unsigned:
+            numba then indexes without the negative-index check, measured ~20 % faster per synapse).
         weights: (synapses,) float32 or float64 integer-valued weights (never 0).
         post_size: number of target neurons.
     """
@@ -128,7 +129,7 @@ def rows_from_blocks(blocks: Iterable[List[torch.Tensor]], pre_size: int, post_s
         indptr = np.zeros(pre_size + 1, dtype=np.int64)
         np.cumsum(counts.numpy(), out=indptr[1:])
         rows.append(SynapseRows(indptr=indptr,
-                                indices=np.ascontiguousarray(torch.cat([i for _, i, _ in chunks]).numpy()),
+                                indices=np.ascontiguousarray(torch.cat([i for _, i, _ in chunks]).numpy()).view(np.uint32),
                                 weights=np.ascontiguousarray(torch.cat([w for _, _, w in chunks]).numpy()),
                                 post_size=post_size))
     return rows
@@ -207,7 +208,7 @@ def unit_costs() -> tuple:
     if not available():
         return (best_zero * 1e9 / zero_elems, float("inf"))
     rows = SynapseRows(indptr=np.arange(0, (pre + 1) * per, per, dtype=np.int64),
-                       indices=rng.integers(0, post, pre * per).astype(np.int32),
+                       indices=rng.integers(0, post, pre * per).astype(np.uint32),
                        weights=np.ones(pre * per, dtype=np.float32), post_size=post)
     spikes = rng.random((n_rows, 1, pre)) < 0.02
     samples = np.arange(n_rows, dtype=np.int64)
