@@ -29,6 +29,7 @@ def _report(ev):
 
 
 @pytest.mark.slow  # one gate evaluation with the ablation: ~25 s on 2 loaded cores
+@pytest.mark.xdist_group("threshold-ablation")  # one worker computes the shared evaluation once
 def test_section_has_the_three_variants_when_on(ablation_evaluation):
     ev = ablation_evaluation
     assert "threshold_ablation" not in ev.errors
@@ -48,6 +49,7 @@ def test_section_has_the_three_variants_when_on(ablation_evaluation):
 
 
 @pytest.mark.slow  # one gate evaluation with the ablation: ~25 s on 2 loaded cores
+@pytest.mark.xdist_group("threshold-ablation")  # one worker computes the shared evaluation once
 def test_unscaled_thresholds_lose_the_accuracy(ablation_evaluation):
     """Unscaled thresholds are lambda (~10-100) times too low in chip units: the first layer fires far
     more and the class is near chance (11 classes); scaled thresholds keep the float accuracy."""
@@ -65,6 +67,7 @@ def test_unscaled_thresholds_lose_the_accuracy(ablation_evaluation):
 
 
 @pytest.mark.slow  # one gate evaluation with the ablation: ~25 s on 2 loaded cores
+@pytest.mark.xdist_group("threshold-ablation")  # one worker computes the shared evaluation once
 def test_json_round_trip_keeps_the_ablation(ablation_evaluation):
     from harness.gate.results import Evaluation, ThresholdAblationResult
 
@@ -77,6 +80,7 @@ def test_json_round_trip_keeps_the_ablation(ablation_evaluation):
 
 
 @pytest.mark.slow  # one gate evaluation with the ablation: ~25 s on 2 loaded cores
+@pytest.mark.xdist_group("threshold-ablation")  # one worker computes the shared evaluation once
 def test_section_absent_when_off(tiny_evaluation, ablation_evaluation):
     assert tiny_evaluation.threshold_ablation is None
     assert "threshold_ablation" not in tiny_evaluation.to_json()

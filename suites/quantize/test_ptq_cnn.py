@@ -138,6 +138,11 @@ def test_nmnist_like_inputs_look_like_nmnist_frames():
     assert np.allclose(path[1] - path[0], [3.5, 7.0], atol=2.0) and np.allclose(path[2] - path[0], [7.0, 0.0], atol=2.0)
 
 
+#: the three tests below share the ~3 min ``digits`` fixture: under ``-n auto --dist loadgroup`` one worker
+#: computes it once instead of each worker that draws one of them
+_ONE_WORKER = pytest.mark.xdist_group("cnn-digits")
+
+
 @pytest.fixture(scope="module")
 def digits():
     from harness.data.nmnist_like import nmnist_like
@@ -168,6 +173,7 @@ def digits():
 
 
 @pytest.mark.slow
+@_ONE_WORKER
 def test_float_cnn_reads_the_synthetic_digits(digits):
     # the network reaches 98.5 % on real N-MNIST; well above chance (10 %) means the inputs are
     # digits in the sense this network was trained on, so agreement figures on them mean something
@@ -177,6 +183,7 @@ def test_float_cnn_reads_the_synthetic_digits(digits):
 
 
 @pytest.mark.slow
+@_ONE_WORKER
 def test_ptq_cnn_agreement_figures(digits):
     # the seed lost 1.07 pp of accuracy on chip with PTQ at p = 100: a loss of more than 3 pp here,
     # or agreement below 95 %, would mean the quantizer (not the int8 grid) is at fault
@@ -190,6 +197,7 @@ def test_ptq_cnn_agreement_figures(digits):
 
 
 @pytest.mark.slow
+@_ONE_WORKER
 def test_calibrated_ptq_cnn_agreement_99_percent(digits):
     # issue 14: the percentile chosen per channel on calibration samples disjoint from these 256
     assert digits["cal"] >= 0.99
