@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -136,32 +136,13 @@ def unscaled(qgraph: Any) -> Any:
     return out
 
 
-def _emulate(graph: Any, x: np.ndarray, options: Any, chunk: int) -> Tuple[Dict[str, np.ndarray], Dict[str, float]]:
-    """Output spike counts (per spiking population: (batch, *shape) summed over ticks) and rates on the emulator."""
-    import s2emu
-
-    net = s2emu.lower(graph, options)
-    engine = s2emu.Engine(net, threads=1)
+def _spike_counts(run: Callable[[np.ndarray], Any], x: np.ndarray, chunk: int
+                  ) -> Tuple[Dict[str, np.ndarray], Dict[str, float]]:
+    """Spike counts per spiking population ((batch, *shape), summed over ticks) and mean rates
+    (spikes per neuron and tick) of ``run`` (one simulator call on a chunk of samples) on x (N, T, ...)."""
     counts: Dict[str, List[np.ndarray]] = {}
     for lo in range(0, len(x), chunk):
-        rec = engine.run(x[lo:lo + chunk])
-        for name in rec.nodes:
-            arr = rec.get(name, "spikes")
-            if arr is not None:
-                counts.setdefault(name, []).append(arr.sum(axis=1, dtype=np.float64))
-    out = {k: np.concatenate(v) for k, v in counts.items()}
-    ticks = int(x.shape[1])
-    rates = {k: float(v.mean() / ticks) for k, v in out.items()}
-    return out, rates
-
-
-def _reference(graph: Any, x: np.ndarray, preset: str, dt: Optional[float], chunk: int
-               ) -> Tuple[Dict[str, np.ndarray], Dict[str, float]]:
-    from reference import simulate
-
-    counts: Dict[str, List[np.ndarray]] = {}
-    for lo in range(0, len(x), chunk):
-        rec = simulate(graph, x[lo:lo + chunk], preset=preset, dt=dt)
+        rec = run(x[lo:lo + chunk])
         for name in rec.nodes:
             arr = rec.get(name, "spikes")
             if arr is not None:
@@ -169,6 +150,22 @@ def _reference(graph: Any, x: np.ndarray, preset: str, dt: Optional[float], chun
     out = {k: np.concatenate(v) for k, v in counts.items()}
     ticks = int(x.shape[1])
     return out, {k: float(v.mean() / ticks) for k, v in out.items()}
+
+
+def _emulate(graph: Any, x: np.ndarray, options: Any, chunk: int) -> Tuple[Dict[str, np.ndarray], Dict[str, float]]:
+    """Output spike counts and rates on the emulator (see :func:`_spike_counts`)."""
+    import s2emu
+
+    engine = s2emu.Engine(s2emu.lower(graph, options), threads=1)
+    return _spike_counts(engine.run, x, chunk)
+
+
+def _reference(graph: Any, x: np.ndarray, preset: str, dt: Optional[float], chunk: int
+               ) -> Tuple[Dict[str, np.ndarray], Dict[str, float]]:
+    """Output spike counts and rates on the float reference (see :func:`_spike_counts`)."""
+    from reference import simulate
+
+    return _spike_counts(lambda xb: simulate(graph, xb, preset=preset, dt=dt), x, chunk)
 
 
 def _pred(counts: Dict[str, np.ndarray], out_pop: str) -> np.ndarray:

@@ -12,16 +12,12 @@ import pytest
 
 from s2emu.board import BoardSpec, _multicast_links, fanout, map_to_board, place, traffic
 from s2emu.chip import map_to_chip
-from s2emu.network import ConversionOptions, Population, Projection, S2Network
+from s2emu.network import ConversionOptions, Projection, S2Network
+
+from suites.emulator.tiny_networks import population
 
 
-def _pop(name, model, shape):
-    n = int(np.prod(shape))
-    if model == "spike_list":
-        return Population(name=name, model=model, shape=tuple(shape), nir_type="Input")
-    z = np.zeros(n, np.float32)
-    return Population(name=name, model=model, shape=tuple(shape), threshold=z + 1, alpha_decay=z + 1, i_offset=z,
-                      v_reset=z)
+_pop = population
 
 
 def _net(pops, projs):

@@ -10,7 +10,9 @@ import pytest
 
 from s2emu.board import map_to_board, place, traffic
 from s2emu.chip import map_to_chip
-from s2emu.network import ConversionOptions, Population, Projection, S2Network
+from s2emu.network import ConversionOptions, Projection, S2Network
+
+from suites.emulator.tiny_networks import population
 from s2emu.timing import STUDY_JOULES_PER_GESTURE, EnergySpec, TimingSpec, energy, realtime, summary
 
 SPEC = TimingSpec(clock_hz=1e6, sys_tick_s=1e-3, tick_overhead=100, cycles_per_packet_received=10,
@@ -18,13 +20,7 @@ SPEC = TimingSpec(clock_hz=1e6, sys_tick_s=1e-3, tick_overhead=100, cycles_per_p
                   mla_macs_per_cycle=9, cycles_per_mla_call=7, cycles_per_dma=11, dram_bytes_per_s=148e6)
 
 
-def _pop(name, model, shape):
-    n = int(np.prod(shape))
-    if model == "spike_list":
-        return Population(name=name, model=model, shape=tuple(shape), nir_type="Input")
-    z = np.zeros(n, np.float32)
-    return Population(name=name, model=model, shape=tuple(shape), threshold=z + 1, alpha_decay=z + 1, i_offset=z,
-                      v_reset=z)
+_pop = population
 
 
 def _dense():
