@@ -27,11 +27,11 @@ def atomic_path(path: "str | os.PathLike[str]", suffix: str = "") -> Iterator[st
     try:
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", suffix=suffix, dir=folder)
-        os.close(fd)
     except OSError as exc:
         raise OutputError(f"cannot write into {folder} ({exc.strerror or exc})", file=path,
                           hint="choose a writable folder") from exc
-    try:
+    try:  # from here on an interrupt removes the temporary file
+        os.close(fd)
         yield tmp
         try:
             # mkstemp makes the file 0600; give it the mode a plain open() would (0666 & ~umask)
@@ -40,9 +40,24 @@ def atomic_path(path: "str | os.PathLike[str]", suffix: str = "") -> Iterator[st
         except OSError as exc:
             raise OutputError(f"cannot replace the file ({exc.strerror or exc})", file=path) from exc
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
+        _remove_despite_interrupts(tmp)
         raise
+
+
+def _remove_despite_interrupts(tmp: str) -> None:
+    """Remove ``tmp`` even if Ctrl-C is pressed again while it is being removed.
+
+    The caller re-raises the exception that brought it here (often the first KeyboardInterrupt),
+    so a further KeyboardInterrupt during the removal is not lost by retrying; without the retry a
+    second Ctrl-C that lands here leaves the temporary file behind.
+    """
+    while True:
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
+            return
+        except KeyboardInterrupt:
+            continue
 
 
 def _umask() -> int:
