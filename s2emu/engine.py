@@ -42,10 +42,11 @@ costs timed once per process (:func:`s2emu.events.unit_costs`), not constants fi
 """
 from __future__ import annotations
 
+import functools
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -56,6 +57,7 @@ from s2common.recording import Recording
 
 from . import events
 from . import kernels as _k
+from . import vector_rows
 from .kernels import zeros
 from .network import Population, Projection, RuleViolation, S2Network
 from .runio import Record, check_inputs, detail_set, meta
@@ -71,6 +73,8 @@ TILE_BYTES = 2 * 2 ** 20
 #: (gathering and scattering the active rows costs about two passes over the output)
 DENSE_ROWS = 0.9
 SYNAPSE_MODES = ("auto", "dense", "events")
+#: what :meth:`Engine._deliver` returns when the chunk was delivered and updated in one fused pass
+FUSED = object()
 #: ``Engine(kernels=...)``: ``"auto"`` (int8 kernels where eligible if measured faster than the
 #: float kernel on the projection's first chunks; fused neuron update), ``"int"`` (int8 kernels
 #: wherever eligible; fused update), ``"float"`` (float32/64 kernels and the torch neuron update)
@@ -78,6 +82,8 @@ KERNEL_MODES = ("auto", "int", "float")
 #: chunks of a projection on which both dense kernels are timed before the cheaper is kept ("auto":
 #: the lower of the per-row costs measured on those chunks)
 MEASURED_CHUNKS = 3
+#: dense chunks whose median per-row cost the events-or-kernel choice compares with (:meth:`Engine.dense_ns_per_row`)
+RECENT_CHUNKS = 5
 
 
 def exactness_bound(proj: Projection, pre: Population) -> int:
@@ -111,6 +117,10 @@ class _Compiled:
     conv: Optional[dict] = None                 # im2col geometry of a conv2d projection
     #: dense kernel timings per torch thread count: {threads: {"int": [ns per row, ...], "float": [...]}}
     timings: Optional[dict] = None
+    #: (ns per target element, ns per source spike) of event delivery with ``rows``, measured when they are built
+    event_cost: Optional[Tuple[float, float]] = None
+    #: ns per target element the fused delivery-and-update pass costs beyond the plain update (vector rows)
+    fused_target: Optional[float] = None
 
     @property
     def pre_size(self) -> int:
@@ -350,8 +360,8 @@ class Engine:
         checked.add(k)
         return check
 
-    def _deliver(self, run: "_Run", k: int, c: _Compiled, t0: int, t1: int, checked: set
-                 ) -> Optional[List[torch.Tensor]]:
+    def _deliver(self, run: "_Run", k: int, c: _Compiled, t0: int, t1: int, checked: set,
+                 fuse: Optional[Callable[[], None]] = None) -> object:
         """Exact input(s) of projection ``c`` for target ticks ``t0..t1-1``: C-contiguous
         (G, (t1 - t0) * batch, S) tensors (row ``j * batch + b`` = tick ``t0 + j`` of sample ``b``,
         neuron ``g * S + s`` in NIR order; float32/64 or int32), or None if no spike is delivered
@@ -359,6 +369,10 @@ class Engine:
 
         Work follows activity: only the (sample, source tick) rows in which the source emitted at
         least one spike go through the kernel; the other rows' input is exactly 0.
+
+        ``fuse``: when given (the post population's only input is ``c`` and it has the compiled
+        update), a chunk that goes by vector rows calls ``fuse()`` instead, which delivers and
+        updates the population in one pass, and :data:`FUSED` is returned.
         """
         batch, length = run.batch, t1 - t0
         a, b = t0 - 1 - c.proj.delay, t1 - 1 - c.proj.delay      # source ticks of targets t0..t1-1
@@ -374,18 +388,28 @@ class Engine:
         pad = lo - a                                              # first ticks of the run: no source tick yet
         all_rows = n_act >= DENSE_ROWS * batch * length           # (nearly) every row active: one slice
         dense_rows = batch * length if all_rows else n_act
-        if self._use_events(c, counts, batch * length, dense_rows):
+        if self._use_events(c, counts, batch * length, dense_rows, fusable=fuse is not None and not check):
             run.paths[c.proj.name]["events"] += 1
+            if fuse is not None and not check and _fusable_rows(c):
+                fuse()          # delivery and neuron update in one compiled pass (_fused_events)
+                return FUSED
             outs = self._deliver_events(run, c, act, lo, pad, length, check)
             return [o.view(1, length * batch, c.post_size) for o in outs]
         run.paths[c.proj.name]["dense"] += 1
         which = self._dense_kernel(c)
-        times = c.timings.setdefault(torch.get_num_threads(), {"int": [], "float": [], "last": None})
+        times = c.timings.setdefault(torch.get_num_threads(), {"int": [], "float": [], "last": None, "recent": []})
+        if not times["recent"]:
+            # first dense chunk at this thread count: run the kernel(s) once untimed (oneDNN and torch
+            # pick and JIT their kernels on a new shape; that would inflate the first measurement,
+            # and the events-or-kernel choice compares with it)
+            for kernel in ((self._dense_float, self._dense_int) if which == "measure" else
+                           (self._dense_int if which == "int" else self._dense_float,)):
+                kernel(run, c, act, lo, b, pad, length, all_rows, False)
         if which != "measure":
             start = _now()
             outs = (self._dense_int if which == "int" else self._dense_float)(run, c, act, lo, b, pad, length,
                                                                               all_rows, check)
-            times["last"] = (_now() - start) / dense_rows
+            _record_dense(times, (_now() - start) / dense_rows)
             return outs
         # measure both kernels on this chunk (same exact integers), keep the result of the int one
         start = _now()
@@ -394,7 +418,7 @@ class Engine:
         start = _now()
         outs = self._dense_int(run, c, act, lo, b, pad, length, all_rows, check)
         times["int"].append((_now() - start) / dense_rows)
-        times["last"] = min(times["int"][-1], times["float"][-1])
+        _record_dense(times, min(times["int"][-1], times["float"][-1]))
         return outs
 
     def _dense_kernel(self, c: _Compiled) -> str:
@@ -410,10 +434,12 @@ class Engine:
 
     @staticmethod
     def dense_ns_per_row(c: _Compiled) -> Optional[float]:
-        """Measured cost of ``c``'s dense kernel per (sample, tick) row on its latest chunk, in ns
-        (None before the first dense chunk at the current thread count)."""
+        """Measured cost of ``c``'s dense kernel per (sample, tick) row, in ns: the median of its
+        latest ``RECENT_CHUNKS`` dense chunks (None before the first dense chunk at the current
+        thread count). A median, not the latest chunk alone: once a noisy chunk made events look
+        cheaper the dense kernel would never be timed again to correct it."""
         times = c.timings.get(torch.get_num_threads())
-        return None if not times or times["last"] is None else 1e9 * times["last"]
+        return None if not times or not times["recent"] else 1e9 * float(np.median(times["recent"]))
 
     def _dense_float(self, run: "_Run", c: _Compiled, act: torch.Tensor, lo: int, b: int, pad: int, length: int,
                      all_rows: bool, check: bool) -> List[torch.Tensor]:
@@ -472,7 +498,7 @@ class Engine:
             full.append(y)
         return full
 
-    def _use_events(self, c: _Compiled, counts: torch.Tensor, rows: int, dense_rows: int) -> bool:
+    def _use_events(self, c: _Compiled, counts: torch.Tensor, rows: int, dense_rows: int, fusable: bool = False) -> bool:
         """Whether this chunk's input is built from synapse rows (building them on first use).
 
         ``counts``: source spikes per (sample, tick) row of the chunk; ``rows``: the chunk's rows;
@@ -491,14 +517,48 @@ class Engine:
                 return False
         if c.rows is None:
             c.rows = self._build_rows(c) or False
-        return c.rows is not False and (forced or _prefer_events(c, n_spikes, rows, dense_rows * dense_ns, built=True))
+        return c.rows is not False and (forced or _prefer_events(c, n_spikes, rows, dense_rows * dense_ns, built=True,
+                                                                 active_rows=int((counts > 0).sum()),
+                                                                 fused=fusable and _fusable_rows(c)))
 
-    def _build_rows(self, c: _Compiled) -> Optional[List[events.SynapseRows]]:
-        """Synapse rows of projection ``c``: a dense projection's ``W.T``, else its kernel on one-hot inputs (None if too large)."""
-        if c.proj.kind == "dense" and c.proj.pool is None:
-            return events.rows_from_matrices([w.t() for w in c.weights])
-        return events.synapse_rows(lambda onehot: [_rows(y, onehot.shape[0]) for y in self._apply(c, onehot, False)],
-                                   c.pre_size, c.post_size, c.dtype)
+    def _build_rows(self, c: _Compiled) -> Optional[list]:
+        """Synapse rows of projection ``c`` (None if they cannot be built), and their measured cost.
+
+        A dense projection: its ``W.T`` as scalar rows. A conv2d (groups 1, with or without a sum
+        pool before it) or a dense projection after a sum pool of a map: vector rows from the
+        geometry (:mod:`s2emu.vector_rows`). Anything else (pool-only projections, grouped convs):
+        the dense kernel on one-hot inputs (:func:`s2emu.events.synapse_rows`, size-limited).
+        Sets ``c.event_cost`` = (ns per target element, ns per source spike), measured here.
+        """
+        proj = c.proj
+        rows: Optional[list] = None
+        if proj.kind == "dense" and proj.pool is None:
+            rows = events.rows_from_matrices([w.t() for w in c.weights])
+        elif events.available() and len(c.pre_shape) == 3 and (
+                (proj.kind == "conv2d" and proj.groups == 1) or (proj.kind == "dense" and proj.pool is not None)):
+            np_dtype = np.float32 if c.dtype == torch.float32 else np.float64
+            w = proj.weight.astype(np.int64)
+            sets = [w] if not c.split else [np.clip(w, 0, None), np.clip(-w, 0, None)]
+            if proj.kind == "conv2d":
+                post_hw = tuple(int(v) for v in self.net.populations[proj.post].shape[1:])
+                rows = vector_rows.conv_rows(sets, c.pre_shape, post_hw, tuple(proj.stride), tuple(proj.padding),
+                                             tuple(proj.dilation), proj.pool, proj.pool_stride,
+                                             tuple(proj.pool_padding), np_dtype)
+            else:
+                rows = vector_rows.pooled_dense_rows(sets, c.pre_shape, tuple(proj.pool), proj.pool_stride,
+                                                     tuple(proj.pool_padding), np_dtype)
+        else:
+            rows = events.synapse_rows(lambda onehot: [_rows(y, onehot.shape[0]) for y in self._apply(c, onehot, False)],
+                                       c.pre_size, c.post_size, c.dtype)
+        if rows:
+            if isinstance(rows[0], vector_rows.VectorRows):
+                c.event_cost = vector_rows.measure(rows, c.pre_size)
+                if len(rows) == 1 and _k.available():
+                    c.fused_target = _k.fused_target_cost(rows[0], c.pre_size)
+            else:
+                ns_target, ns_synapse = events.unit_costs()
+                c.event_cost = (ns_target, sum(r.synapses_per_spike for r in rows) * ns_synapse)
+        return rows
 
     def _deliver_events(self, run: "_Run", c: _Compiled, act: torch.Tensor, lo: int, pad: int, length: int,
                         check: bool) -> List[torch.Tensor]:
@@ -527,6 +587,9 @@ class Engine:
             chunk = min(ticks, rows)
             tile = min(batch, max(1, rows // chunk))
             state = run.new_state(p)
+            # one projection in, compiled update, nothing but spikes recorded: vector-row chunks fuse
+            # delivery and update (_fused_events)
+            fusable = len(incoming) == 1 and self.fused[p.name] is not None and p.name not in run.detail
             for s0 in range(0, batch, tile):
                 s1 = min(batch, s0 + tile)
                 sub = run.tile(s0, s1)
@@ -535,14 +598,30 @@ class Engine:
                     t1 = min(ticks, t0 + chunk)
                     exc: List[torch.Tensor] = []
                     inh: List[torch.Tensor] = []
+                    outs: object = None
                     for k, c in incoming:
-                        outs = self._deliver(sub, k, c, t0, t1, checked)
-                        if outs is None:
+                        fuse = functools.partial(self._fused_events, sub, p, sub_state, c, t0, t1) if fusable else None
+                        outs = self._deliver(sub, k, c, t0, t1, checked, fuse)
+                        if outs is None or outs is FUSED:
                             continue
                         exc.append(outs[0])
                         if len(outs) > 1:  # a pool projection has only positive (excitatory) counts
                             inh.append(outs[1])
+                    if outs is FUSED:
+                        continue
                     self._step(sub, p, sub_state, t0, t1 - t0, exc, inh)
+
+    def _fused_events(self, run: "_Run", p: Population, state: Dict[str, torch.Tensor], c: _Compiled,
+                      t0: int, t1: int) -> None:
+        """Ticks ``t0 .. t1 - 1`` of ``p`` from its only projection ``c``'s vector rows, delivery and
+        update in one compiled pass (:func:`s2emu.kernels.events_update`; same bits as
+        :meth:`_deliver_events` followed by :meth:`_step`)."""
+        fused = self.fused[p.name]
+        pooled = run.pooled[p.name].numpy() if p.name in run.pooled else None
+        _k.events_update(c.rows[0], run.spikes[c.proj.pre].numpy(), -1 - c.proj.delay, state["v"].numpy(),
+                         fused["alpha"], fused["thr"], fused["off"], fused["v_reset"], p.reset == "subtract",
+                         run.spikes[p.name].numpy(), run.count[p.name].numpy(), t0, t1 - t0, pooled,
+                         tuple(p.shape) + self.pooled_by[p.name] if pooled is not None else (0, 0, 0, 1, 1))
 
     def _run_ticks(self, run: "_Run") -> None:
         batch = run.batch
@@ -688,24 +767,45 @@ def macs_per_row(proj: Projection, pre: Population, post: Population) -> int:
     return pool + post.size * int(np.prod(w.shape[1:]))
 
 
-def _prefer_events(c: _Compiled, n_spikes: int, rows: int, dense_ns: float, built: bool) -> bool:
+def _fusable_rows(c: _Compiled) -> bool:
+    """True if ``c``'s rows can be delivered fused with the post's update (one weight set of vector rows)."""
+    return bool(c.rows) and len(c.rows) == 1 and isinstance(c.rows[0], vector_rows.VectorRows)
+
+
+def _prefer_events(c: _Compiled, n_spikes: int, rows: int, dense_ns: float, built: bool,
+                   active_rows: Optional[int] = None, fused: bool = False) -> bool:
     """True if the synapse rows are predicted to be cheaper than the dense kernel for this chunk.
 
     Both sides are measured on this machine, in this process: ``dense_ns`` is the projection's
     dense kernel cost per row on its latest chunk (:meth:`Engine.dense_ns_per_row`) times the rows
-    it would process; the event side is ``rows x post x (ns per target) + spikes x synapses per
-    spike x (ns per synapse)`` with both unit costs timed once per process
-    (:func:`s2emu.events.unit_costs`).
+    it would process; the event side is ``rows x post x (ns per target) + spikes x (ns per spike)``,
+    both measured on the projection's own rows when they are built (``c.event_cost``: scalar rows
+    from the per-process unit costs of :func:`s2emu.events.unit_costs` times the mean row length;
+    vector rows timed on their own delivery, :func:`s2emu.vector_rows.measure`, where only the
+    ``active_rows`` with a spike pay the per-target pass).
 
     Args:
         n_spikes: source spikes delivered in the chunk; rows: (sample, tick) rows of the chunk;
+        active_rows: of those, the rows with at least one source spike (default: all);
+        fused: the chunk would be delivered fused with the post's update (:func:`s2emu.kernels.events_update`):
+            the per-target cost is then ``c.fused_target``, measured against the plain update;
         dense_ns: predicted dense cost of the chunk (ns); built: whether ``c.rows`` exists (before
             the rows are built their length is unknown, and a spike adds at least one synapse, so
             ``built=False`` answers whether events could pay at all and the rows are worth building).
     """
-    ns_target, ns_synapse = events.unit_costs()
-    per_spike = sum(r.synapses_per_spike for r in c.rows) if built else 1.0
-    events_ns = rows * c.post_size * ns_target + n_spikes * per_spike * ns_synapse
+    targets = rows
+    active_rows = rows if active_rows is None else active_rows
+    if built:
+        ns_target, ns_spike = c.event_cost
+        if isinstance(c.rows[0], vector_rows.VectorRows):
+            targets = active_rows   # vector rows pass only the rows with a spike through their scratch
+            if fused:
+                # delivered inside the post's update: per target only what the fused pass costs
+                # beyond the plain update that the dense path runs as well (c.fused_target)
+                ns_target, targets = c.fused_target, rows
+    else:
+        ns_target, ns_spike = events.unit_costs()
+    events_ns = targets * c.post_size * ns_target + n_spikes * ns_spike
     return events_ns < dense_ns
 
 
@@ -726,6 +826,12 @@ def _one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def _record_dense(times: dict, seconds_per_row: float) -> None:
+    """Note one dense chunk's cost per row (``last`` and the ``recent`` window of :meth:`Engine.dense_ns_per_row`)."""
+    times["last"] = seconds_per_row
+    times["recent"] = (times["recent"] + [seconds_per_row])[-RECENT_CHUNKS:]
 
 
 def _denormals_flushed() -> bool:

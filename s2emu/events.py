@@ -152,7 +152,10 @@ def deliver(spikes: np.ndarray, samples: np.ndarray, ticks: np.ndarray, out_rows
     src64 = src8.view(np.uint64) if pre % 8 == 0 else np.zeros((src8.shape[0], src8.shape[1], 0), np.uint64)
     kernel = _kernel()
     for r, out in zip(rows, outs):
-        kernel(src8, src64, samples, ticks, out_rows, r.indptr, r.indices, r.weights, out)
+        if isinstance(r, SynapseRows):
+            kernel(src8, src64, samples, ticks, out_rows, r.indptr, r.indices, r.weights, out)
+        else:  # s2emu.vector_rows.VectorRows: contiguous runs over the output channels
+            r.deliver_into(src8, src64, samples, ticks, out_rows, out)
 
 
 def available() -> bool:
