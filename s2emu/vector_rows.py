@@ -57,6 +57,7 @@ class VectorRows:
         in_positions: H_in * W_in (source neurons are ``ci * in_positions + s``, NIR C order).
         positions: H_out * W_out; channels: C_out (post neuron ``co * positions + pos``).
         n_patterns: patterns per source channel.
+        in_channels: C_in.
     """
 
     indptr: np.ndarray
@@ -67,6 +68,7 @@ class VectorRows:
     positions: int
     channels: int
     n_patterns: int
+    in_channels: int
 
     @property
     def post_size(self) -> int:
@@ -74,7 +76,7 @@ class VectorRows:
 
     @property
     def pre_size(self) -> int:
-        return self.in_positions * (self.table.shape[0] // max(1, self.n_patterns))
+        return self.in_positions * self.in_channels
 
     @property
     def entries_per_spike(self) -> float:
@@ -93,7 +95,7 @@ class VectorRows:
 
     def to_dense(self) -> np.ndarray:
         """(pre, post) int64 matrix in NIR order (for tests and small projections only)."""
-        c_in = self.pre_size // self.in_positions
+        c_in = self.in_channels
         m = np.zeros((self.pre_size, self.post_size), dtype=np.int64)
         co = np.arange(self.channels) * self.positions
         for ci in range(c_in):
@@ -176,7 +178,7 @@ def conv_rows(weights: Sequence[np.ndarray], in_shape: Tuple[int, int, int], out
         table = np.einsum("pyx,ocyx->cpo", taps, wi).reshape(c_in * n_pat, c_out)   # exact int64
         out.append(VectorRows(indptr=indptr, pos=dst.astype(np.int64), pat=pat.astype(np.int64),
                               table=np.ascontiguousarray(table.astype(dtype)), in_positions=h * w,
-                              positions=ho * wo, channels=c_out, n_patterns=n_pat))
+                              positions=ho * wo, channels=c_out, n_patterns=n_pat, in_channels=c_in))
     return out
 
 
