@@ -323,10 +323,10 @@ def _events_update(src8, src64, src_offset, indptr, pos, pat, table, in_position
     positions, channels = scratch.shape
     a0, th0, o0, r0 = alpha[0], thr[0], off[0], v_reset[0]
     active = np.empty(pre, np.int64)
-    # positions per block: a (C, bp) block of input of about 16 KiB (stays in L1; long enough runs
-    # that the vectorised loops' set-up does not dominate)
+    # positions per block: a (bp, C) block of the scratch of about 16 KiB stays in L1 while each
+    # channel's column of it is copied into a contiguous buffer and its bp neurons are updated
     bp = max(32, 4096 // channels)
-    blk = np.empty((channels, bp), scratch.dtype)
+    col_buf = np.empty(bp, scratch.dtype)
     for b in range(B):
         vb = v[b]
         for j in range(length):
@@ -347,7 +347,7 @@ def _events_update(src8, src64, src_offset, indptr, pos, pat, table, in_position
             for a_ in range(n_act):
                 q = active[a_]
                 ci = q // in_positions
-                base = ci * n_patterns
+                base = np.uint64(ci * n_patterns)         # unsigned indices: no negative-index check
                 sq = q - ci * in_positions
                 for e in range(indptr[sq], indptr[sq + 1]):
                     # 2-D indexing (not row views): numba/LLVM then vectorises the run over channels
@@ -363,18 +363,16 @@ def _events_update(src8, src64, src_offset, indptr, pos, pat, table, in_position
             for p0 in range(0, positions, bp):
                 p1 = min(positions, p0 + bp)
                 m = p1 - p0
-                # the block's input, transposed into a small contiguous (C, bp) buffer, so that the
-                # update below runs over contiguous slices (indices from range(): LLVM vectorises)
-                for i in range(m):
-                    for c in range(channels):
-                        blk[c, i] = scratch[p0 + i, c]
-                if n_act:
-                    scratch[p0:p1, :] = 0.0
+                # per channel: its column of the block's input copied into a contiguous buffer, so that
+                # the update runs over contiguous slices (indices from range(): LLVM vectorises it)
                 for c in range(channels):
                     lo = c * positions + p0
                     vs = vb[lo:lo + m]
                     ss = sp[lo:lo + m]
-                    bs = blk[c]
+                    bs = col_buf
+                    col = scratch[p0:p1, c]
+                    for i in range(m):
+                        bs[i] = col[i]
                     if not per_neuron and subtract:
                         for i in range(m):
                             x = vs[i] * a0
@@ -406,6 +404,8 @@ def _events_update(src8, src64, src_offset, indptr, pos, pat, table, in_position
                                 vs[i] = rs[i] if fired else x
                             ss[i] = fired
                             cnt += fired
+                if n_act:
+                    scratch[p0:p1, :] = 0.0
             count[b, t] = cnt
             if pooling:
                 _pool_tick(sp, sp64[b, t], pooled[b, t], pool_index, cnt)

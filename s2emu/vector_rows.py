@@ -51,8 +51,8 @@ class VectorRows:
     Attributes:
         indptr: (H_in*W_in + 1,) int64 per source spatial position ``s``: entries
             ``indptr[s]:indptr[s+1]``.
-        pos: (entries,) int64 target spatial position ``y' * W_out + x'``.
-        pat: (entries,) int64 pattern; the vector is ``table[ci * n_patterns + pat]``.
+        pos: (entries,) uint64 target spatial position ``y' * W_out + x'``.
+        pat: (entries,) uint64 pattern; the vector is ``table[ci * n_patterns + pat]``.
         table: (C_in * n_patterns, C_out) float32/float64 C-contiguous integer-valued vectors.
         in_positions: H_in * W_in (source neurons are ``ci * in_positions + s``, NIR C order).
         positions: H_out * W_out; channels: C_out (post neuron ``co * positions + pos``).
@@ -176,7 +176,7 @@ def conv_rows(weights: Sequence[np.ndarray], in_shape: Tuple[int, int, int], out
     for wt in weights:
         wi = np.asarray(wt).astype(np.int64)
         table = np.einsum("pyx,ocyx->cpo", taps, wi).reshape(c_in * n_pat, c_out)   # exact int64
-        out.append(VectorRows(indptr=indptr, pos=dst.astype(np.int64), pat=pat.astype(np.int64),
+        out.append(VectorRows(indptr=indptr, pos=dst.astype(np.uint64), pat=pat.astype(np.uint64),
                               table=np.ascontiguousarray(table.astype(dtype)), in_positions=h * w,
                               positions=ho * wo, channels=c_out, n_patterns=n_pat, in_channels=c_in))
     return out
@@ -241,7 +241,7 @@ def _scatter_vectors(src8, src64, samples, ticks, out_rows, indptr, pos, pat, ta
             j = active[k]
             ci = j // in_positions
             sp = j - ci * in_positions
-            base = ci * n_patterns
+            base = np.uint64(ci * n_patterns)             # unsigned indices: no negative-index check
             for e in range(indptr[sp], indptr[sp + 1]):
                 # 2-D indexing (not row views): numba/LLVM then vectorises the run over channels
                 tp = pos[e]
