@@ -51,8 +51,8 @@ class VectorRows:
     Attributes:
         indptr: (H_in*W_in + 1,) int64 per source spatial position ``s``: entries
             ``indptr[s]:indptr[s+1]``.
-        pos: (entries,) uint64 target spatial position ``y' * W_out + x'``.
-        pat: (entries,) uint64 pattern; the vector is ``table[ci * n_patterns + pat]``.
+        pos: (entries,) uint32 target spatial position ``y' * W_out + x'``.
+        pat: (entries,) uint32 pattern; the vector is ``table[ci * n_patterns + pat]``.
         table: (C_in * n_patterns, C_out) float32/float64 C-contiguous integer-valued vectors.
         in_positions: H_in * W_in (source neurons are ``ci * in_positions + s``, NIR C order).
         positions: H_out * W_out; channels: C_out (post neuron ``co * positions + pos``).
@@ -176,7 +176,7 @@ def conv_rows(weights: Sequence[np.ndarray], in_shape: Tuple[int, int, int], out
     for wt in weights:
         wi = np.asarray(wt).astype(np.int64)
         table = np.einsum("pyx,ocyx->cpo", taps, wi).reshape(c_in * n_pat, c_out)   # exact int64
-        out.append(VectorRows(indptr=indptr, pos=dst.astype(np.uint64), pat=pat.astype(np.uint64),
+        out.append(VectorRows(indptr=indptr, pos=dst.astype(np.uint32), pat=pat.astype(np.uint32),
                               table=np.ascontiguousarray(table.astype(dtype)), in_positions=h * w,
                               positions=ho * wo, channels=c_out, n_patterns=n_pat, in_channels=c_in))
     return out
