@@ -121,6 +121,8 @@ class _Compiled:
     event_cost: Optional[Tuple[float, float]] = None
     #: ns per target element the fused delivery-and-update pass costs beyond the plain update (vector rows)
     fused_target: Optional[float] = None
+    #: the path of the projection's latest chunk with spikes ("dense" / "events"; None before the first)
+    last_path: Optional[str] = None
 
     @property
     def pre_size(self) -> int:
@@ -226,11 +228,14 @@ class Engine:
         # per fused population: the sum-pool window an int8 projection out of it reads, so that the
         # update writes the pooled counts as it writes the spikes (the projection then skips pooling)
         self.pooled_by: Dict[str, Tuple[int, int]] = {}
+        self.pooled_for: Dict[str, _Compiled] = {}      # ... and that projection
         for c in self.compiled:
             pre = net.populations[c.proj.pre]
             if c.int_weights is not None and c.proj.pool is not None and self.fused.get(pre.name) is not None \
                     and len(pre.shape) == 3:
-                self.pooled_by.setdefault(pre.name, tuple(int(k) for k in c.proj.pool))
+                if pre.name not in self.pooled_by:
+                    self.pooled_by[pre.name] = tuple(int(k) for k in c.proj.pool)
+                    self.pooled_for[pre.name] = c
 
     def _fused_params(self, p: Population) -> Optional[Dict[str, np.ndarray]]:
         """(size,) float32 parameter arrays of the compiled update, or None if ``p`` keeps the torch update."""
@@ -390,6 +395,7 @@ class Engine:
         if self._use_events(c, int(counts_np.sum()), n_act, batch * length, dense_rows,
                             fusable=fuse is not None and not check):
             run.paths[c.proj.name]["events"] += 1
+            c.last_path = "events"
             if fuse is not None and not check and _fusable_rows(c):
                 fuse()          # delivery and neuron update in one compiled pass (_fused_events)
                 return FUSED
@@ -397,6 +403,7 @@ class Engine:
             outs = self._deliver_events(run, c, act, lo, pad, length, check)
             return [o.view(1, length * batch, c.post_size) for o in outs]
         run.paths[c.proj.name]["dense"] += 1
+        c.last_path = "dense"
         act = torch.from_numpy(counts_np > 0)
         which = self._dense_kernel(c)
         times = c.timings.setdefault(torch.get_num_threads(), {"int": [], "float": [], "last": None, "recent": []})
@@ -479,8 +486,9 @@ class Engine:
         batch, ticks = run.batch, run.ticks
         src8 = run.spikes[c.proj.pre].numpy().view(np.uint8).reshape(batch * ticks, -1)
         pre_shape, pool = c.pre_shape, c.proj.pool
-        if c.proj.pre in run.pooled and tuple(pool) == self.pooled_by[c.proj.pre]:
-            # the source's update wrote its sum-pooled counts: read those
+        if c.proj.pre in run.pooled and tuple(pool) == self.pooled_by[c.proj.pre] \
+                and run.pooled_ok[c.proj.pre][:, lo:b].all():
+            # the source's update wrote its sum-pooled counts for these ticks: read those
             src8 = run.pooled[c.proj.pre].numpy().reshape(batch * ticks, -1)
             pre_shape = (pre_shape[0], pre_shape[1] // pool[0], pre_shape[2] // pool[1])
             pool = None
@@ -618,13 +626,26 @@ class Engine:
                         continue
                     self._step(sub, p, sub_state, t0, t1 - t0, exc, inh)
 
+    def _pooled_out(self, run: "_Run", p: Population, t0: int, t1: int) -> Optional[np.ndarray]:
+        """The sum-pooled counts buffer the update of ``p`` should write for ticks ``t0..t1-1``, or None.
+
+        Written (and marked in ``run.pooled_ok``) unless the int8 projection that reads them went by
+        synapse rows on its latest chunk: it then does not read them, and the pooling pass would be
+        wasted (0.2 of ~1.1 ns per neuron-tick on psnn's if1). A chunk of that projection that
+        goes through the kernel after all finds them missing and pools the raw spikes itself.
+        """
+        if p.name not in run.pooled or self.pooled_for[p.name].last_path == "events":
+            return None
+        run.pooled_ok[p.name][:, t0:t1] = True
+        return run.pooled[p.name].numpy()
+
     def _fused_events(self, run: "_Run", p: Population, state: Dict[str, torch.Tensor], c: _Compiled,
                       t0: int, t1: int) -> None:
         """Ticks ``t0 .. t1 - 1`` of ``p`` from its only projection ``c``'s vector rows, delivery and
         update in one compiled pass (:func:`s2emu.kernels.events_update`; same bits as
         :meth:`_deliver_events` followed by :meth:`_step`)."""
         fused = self.fused[p.name]
-        pooled = run.pooled[p.name].numpy() if p.name in run.pooled else None
+        pooled = self._pooled_out(run, p, t0, t1)
         _k.events_update(c.rows[0], run.spikes[c.proj.pre].numpy(), -1 - c.proj.delay, state["v"].numpy(),
                          fused["alpha"], fused["thr"], fused["off"], fused["v_reset"], p.reset == "subtract",
                          run.spikes[p.name].numpy(), run.count[p.name].numpy(), t0, t1 - t0, pooled,
@@ -656,13 +677,13 @@ class Engine:
         fused = self.fused[p.name]
         if fused is not None:
             e = _combine(exc, shape)
+            pooled = self._pooled_out(run, p, t0, t0 + length)
             with _one_thread():
                 _k.neuron_update(e.numpy(), state["v"].numpy(), fused["alpha"], fused["thr"], fused["off"],
                                       fused["v_reset"], p.reset == "subtract", run.spikes[p.name].numpy(),
                                       run.count[p.name].numpy(), t0,
                                       run.v_rec[p.name].numpy() if want_int else None,
-                                      run.pooled[p.name].numpy() if p.name in run.pooled else None,
-                                      tuple(p.shape) + self.pooled_by[p.name] if p.name in run.pooled else (0, 0, 0, 1, 1))
+                                      pooled, tuple(p.shape) + self.pooled_by[p.name] if pooled is not None else (0, 0, 0, 1, 1))
             if want_int:
                 run.i_rec[p.name][:, t0:t0 + length].copy_(_tick_major(e, shape).transpose(0, 1))
             return
@@ -905,13 +926,15 @@ class _Run:
         for name, (ph, pw) in engine.pooled_by.items():
             c, h, w = net.populations[name].shape
             self.pooled[name] = torch.empty((batch, ticks, c * (h // ph) * (w // pw)), dtype=torch.int8)
+        #: per pooled population: (batch, time) bool, True where ``pooled`` was written
+        self.pooled_ok: Dict[str, np.ndarray] = {name: np.zeros((batch, ticks), dtype=bool) for name in self.pooled}
 
     def tile(self, s0: int, s1: int) -> "_Run":
         """The same run restricted to samples ``s0 .. s1 - 1``: every buffer is a view (batch is the leading axis)."""
         sub = object.__new__(_Run)
         sub.__dict__.update(self.__dict__)
         sub.batch = s1 - s0
-        for key in ("spikes", "count", "i_rec", "v_rec", "pooled"):
+        for key in ("spikes", "count", "i_rec", "v_rec", "pooled", "pooled_ok"):
             setattr(sub, key, {k: v[s0:s1] for k, v in getattr(self, key).items()})
         return sub
 

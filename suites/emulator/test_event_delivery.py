@@ -240,3 +240,20 @@ def test_rows_in_float64_for_a_projection_beyond_the_float32_bound() -> None:
     assert i[0, 1].tolist() == [17_779_873, -127]
     # sample 1: inputs 1..139,999 on: neuron 1 sees 70,000 odd (+127) and 69,999 even (-127)
     assert i[1, 2].tolist() == [17_779_873, 127]
+
+
+def test_pooled_counts_skipped_for_an_events_consumer_are_pooled_again_when_it_turns_dense() -> None:
+    """The update skips writing sum-pooled counts while the int8 projection that reads them goes by
+    synapse rows; a chunk of that projection that then goes through the kernel must pool the raw
+    spikes itself (the skipped buffer is uninitialised memory), giving the same bits."""
+    net = _cnn()
+    rng = np.random.default_rng(9)
+    x = rng.random((3, 9) + net.populations[net.input_name].shape) < 0.05
+    engine = Engine(net, kernels="int")
+    assert engine.pooled_for, "cnn_sinabs has an int8 conv after a SumPool"
+    for name, c in engine.pooled_for.items():
+        c.last_path = "events"   # as if its latest chunk went by rows: the update skips the pooling
+        c.rows = False           # ... but now every chunk goes through the kernel
+    rec = engine.run(x, record="all")
+    assert all(rec.meta["synapse_paths"][c.proj.name]["dense"] > 0 for c in engine.pooled_for.values())
+    assert_same_bits(rec, Engine(net, synapses="dense", kernels="float").run(x, record="all"))
