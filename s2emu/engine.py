@@ -20,7 +20,11 @@ Same bits as :class:`s2emu.golden.GoldenModel` for any batch size and thread cou
   delivered ticks, and only the (sample, tick) rows with at least one source spike go through
   the conv/matmul (the others' input is exactly 0). When the source is sparse enough that
   adding each spike's synapse row costs less than the dense kernel (:func:`_prefer_events`),
-  the input is built event by event instead (:mod:`s2emu.events`; same exact integers).
+  the input is built event by event instead (:mod:`s2emu.events`; same exact integers). Conv
+  and pooled-dense projections use vector rows built from their geometry
+  (:mod:`s2emu.vector_rows`: per spike, one contiguous add over the output channels per target
+  position); when such a projection is its population's only input, delivery and neuron
+  update run as one compiled pass (:func:`s2emu.kernels.events_update`), with no input buffer.
 
 Layout (the Recording's): buffers are ``(batch, time, neurons)`` with neurons in NIR (C, H, W)
 order, so the Recording shares their memory. Spike maps are copied into channels-last float
@@ -37,8 +41,11 @@ Kernels (:mod:`s2emu.kernels`): int8 x int8 -> int32 products (``torch._int_mm``
 im2col tiles; exact by construction) where the weights are int8 codes, or the float kernels above;
 ``kernels="auto"`` keeps whichever measured cheaper on the projection's first chunks. The neuron
 update of LIF/IF populations without FMA is one compiled loop (same float32 order, same bits).
-The events-or-kernel choice compares the projection's measured dense cost per row with event
-costs timed once per process (:func:`s2emu.events.unit_costs`), not constants fitted to one CPU.
+The events-or-kernel choice compares the projection's measured dense cost per row (median of
+its recent chunks, after ``MEASURED_CHUNKS``) with event costs measured on this machine: per
+process for scalar rows (:func:`s2emu.events.unit_costs`), on the projection's own rows for
+vector rows (:func:`s2emu.vector_rows.measure`, :func:`s2emu.kernels.fused_target_cost`); not
+constants fitted to one CPU.
 """
 from __future__ import annotations
 

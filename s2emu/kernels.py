@@ -27,6 +27,11 @@ nor reassociates), so the bits are the golden model's. It covers ``lif_no_delay`
 ``lif_conv2d`` / ``lif`` without the FMA option; ``lif_curr_exp_no_delay`` and FMA keep the
 torch path.
 
+**Fused delivery and update** (:func:`events_update`): a population whose only input is one
+projection's vector rows (:mod:`s2emu.vector_rows`) adds each tick's spike rows into a
+channel-last scratch in cache and updates its neurons straight from it (same operations,
+same order, same bits as :func:`neuron_update` on the delivered input).
+
 numba is imported on first use (as in :mod:`s2emu.events`); without it the engine keeps its
 torch paths (:func:`available`).
 """
