@@ -130,6 +130,19 @@ class _Compiled:
     fused_target: Optional[float] = None
     #: the path of the projection's latest chunk with spikes ("dense" / "events"; None before the first)
     last_path: Optional[str] = None
+    #: ns per target element of the plain compiled update, timed with ``fused_target``
+    plain_update_ns: Optional[float] = None
+    #: recent (timed / predicted) costs of the projection's event chunks (see :func:`_prefer_events`)
+    event_ratios: Optional[list] = None
+
+    @property
+    def event_scale(self) -> float:
+        """Median of ``event_ratios`` (1.0 before ``MEASURED_CHUNKS`` timed event chunks: one chunk is a noisy sample)."""
+        if not self.event_ratios or len(self.event_ratios) < MEASURED_CHUNKS:
+            return 1.0
+        r = sorted(self.event_ratios)
+        mid = len(r) // 2
+        return r[mid] if len(r) % 2 else 0.5 * (r[mid - 1] + r[mid])
 
     @property
     def pre_size(self) -> int:
@@ -403,11 +416,18 @@ class Engine:
                             fusable=fuse is not None and not check):
             run.paths[c.proj.name]["events"] += 1
             c.last_path = "events"
-            if fuse is not None and not check and _fusable_rows(c):
+            fused = fuse is not None and not check and _fusable_rows(c)
+            predicted = _events_ns(c, int(counts_np.sum()), batch * length, True, n_act, fused, scaled=False)
+            start = _now()
+            if fused:
                 fuse()          # delivery and neuron update in one compiled pass (_fused_events)
+                # the fused pass includes the update the dense path runs separately: take it out
+                spent = (_now() - start) * 1e9 - batch * length * c.post_size * (c.plain_update_ns or 0.0)
+                _record_events(c, spent, predicted)
                 return FUSED
             act = torch.from_numpy(counts_np > 0)
             outs = self._deliver_events(run, c, act, lo, pad, length, check)
+            _record_events(c, (_now() - start) * 1e9, predicted)
             return [o.view(1, length * batch, c.post_size) for o in outs]
         run.paths[c.proj.name]["dense"] += 1
         c.last_path = "dense"
@@ -576,7 +596,7 @@ class Engine:
             if isinstance(rows[0], vector_rows.VectorRows):
                 c.event_cost = vector_rows.measure(rows, c.pre_size)
                 if len(rows) == 1 and _k.available():
-                    c.fused_target = _k.fused_target_cost(rows[0], c.pre_size)
+                    c.fused_target, c.plain_update_ns = _k.fused_target_cost(rows[0], c.pre_size)
             else:
                 ns_target, ns_synapse = events.unit_costs()
                 c.event_cost = (ns_target, sum(r.synapses_per_spike for r in rows) * ns_synapse)
@@ -819,6 +839,11 @@ def _prefer_events(c: _Compiled, n_spikes: int, rows: int, dense_ns: float, buil
     vector rows timed on their own delivery, :func:`s2emu.vector_rows.measure`, where only the
     ``active_rows`` with a spike pay the per-target pass).
 
+    The unit costs are timed on synthetic spikes with the caches warm; the real chunks' costs are
+    timed too and the prediction is scaled by their median ratio to it (``c.event_scale``), so a
+    projection whose rows run slower in the real run than on the synthetic spikes moves back to
+    the kernel.
+
     Args:
         n_spikes: source spikes delivered in the chunk; rows: (sample, tick) rows of the chunk;
         active_rows: of those, the rows with at least one source spike (default: all);
@@ -828,6 +853,13 @@ def _prefer_events(c: _Compiled, n_spikes: int, rows: int, dense_ns: float, buil
             the rows are built their length is unknown, and a spike adds at least one synapse, so
             ``built=False`` answers whether events could pay at all and the rows are worth building).
     """
+    return _events_ns(c, n_spikes, rows, built, active_rows, fused) < dense_ns
+
+
+def _events_ns(c: _Compiled, n_spikes: int, rows: int, built: bool, active_rows: Optional[int] = None,
+               fused: bool = False, scaled: bool = True) -> float:
+    """Predicted ns of delivering a chunk by synapse rows (see :func:`_prefer_events`), times the
+    projection's measured correction ``c.event_scale`` (``scaled``; built rows only)."""
     targets = rows
     active_rows = rows if active_rows is None else active_rows
     if built:
@@ -841,7 +873,7 @@ def _prefer_events(c: _Compiled, n_spikes: int, rows: int, dense_ns: float, buil
     else:
         ns_target, ns_spike = events.unit_costs()
     events_ns = targets * c.post_size * ns_target + n_spikes * ns_spike
-    return events_ns < dense_ns
+    return events_ns * (c.event_scale if built and scaled else 1.0)
 
 
 @contextmanager
@@ -867,6 +899,15 @@ def _record_dense(times: dict, seconds_per_row: float) -> None:
     """Note one dense chunk's cost per row (``last`` and the ``recent`` window of :meth:`Engine.dense_ns_per_row`)."""
     times["last"] = seconds_per_row
     times["recent"] = (times["recent"] + [seconds_per_row])[-RECENT_CHUNKS:]
+
+
+def _record_events(c: _Compiled, spent_ns: float, predicted_ns: float) -> None:
+    """Note one event chunk's timed cost against its prediction (``c.event_ratios``, the latest
+    RECENT_CHUNKS). The projection's first event chunk is not noted: it loads the compiled loops."""
+    if c.event_ratios is None:
+        c.event_ratios = []
+    elif predicted_ns > 0:
+        c.event_ratios = (c.event_ratios + [max(spent_ns, 0.0) / predicted_ns])[-RECENT_CHUNKS:]
 
 
 def _denormals_flushed() -> bool:

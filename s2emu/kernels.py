@@ -283,12 +283,14 @@ def events_update(rows, src: np.ndarray, src_offset: int, v: np.ndarray, alpha: 
                                  pool, pooled is not None, index)
 
 
-def fused_target_cost(rows, pre_size: int, n_rows: int = 8, repeats: int = 3) -> float:
-    """ns per target element that :func:`events_update` costs beyond :func:`neuron_update` on this machine.
+def fused_target_cost(rows, pre_size: int, n_rows: int = 8, repeats: int = 3) -> Tuple[float, float]:
+    """(ns per target element that :func:`events_update` costs beyond :func:`neuron_update`, ns per
+    target element of :func:`neuron_update` itself) on this machine.
 
     Both timed on ``n_rows`` ticks of one sample with one source spike per tick (the per-spike
     cost is :func:`s2emu.vector_rows.measure`'s), best of ``repeats`` on this thread's CPU clock;
-    the plain update reads a zeroed input buffer (as the dense path hands it one). Never negative.
+    the plain update reads a zeroed input buffer (as the dense path hands it one). The first is
+    never negative.
     """
     import time
 
@@ -316,7 +318,8 @@ def fused_target_cost(rows, pre_size: int, n_rows: int = 8, repeats: int = 3) ->
             fn()
             runs.append(time.thread_time() - t0)
         best[name] = min(runs)
-    return max(0.0, best["fused"] - best["plain"]) * 1e9 / (n_rows * post)
+    per_target = 1e9 / (n_rows * post)
+    return max(0.0, best["fused"] - best["plain"]) * per_target, best["plain"] * per_target
 
 
 def _events_update(src8, src64, src_offset, indptr, pos, pat, table, in_positions, n_patterns, scratch,

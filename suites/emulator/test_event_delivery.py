@@ -257,3 +257,23 @@ def test_pooled_counts_skipped_for_an_events_consumer_are_pooled_again_when_it_t
     rec = engine.run(x, record="all")
     assert all(rec.meta["synapse_paths"][c.proj.name]["dense"] > 0 for c in engine.pooled_for.values())
     assert_same_bits(rec, Engine(net, synapses="dense", kernels="float").run(x, record="all"))
+
+
+def test_event_chunks_are_timed_and_a_slower_than_predicted_projection_returns_to_the_kernel() -> None:
+    """The event side's prediction is scaled by the timed cost of the projection's real event chunks:
+    after a few event chunks the ratios are recorded; if they say the rows run 1000x slower than
+    predicted, the next chunks go through the kernel."""
+    net = _cnn()
+    first = next(p for p in net.projections if p.pre == net.input_name).name
+    shape = net.populations[net.input_name].shape
+    sparse = np.zeros((4, 5) + shape, dtype=bool)
+    sparse[:, :, 0, 10, 10] = True
+    engine = Engine(net, threads=1)
+    c = next(c for c in engine.compiled if c.proj.name == first)
+    for _ in range(MEASURED_CHUNKS + 4):
+        rec = engine.run(sparse)
+    assert rec.meta["synapse_paths"][first]["events"] >= 1
+    assert c.event_ratios and len(c.event_ratios) >= MEASURED_CHUNKS and all(r > 0 for r in c.event_ratios)
+    c.event_ratios = [1000.0] * MEASURED_CHUNKS
+    rec = engine.run(sparse)
+    assert rec.meta["synapse_paths"][first] == {"dense": 1, "events": 0}
