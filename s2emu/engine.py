@@ -72,10 +72,13 @@ from .runio import Record, check_inputs, detail_set, meta
 FLOAT32_EXACT = 2 ** 24
 FLOAT64_EXACT = 2 ** 53
 INT32_MAX = 2 ** 31 - 1
-#: budget of one tile's synaptic input in the layer schedule (4 bytes per neuron and row): about one
-#: core's L2 cache, so the kernel's output is read back by the neuron update from cache, and far
-#: below glibc's mmap threshold (freed tile buffers are reused without page faults)
-TILE_BYTES = 2 * 2 ** 20
+#: budget of one tile's synaptic input in the layer schedule (4 bytes per neuron and row): a few
+#: cores' L2, so the kernel's output is read back by the neuron update from (L2/L3) cache, and
+#: below glibc's largest dynamic mmap threshold (32 MiB: freed tile buffers are reused without page
+#: faults). Measured 2026-12-01 (2-core AVX-512 machine, 1 thread, in one process): 8 MiB ran
+#: seed-scale / psnn / cnn_sinabs 12 % / 10 % / 1 % faster than 2 MiB (fewer, larger chunks with the
+#: fused event pass and bigger int8 GEMMs), 16 MiB slower again
+TILE_BYTES = 8 * 2 ** 20
 #: fraction of active (sample, tick) rows above which all rows go through the kernel in one slice
 #: (gathering and scattering the active rows costs about two passes over the output)
 DENSE_ROWS = 0.9
