@@ -71,6 +71,28 @@ def test_sum_pool_and_pool_index_floor_the_last_rows() -> None:
     assert idx[1 * 42 + 3 * 6 + 5] == 1 * 9 + 1 * 3 + 2 and idx[2 * 42 + 6 * 6 + 0] == -1
 
 
+@pytest.mark.parametrize("C,H,W,ph,pw", [(3, 7, 6, 2, 2), (2, 9, 10, 3, 2), (2, 4, 8, 1, 2), (3, 7, 6, 2, 3),
+                                        (2, 5, 7, 2, 2)])
+def test_update_writes_the_sum_pooled_counts(C: int, H: int, W: int, ph: int, pw: int) -> None:
+    # the byte-pair pass (pw = 2, W even) and the sparse pass (else) against numpy's floor sum pooling
+    rng = np.random.default_rng(C * 1000 + H * 100 + W * 10 + ph)
+    B, L, N = 2, 5, C * H * W
+    e = rng.integers(0, 3, (1, L * B, N)).astype(np.int32)    # thr 1.5: v > thr whenever 2 arrives
+    e[0, B] = 0                                              # one silent tick (sample 0, tick 1)
+    thr = np.full(1, 1.5, np.float32)
+    zero = np.zeros(1, np.float32)
+    v = np.zeros((B, N), np.float32)
+    spikes = np.zeros((B, L, N), bool)
+    count = np.zeros((B, L), np.int32)
+    hp, wp = H // ph, W // pw
+    pooled = np.full((B, L, C * hp * wp), 99, np.int8)
+    kernels.neuron_update(e, v, zero, thr, zero, zero, False, spikes, count, 0, None, pooled, (C, H, W, ph, pw))
+    m = spikes.reshape(B, L, C, H, W)[:, :, :, :hp * ph, :wp * pw].astype(np.int64)
+    expected = m.reshape(B, L, C, hp, ph, wp, pw).sum(axis=(4, 6)).reshape(B, L, -1)
+    assert spikes.any() and count[0, 1] == 0
+    assert np.array_equal(pooled, expected)
+
+
 @pytest.mark.parametrize("uniform", [True, False])
 @pytest.mark.parametrize("subtract", [True, False])
 def test_fused_update_is_the_golden_float32_order(uniform: bool, subtract: bool) -> None:
