@@ -221,13 +221,20 @@ def simulate(graph: object, inputs: "np.ndarray | Sequence", *, preset: "str | D
     x_all = arr.astype(dt_, copy=False)
     uses_torch = any(flat.type_of(n) in ("Conv1d", "Conv2d", "Affine", "Linear") for n in flat.nodes)
     step = block_samples(flat, dt_)
+    layer_major = not flat.back_edges  # feed-forward: every edge goes forward in flat.order
+    span = chunk_ticks(flat, dt_, step) if layer_major else 1
     with (torch_single_thread() if uses_torch else contextlib.nullcontext()):
         for lo in range(0, batch, step):  # every sample's values are independent of its block
             hi = min(batch, lo + step)
             for n in stateful:
                 runners[n].reset_state(hi - lo, ticks)
-            _run_ticks(order, preds, runners, stateful, {n: v[lo:hi] for n, v in rest.items()}, x_all[lo:hi],
-                       inp_name, {k: v[lo:hi] for k, v in rec.items()}, recorded_nodes)
+            blk_rest = {n: v[lo:hi] for n, v in rest.items()}
+            blk_rec = {k: v[lo:hi] for k, v in rec.items()}
+            if layer_major:
+                _run_layers(flat.order, preds, runners, stateful, blk_rest, x_all[lo:hi], inp_name, blk_rec,
+                            recorded_nodes, span)
+            else:
+                _run_ticks(order, preds, runners, stateful, blk_rest, x_all[lo:hi], inp_name, blk_rec, recorded_nodes)
 
     result = Recording(dt=disc.dt, meta={
         "backend": "reference",
@@ -258,6 +265,19 @@ def block_samples(flat: FlatGraph, dtype: np.dtype) -> int:
     operation elementwise), so blocking changes no bit."""
     largest = max((int(np.prod(shape, dtype=np.int64)) for shape in flat.out_shape.values()), default=1)
     return max(1, BLOCK_BYTES // max(1, largest * np.dtype(dtype).itemsize))
+
+
+#: bytes of the largest node's values in one chunk of a block (its samples times the chunk's ticks)
+CHUNK_BYTES = 2 ** 22
+
+
+def chunk_ticks(flat: FlatGraph, dtype: np.dtype, block: int) -> int:
+    """Ticks per chunk of the layer-major walk (feed-forward graphs): the largest node's values for
+    ``block`` samples and that many ticks take about :data:`CHUNK_BYTES`. At least 1. Like the
+    block size it changes no bit: a stateless node's rows are independent, a stateful node steps
+    tick by tick whatever the chunk."""
+    largest = max((int(np.prod(shape, dtype=np.int64)) for shape in flat.out_shape.values()), default=1)
+    return max(1, CHUNK_BYTES // max(1, block * largest * np.dtype(dtype).itemsize))
 
 
 def fold_biases(flat: FlatGraph) -> Tuple[Dict[str, np.ndarray], Dict[str, object]]:
@@ -314,6 +334,72 @@ def _run_ticks(order: List[str], preds: Mapping[str, List[Tuple[str, int]]], run
                 _store(rec, name, t, out, runners.get(name))
         prev = cur
     return prev
+
+
+def _run_layers(order: List[str], preds: Mapping[str, List[Tuple[str, int]]], runners: Mapping[str, Any],
+                stateful: Set[str], rest: Dict[str, np.ndarray], x_all: np.ndarray, inp_name: str,
+                rec: Dict[Tuple[str, str], np.ndarray], recorded_nodes: Set[str], span: int) -> None:
+    """The layer-major walk of a graph without back-edges: ticks in chunks of ``span``; within a chunk each
+    node (in ``order``, topological over all edges) runs once on all its ticks, arrays (ticks, batch, *shape).
+    A stateless node sees the chunk's ticks x batch as one batch of rows (each row's result depends on that
+    row alone), a stateful node steps through the ticks in order; a delay-1 edge reads its source's previous
+    tick, the last tick of the previous chunk (or the rest value) for the chunk's first. Every value equals
+    the tick-major walk's (:func:`_run_ticks`)."""
+    batch, ticks = x_all.shape[0], x_all.shape[1]
+    last = dict(rest)  # each node's output in the tick before the chunk, (batch, *shape)
+    for t0 in range(0, ticks, span):
+        t1 = min(ticks, t0 + span)
+        n = t1 - t0
+        cur: Dict[str, np.ndarray] = {}
+        for name in order:
+            if name == inp_name:
+                out = np.ascontiguousarray(x_all[:, t0:t1].swapaxes(0, 1))
+            else:
+                x = None
+                for src, d in preds[name]:
+                    val = cur[src]
+                    if d:
+                        val = np.concatenate([np.broadcast_to(last[src], val.shape[1:])[None], val[:-1]])
+                    x = val if x is None else x + val
+                if name in stateful:
+                    out = _run_stateful(runners[name], x, rec, name, t0)
+                else:
+                    flat_out = runners[name](x.reshape((n * batch, *x.shape[2:])))
+                    out = flat_out.reshape((n, batch, *flat_out.shape[1:]))
+            cur[name] = out
+            if name in recorded_nodes:
+                _store_chunk(rec, name, t0, out)
+        last = {k: v[-1] for k, v in cur.items()}
+
+
+def _run_stateful(runner: Any, x: np.ndarray, rec: Dict[Tuple[str, str], np.ndarray], name: str, t0: int) -> np.ndarray:
+    """A stateful node over a chunk ``x`` (ticks, batch, *shape): its fused loop when it has one and no state is
+    recorded, else :meth:`step` tick by tick (recording ``v``/``i`` after each)."""
+    wants_state = (name, "v") in rec or (name, "i") in rec
+    fused = None if wants_state else getattr(runner, "run_ticks", None)
+    if fused is not None:
+        out = fused(x)
+        if out is not None:
+            return out
+    out = None
+    for k in range(x.shape[0]):
+        z = runner.step(x[k])
+        if out is None:
+            out = np.empty((x.shape[0], *z.shape), dtype=z.dtype)
+        out[k] = z
+        if (name, "v") in rec:
+            rec[(name, "v")][:, t0 + k] = runner.v
+        if (name, "i") in rec:
+            rec[(name, "i")][:, t0 + k] = runner.i
+    return out
+
+
+def _store_chunk(rec: Dict[Tuple[str, str], np.ndarray], name: str, t0: int, out: np.ndarray) -> None:
+    t1 = t0 + out.shape[0]
+    if (name, "spikes") in rec:
+        rec[(name, "spikes")][:, t0:t1] = (out != 0).swapaxes(0, 1)
+    if (name, "output") in rec:
+        rec[(name, "output")][:, t0:t1] = out.swapaxes(0, 1)
 
 
 def _store(rec: Dict[Tuple[str, str], np.ndarray], name: str, t: int, out: np.ndarray, runner: object) -> None:

@@ -1,0 +1,174 @@
+"""Event-driven weighted sums (numba): each row's result in an order fixed by that row alone.
+
+A row is one sample in one tick. Only its non-zero inputs are visited, in increasing flat input
+index (channel, then height, then width), and each adds ``value * weight`` into the outputs it
+reaches; an output starts at 0 and gets the bias (if any) after its last term. The products and
+additions are float64 or float32 operations as written (numba without ``fastmath``: LLVM neither
+fuses a multiply-add nor reorders the sums), so a row's bits depend on its own values only,
+never on the other rows of the call, the batch, the block of ticks or the thread count.
+
+Shapes: ``x`` (rows, C, H, W); weights as the op stores them (below); outputs (rows, C_out, OH, OW)
+for convolutions, (rows, n_out) for matrices.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict
+
+import numpy as np
+
+_CACHE: Dict[str, Callable[..., Any]] = {}
+
+
+def _kernels() -> Dict[str, Callable[..., Any]]:
+    """Compile (once per process; numba caches on disk) and return the loops."""
+    if _CACHE:
+        return _CACHE
+    from numba import njit
+
+    jit = njit(cache=True, nogil=True)
+
+    @jit
+    def conv2d_events(x, wt, bias, use_bias, sh, sw, ph, pw, dh, dw, oh, ow, out):  # pragma: no cover - compiled
+        # x (R, C, H, W); wt (C, KH, KW, O): the weight of input channel c at kernel offset (i, j) for every
+        # output channel; out (R, O, OH, OW). Output (o, a, b) reads input (c, a*sh - ph + i*dh, b*sw - pw + j*dw).
+        rows, chans, height, width = x.shape
+        kh, kw, n_out = wt.shape[1], wt.shape[2], wt.shape[3]
+        acc = np.zeros((oh, ow, n_out), dtype=out.dtype)
+        for r in range(rows):
+            acc[:] = 0
+            for c in range(chans):
+                for y in range(height):
+                    for xx in range(width):
+                        v = x[r, c, y, xx]
+                        if v == 0:
+                            continue
+                        for i in range(kh):
+                            a_num = y + ph - i * dh
+                            if a_num < 0 or a_num % sh != 0:
+                                continue
+                            a = a_num // sh
+                            if a >= oh:
+                                continue
+                            for j in range(kw):
+                                b_num = xx + pw - j * dw
+                                if b_num < 0 or b_num % sw != 0:
+                                    continue
+                                b = b_num // sw
+                                if b >= ow:
+                                    continue
+                                for o in range(n_out):
+                                    acc[a, b, o] += v * wt[c, i, j, o]
+            for o in range(n_out):
+                for a in range(oh):
+                    for b in range(ow):
+                        out[r, o, a, b] = acc[a, b, o] + bias[o] if use_bias else acc[a, b, o]
+        return out
+
+    @jit
+    def matvec_events(x, wt, sparse, out):  # pragma: no cover - compiled
+        # x (R, N); wt (N, O) = W.T; rows with sparse[r] get y = sum over non-zero j (increasing) of x_j * W[:, j],
+        # starting from 0 (out[r] must be 0 on entry); the other rows are left alone
+        rows, n_in = x.shape
+        n_out = wt.shape[1]
+        for r in range(rows):
+            if not sparse[r]:
+                continue
+            for j in range(n_in):
+                v = x[r, j]
+                if v == 0:
+                    continue
+                if v == 1:
+                    for o in range(n_out):
+                        out[r, o] += wt[j, o]
+                else:
+                    for o in range(n_out):
+                        out[r, o] += v * wt[j, o]
+        return out
+
+    @jit
+    def spiking_ticks(x, v, k, a, gl, folded, th, v_reset, zero, leaky, k_is_one, has_folded, ge, reset, clamp, out):  # pragma: no cover
+        # compiled; zero: a (1,) array of the run's dtype (a literal 0 would widen float32 to float64). x, out (T, B, N); v (B, N) updated in place; the rest (N,).
+        # per element and tick, the numpy expressions of reference.neurons in the same order:
+        # IF  v = v + (x | k*x) (+ folded);  LIF  v = ((a*v) + gl) + k*x (+ folded)
+        # z = v > th (>= with ge); reset 0: v - th, 1: 0, 2: v_reset where z; clamp (IF): v = max(v, -th)
+        ticks, batch, n = x.shape
+        for t in range(ticks):
+            for bb in range(batch):
+                for i in range(n):
+                    if leaky:
+                        nv = a[i] * v[bb, i] + gl[i]
+                        nv = nv + k[i] * x[t, bb, i]
+                    elif k_is_one:
+                        nv = v[bb, i] + x[t, bb, i]
+                    else:
+                        nv = v[bb, i] + k[i] * x[t, bb, i]
+                    if has_folded:
+                        nv = nv + folded[i]
+                    fired = nv >= th[i] if ge else nv > th[i]
+                    if fired:
+                        if reset == 0:
+                            nv = nv - th[i]
+                        elif reset == 1:
+                            nv = zero[0]
+                        else:
+                            nv = v_reset[i]
+                    if clamp and nv < -th[i]:
+                        nv = -th[i]
+                    v[bb, i] = nv
+                    out[t, bb, i] = 1 if fired else 0
+        return out
+
+    @jit
+    def pool_sum(x, zero, kh, kw, sh, sw, oh, ow, out):  # pragma: no cover - compiled
+        # x (R, C, H, W) already padded; out (R, C, OH, OW): 0 + the window's values in row-major window order
+        rows, chans = x.shape[0], x.shape[1]
+        for r in range(rows):
+            for c in range(chans):
+                for a in range(oh):
+                    for b in range(ow):
+                        out[r, c, a, b] = zero[0]
+                    for i in range(kh):         # each output adds its window in (i, j) order
+                        for j in range(kw):
+                            for b in range(ow):
+                                out[r, c, a, b] += x[r, c, a * sh + i, b * sw + j]
+        return out
+
+    _CACHE["spiking_ticks"] = spiking_ticks
+    _CACHE["pool_sum"] = pool_sum
+    _CACHE["conv2d_events"] = conv2d_events
+    _CACHE["matvec_events"] = matvec_events
+    return _CACHE
+
+
+def conv2d_events(x: np.ndarray, wt: np.ndarray, bias: "np.ndarray | None", stride: tuple, padding: tuple,
+                  dilation: tuple, out_hw: tuple) -> np.ndarray:
+    """Cross-correlation of every row of ``x`` (rows, C, H, W) with ``wt`` (C, KH, KW, C_out), groups 1,
+    zero padding; returns (rows, C_out, OH, OW) in ``x``'s dtype (see the module docstring for the order)."""
+    oh, ow = out_hw
+    out = np.empty((x.shape[0], wt.shape[3], oh, ow), dtype=x.dtype)
+    b = np.zeros(wt.shape[3], dtype=x.dtype) if bias is None else bias
+    return _kernels()["conv2d_events"](np.ascontiguousarray(x), wt, b, bias is not None, stride[0], stride[1],
+                                       padding[0], padding[1], dilation[0], dilation[1], oh, ow, out)
+
+
+def matvec_events(x: np.ndarray, wt: np.ndarray, sparse: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Adds, for each row ``r`` of ``x`` (rows, N) with ``sparse[r]``, ``x_j * wt[j]`` over its non-zero ``j`` in
+    increasing order into ``out[r]`` (rows, N_out; zero on entry for those rows). ``wt`` is ``W.T`` (N, N_out)."""
+    return _kernels()["matvec_events"](np.ascontiguousarray(x), wt, sparse, out)
+
+
+def spiking_ticks(x: np.ndarray, v: np.ndarray, p: Dict[str, Any], out: np.ndarray) -> np.ndarray:
+    """IF/LIF (spike from the new voltage, reset in the same tick) over a chunk: ``x`` (ticks, batch, N) the
+    summed inputs, ``v`` (batch, N) the voltage (updated in place), ``p`` the flattened (N,) coefficients and
+    flags (see :meth:`reference.neurons._Spiking.run_ticks`); writes spikes 0/1 into ``out`` (ticks, batch, N)."""
+    return _kernels()["spiking_ticks"](np.ascontiguousarray(x), v, p["k"], p["a"], p["gl"], p["folded"], p["th"],
+                                       p["v_reset"], np.zeros(1, x.dtype), p["leaky"], p["k_is_one"], p["has_folded"], p["ge"], p["reset"],
+                                       p["clamp"], out)
+
+
+def pool_sum(x: np.ndarray, kernel: tuple, stride: tuple, out_hw: tuple) -> np.ndarray:
+    """Window sums of ``x`` (rows, C, H, W, padding included) into (rows, C, OH, OW): each starts at 0 and adds
+    the window's values row by row, left to right (the order of ``reference.ops._pool``'s slices)."""
+    out = np.empty((x.shape[0], x.shape[1], *out_hw), dtype=x.dtype)
+    return _kernels()["pool_sum"](np.ascontiguousarray(x), np.zeros(1, x.dtype), kernel[0], kernel[1], stride[0], stride[1], out_hw[0],
+                                  out_hw[1], out)
