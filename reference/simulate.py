@@ -221,7 +221,7 @@ def simulate(graph: object, inputs: "np.ndarray | Sequence", *, preset: "str | D
     x_all = arr.astype(dt_, copy=False)
     uses_torch = any(flat.type_of(n) in ("Conv1d", "Conv2d", "Affine", "Linear") for n in flat.nodes)
     step = block_samples(flat, dt_)
-    layer_major = not flat.back_edges  # feed-forward: every edge goes forward in flat.order
+    layer_major = LAYER_MAJOR and not flat.back_edges  # feed-forward: every edge goes forward in flat.order
     span = chunk_ticks(flat, dt_, step) if layer_major else 1
     with (torch_single_thread() if uses_torch else contextlib.nullcontext()):
         for lo in range(0, batch, step):  # every sample's values are independent of its block
@@ -267,6 +267,8 @@ def block_samples(flat: FlatGraph, dtype: np.dtype) -> int:
     return max(1, BLOCK_BYTES // max(1, largest * np.dtype(dtype).itemsize))
 
 
+#: run graphs without back-edges layer by layer (:func:`_run_layers`); False: tick by tick (the same bits)
+LAYER_MAJOR = True
 #: bytes of the largest node's values in one chunk of a block (its samples times the chunk's ticks)
 CHUNK_BYTES = 2 ** 22
 
