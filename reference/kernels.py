@@ -1,8 +1,9 @@
 """Event-driven weighted sums (numba): each row's result in an order fixed by that row alone.
 
-A row is one sample in one tick. Only its non-zero inputs are visited, in increasing flat input
-index (channel, then height, then width), and each adds ``value * weight`` into the outputs it
-reaches; an output starts at 0 and gets the bias (if any) after its last term. The products and
+A row is one sample in one tick. Only its non-zero inputs are visited, and each adds ``value *
+weight`` into the outputs it reaches, in an order stated per kernel (matrix: increasing input
+index; convolution: kernel row, input channel, kernel column); an output starts at 0 and gets the
+bias (if any) after its last term. The products and
 additions are float64 or float32 operations as written (numba without ``fastmath``: LLVM neither
 fuses a multiply-add nor reorders the sums), so a row's bits depend on its own values only,
 never on the other rows of the call, the batch, the block of ticks or the thread count.
@@ -28,40 +29,60 @@ def _kernels() -> Dict[str, Callable[..., Any]]:
     jit = njit(cache=True, nogil=True)
 
     @jit
-    def conv2d_events(x, wt, bias, use_bias, sh, sw, ph, pw, dh, dw, oh, ow, out):  # pragma: no cover - compiled
-        # x (R, C, H, W); wt (C, KH, KW, O): the weight of input channel c at kernel offset (i, j) for every
-        # output channel; out (R, O, OH, OW). Output (o, a, b) reads input (c, a*sh - ph + i*dh, b*sw - pw + j*dw).
+    def conv2d_events(x, wt, bias, use_bias, sh, sw, ph, pw, dh, dw, oh, ow, out, nnz):  # pragma: no cover
+        # compiled. x (R, C, H, W); wt (C, KH, KW, O): the weight of input channel c at kernel offset (i, j) for
+        # every output channel; out (R, O, OH, OW); nnz (R,) gets each row's count of non-zero inputs.
+        # Output (o, a, b) reads input (c, a*sh - ph + i*dh, b*sw - pw + j*dw). Per output row a, the
+        # accumulator (OW, O) stays in cache: for each kernel row i, the non-zero inputs of input row
+        # y(a, i) in (c, x) order add their terms, i.e. every output sums its terms in (i, c, j) order.
         rows, chans, height, width = x.shape
         kh, kw, n_out = wt.shape[1], wt.shape[2], wt.shape[3]
-        acc = np.zeros((oh, ow, n_out), dtype=out.dtype)
+        ptr = np.zeros(height + 1, np.int64)
+        ev_c = np.empty(chans * height * width, np.int64)
+        ev_x = np.empty(chans * height * width, np.int64)
+        ev_v = np.empty(chans * height * width, x.dtype)
+        acc = np.empty((ow, n_out), out.dtype)
         for r in range(rows):
-            acc[:] = 0
-            for c in range(chans):
-                for y in range(height):
+            k = 0
+            for y in range(height):          # the row's non-zero inputs, grouped by input row, each in (c, x) order
+                ptr[y] = k
+                for c in range(chans):
                     for xx in range(width):
                         v = x[r, c, y, xx]
-                        if v == 0:
-                            continue
-                        for i in range(kh):
-                            a_num = y + ph - i * dh
-                            if a_num < 0 or a_num % sh != 0:
+                        if v != 0:
+                            ev_c[k] = c
+                            ev_x[k] = xx
+                            ev_v[k] = v
+                            k += 1
+            ptr[height] = k
+            nnz[r] = k
+            for a in range(oh):
+                acc[:, :] = 0
+                for i in range(kh):
+                    y = a * sh - ph + i * dh
+                    if y < 0 or y >= height:
+                        continue
+                    for e in range(ptr[y], ptr[y + 1]):
+                        c = ev_c[e]
+                        xx = ev_x[e]
+                        v = ev_v[e]
+                        for j in range(kw):
+                            num = xx + pw - j * dw
+                            if num < 0:
+                                break
+                            if num % sw != 0:
                                 continue
-                            a = a_num // sh
-                            if a >= oh:
+                            b = num // sw
+                            if b >= ow:
                                 continue
-                            for j in range(kw):
-                                b_num = xx + pw - j * dw
-                                if b_num < 0 or b_num % sw != 0:
-                                    continue
-                                b = b_num // sw
-                                if b >= ow:
-                                    continue
-                                for o in range(n_out):
-                                    acc[a, b, o] += v * wt[c, i, j, o]
-            for o in range(n_out):
-                for a in range(oh):
+                            wr = wt[c, i, j]
+                            ar = acc[b]
+                            for o in range(n_out):
+                                ar[o] += v * wr[o]
+                for o in range(n_out):
+                    bo = bias[o]
                     for b in range(ow):
-                        out[r, o, a, b] = acc[a, b, o] + bias[o] if use_bias else acc[a, b, o]
+                        out[r, o, a, b] = acc[b, o] + bo if use_bias else acc[b, o]
         return out
 
     @jit
@@ -133,6 +154,26 @@ def _kernels() -> Dict[str, Callable[..., Any]]:
                                 out[r, c, a, b] += x[r, c, a * sh + i, b * sw + j]
         return out
 
+    @jit
+    def row_stats(x, nnz):  # pragma: no cover - compiled
+        # x (R, N): non-zeros per row into nnz; returns (largest |x|, every value a whole number)
+        top = 0.0
+        whole = True
+        for r in range(x.shape[0]):
+            k = 0
+            for j in range(x.shape[1]):
+                v = x[r, j]
+                if v != 0:
+                    k += 1
+                    a = abs(v)
+                    if a > top:
+                        top = a
+                    if whole and np.floor(v) != v:
+                        whole = False
+            nnz[r] = k
+        return top, whole
+
+    _CACHE["row_stats"] = row_stats
     _CACHE["spiking_ticks"] = spiking_ticks
     _CACHE["pool_sum"] = pool_sum
     _CACHE["conv2d_events"] = conv2d_events
@@ -141,14 +182,17 @@ def _kernels() -> Dict[str, Callable[..., Any]]:
 
 
 def conv2d_events(x: np.ndarray, wt: np.ndarray, bias: "np.ndarray | None", stride: tuple, padding: tuple,
-                  dilation: tuple, out_hw: tuple) -> np.ndarray:
+                  dilation: tuple, out_hw: tuple, nnz: "np.ndarray | None" = None) -> np.ndarray:
     """Cross-correlation of every row of ``x`` (rows, C, H, W) with ``wt`` (C, KH, KW, C_out), groups 1,
-    zero padding; returns (rows, C_out, OH, OW) in ``x``'s dtype (see the module docstring for the order)."""
+    zero padding; returns (rows, C_out, OH, OW) in ``x``'s dtype. Each output starts at 0, adds
+    ``x * w`` over the non-zero inputs of its window in (kernel row, input channel, kernel column)
+    order, then the bias. ``nnz`` (rows,) int64, if given, receives each row's count of non-zero inputs."""
     oh, ow = out_hw
     out = np.empty((x.shape[0], wt.shape[3], oh, ow), dtype=x.dtype)
     b = np.zeros(wt.shape[3], dtype=x.dtype) if bias is None else bias
+    counts = np.empty(x.shape[0], dtype=np.int64) if nnz is None else nnz
     return _kernels()["conv2d_events"](np.ascontiguousarray(x), wt, b, bias is not None, stride[0], stride[1],
-                                       padding[0], padding[1], dilation[0], dilation[1], oh, ow, out)
+                                       padding[0], padding[1], dilation[0], dilation[1], oh, ow, out, counts)
 
 
 def matvec_events(x: np.ndarray, wt: np.ndarray, sparse: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -172,3 +216,11 @@ def pool_sum(x: np.ndarray, kernel: tuple, stride: tuple, out_hw: tuple) -> np.n
     out = np.empty((x.shape[0], x.shape[1], *out_hw), dtype=x.dtype)
     return _kernels()["pool_sum"](np.ascontiguousarray(x), np.zeros(1, x.dtype), kernel[0], kernel[1], stride[0], stride[1], out_hw[0],
                                   out_hw[1], out)
+
+
+def row_stats(x: np.ndarray) -> "tuple[np.ndarray, float, bool]":
+    """One pass over ``x`` (rows, ...): (non-zeros per row (rows,) int64, largest magnitude, all whole numbers)."""
+    rows = np.ascontiguousarray(x).reshape(x.shape[0], -1)
+    nnz = np.empty(rows.shape[0], dtype=np.int64)
+    top, whole = _kernels()["row_stats"](rows, nnz)
+    return nnz, float(top), bool(whole)

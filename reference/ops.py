@@ -199,6 +199,8 @@ def _matvec(w: np.ndarray, b: "np.ndarray | None", out_shape: Tuple[int, ...], d
     return run
 
 
+#: a conv with at most this many input channels on sparse rows takes the event loop even where float32 is exact
+EVENTS_MAX_CHANNELS = 4
 #: a Conv input row with at most this fraction of non-zero entries is summed event by event
 CONV_SPARSE_FRACTION = 0.25
 
@@ -229,12 +231,13 @@ def _conv(name: str, node: object, in_shape: Tuple[int, ...], out_shape: Tuple[i
       for all rows; the exact sum is what any kernel and order gives, so the bits are those of the other
       two paths.
     * Otherwise, groups 1: a row with at most ``CONV_SPARSE_FRACTION`` non-zeros is summed event by event
-      (:func:`reference.kernels.conv2d_events`: in increasing input index, then the bias); denser rows and
+      (:func:`reference.kernels.conv2d_events`: terms in (kernel row, input channel, kernel column) order, then
+      the bias); denser rows and
       grouped convolutions run one torch call per row (one im2col + gemm each, ``slow_conv2d`` in float64).
     """
     import torch
 
-    from .kernels import conv2d_events
+    from .kernels import conv2d_events, row_stats
 
     typ = node_type(node)
     tdtype = torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
@@ -261,6 +264,8 @@ def _conv(name: str, node: object, in_shape: Tuple[int, ...], out_shape: Tuple[i
     ev_out = tuple(out_shape[1:]) if typ == "Conv2d" else (1, out_shape[1])
     ev_bias = bias if np.any(bias) else None
     size = int(np.prod(in_shape))
+    # few input channels: the float32 kernel gains little over the event loop (measured: 2 -> 16 channels)
+    ev_cheaper = w_np.shape[1] <= EVENTS_MAX_CHANNELS
 
     def one(s: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(np.ascontiguousarray(s))[None]
@@ -268,18 +273,31 @@ def _conv(name: str, node: object, in_shape: Tuple[int, ...], out_shape: Tuple[i
 
     def run(x: np.ndarray) -> np.ndarray:
         n = x.shape[0]
-        if n and integer_within(x, bound32) and _float32_conv_is_ieee():
-            t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        x = np.ascontiguousarray(x, dtype=dtype)
+        if groups == 1 and bound32 == 0:
+            # no float32 path: the event loop on every row (it counts each row's non-zeros), dense rows again by torch
+            nnz = np.empty(n, dtype=np.int64)
+            out = conv2d_events(x if typ == "Conv2d" else x[:, :, None, :], wt, ev_bias, ev_stride, ev_pad, ev_dil,
+                                ev_out, nnz).reshape((n, *out_shape))
+            for r in np.flatnonzero(nnz > CONV_SPARSE_FRACTION * size):
+                out[r] = one(x[r])
+            return out
+        nnz, top, whole = row_stats(x)
+        sparse = nnz <= CONV_SPARSE_FRACTION * size
+        if n and whole and top <= bound32 and not (groups == 1 and sparse.all() and ev_cheaper) and _float32_conv_is_ieee():
+            t = torch.from_numpy(x.astype(np.float32))
             y = fn(t, w32, b32, stride=stride, padding=pad, dilation=dil, groups=groups)
             return y.numpy().astype(dtype)
+        if groups == 1 and sparse.all():
+            got = conv2d_events(x if typ == "Conv2d" else x[:, :, None, :], wt, ev_bias, ev_stride, ev_pad, ev_dil, ev_out)
+            return got.reshape((n, *out_shape))
         out = np.empty((n, *out_shape), dtype=dtype)
-        sparse = np.count_nonzero(x.reshape(n, -1), axis=1) <= CONV_SPARSE_FRACTION * size
         if groups == 1 and sparse.any():
             idx = np.flatnonzero(sparse)
-            rows = x[idx] if idx.size < n else x
+            rows = x[idx]
             if typ == "Conv1d":
                 rows = rows[:, :, None, :]
-            got = conv2d_events(np.ascontiguousarray(rows, dtype=dtype), wt, ev_bias, ev_stride, ev_pad, ev_dil, ev_out)
+            got = conv2d_events(rows, wt, ev_bias, ev_stride, ev_pad, ev_dil, ev_out)
             out[idx] = got.reshape((idx.size, *out_shape))
         else:
             sparse[:] = False

@@ -222,7 +222,7 @@ def simulate(graph: object, inputs: "np.ndarray | Sequence", *, preset: "str | D
     uses_torch = any(flat.type_of(n) in ("Conv1d", "Conv2d", "Affine", "Linear") for n in flat.nodes)
     step = block_samples(flat, dt_)
     layer_major = LAYER_MAJOR and not flat.back_edges  # feed-forward: every edge goes forward in flat.order
-    span = chunk_ticks(flat, dt_, step) if layer_major else 1
+    stages = layer_stages(flat, dt_, step, ticks) if layer_major else []
     with (torch_single_thread() if uses_torch else contextlib.nullcontext()):
         for lo in range(0, batch, step):  # every sample's values are independent of its block
             hi = min(batch, lo + step)
@@ -231,8 +231,10 @@ def simulate(graph: object, inputs: "np.ndarray | Sequence", *, preset: "str | D
             blk_rest = {n: v[lo:hi] for n, v in rest.items()}
             blk_rec = {k: v[lo:hi] for k, v in rec.items()}
             if layer_major:
-                _run_layers(flat.order, preds, runners, stateful, blk_rest, x_all[lo:hi], inp_name, blk_rec,
-                            recorded_nodes, span)
+                full: Dict[str, np.ndarray] = {}
+                for nodes_, span, keep in stages:
+                    _run_layers(nodes_, preds, runners, stateful, blk_rest, x_all[lo:hi], inp_name, blk_rec,
+                                recorded_nodes, span, full, keep)
             else:
                 _run_ticks(order, preds, runners, stateful, blk_rest, x_all[lo:hi], inp_name, blk_rec, recorded_nodes)
 
@@ -273,13 +275,44 @@ LAYER_MAJOR = True
 CHUNK_BYTES = 2 ** 22
 
 
-def chunk_ticks(flat: FlatGraph, dtype: np.dtype, block: int) -> int:
-    """Ticks per chunk of the layer-major walk (feed-forward graphs): the largest node's values for
-    ``block`` samples and that many ticks take about :data:`CHUNK_BYTES`. At least 1. Like the
-    block size it changes no bit: a stateless node's rows are independent, a stateful node steps
-    tick by tick whatever the chunk."""
-    largest = max((int(np.prod(shape, dtype=np.int64)) for shape in flat.out_shape.values()), default=1)
+#: a node whose per-sample values are at most this fraction of the largest node's may run in a later stage
+SMALL_FRACTION = 1 / 16
+
+
+def chunk_ticks(sizes: Iterable[int], dtype: np.dtype, block: int) -> int:
+    """Ticks per chunk of a layer-major stage whose nodes hold ``sizes`` values per sample and tick: the
+    largest node's values for ``block`` samples and that many ticks take about :data:`CHUNK_BYTES`
+    (at least 1). Like the block size it changes no bit: a stateless node's rows are independent, a
+    stateful node steps tick by tick whatever the chunk."""
+    largest = max(sizes, default=1)
     return max(1, CHUNK_BYTES // max(1, block * largest * np.dtype(dtype).itemsize))
+
+
+def layer_stages(flat: FlatGraph, dtype: np.dtype, block: int, ticks: int) -> List[Tuple[List[str], int, Set[str]]]:
+    """The layer-major walk's stages: ``(nodes, ticks per chunk, nodes whose whole output a later stage reads)``.
+
+    One stage, unless a tail of ``flat.order`` holds only small nodes (at most :data:`SMALL_FRACTION` of the
+    largest node's size) and reads only small nodes before it: the tail then runs after the head has run
+    all ticks, in longer chunks (a fully connected layer's weight matrix is read once per chunk, so it wants
+    many rows per call; the large maps want short chunks that stay in cache). The head's outputs that the
+    tail reads are kept for all ticks. No bit depends on the stages (see :func:`chunk_ticks`)."""
+    size = {n: int(np.prod(flat.out_shape[n], dtype=np.int64)) for n in flat.order}
+    small_limit = max(size.values()) * SMALL_FRACTION
+    order = list(flat.order)
+    cut = len(order)
+    for k in range(len(order) - 1, 0, -1):
+        if size[order[k]] > small_limit:
+            break
+        tail = set(order[k:])
+        if all(size[s] <= small_limit for s, t in flat.edges if t in tail and s not in tail):
+            cut = k
+    head, tail_nodes = order[:cut], order[cut:]
+    if not tail_nodes:
+        return [(head, chunk_ticks(size.values(), dtype, block), set())]
+    tail = set(tail_nodes)
+    keep = {s for s, t in flat.edges if t in tail and s not in tail}
+    return [(head, chunk_ticks((size[n] for n in head), dtype, block), keep),
+            (tail_nodes, chunk_ticks((size[n] for n in tail_nodes), dtype, block), set())]
 
 
 def fold_biases(flat: FlatGraph) -> Tuple[Dict[str, np.ndarray], Dict[str, object]]:
@@ -340,28 +373,37 @@ def _run_ticks(order: List[str], preds: Mapping[str, List[Tuple[str, int]]], run
 
 def _run_layers(order: List[str], preds: Mapping[str, List[Tuple[str, int]]], runners: Mapping[str, Any],
                 stateful: Set[str], rest: Dict[str, np.ndarray], x_all: np.ndarray, inp_name: str,
-                rec: Dict[Tuple[str, str], np.ndarray], recorded_nodes: Set[str], span: int) -> None:
-    """The layer-major walk of a graph without back-edges: ticks in chunks of ``span``; within a chunk each
-    node (in ``order``, topological over all edges) runs once on all its ticks, arrays (ticks, batch, *shape).
-    A stateless node sees the chunk's ticks x batch as one batch of rows (each row's result depends on that
-    row alone), a stateful node steps through the ticks in order; a delay-1 edge reads its source's previous
-    tick, the last tick of the previous chunk (or the rest value) for the chunk's first. Every value equals
-    the tick-major walk's (:func:`_run_ticks`)."""
+                rec: Dict[Tuple[str, str], np.ndarray], recorded_nodes: Set[str], span: int,
+                full: Dict[str, np.ndarray], keep: Set[str]) -> None:
+    """One stage of the layer-major walk of a graph without back-edges: ticks in chunks of ``span``; within a
+    chunk each node of ``order`` (topological over all edges) runs once on all its ticks, arrays (ticks, batch,
+    *shape). A stateless node sees the chunk's ticks x batch as one batch of rows (each row's result depends on
+    that row alone), a stateful node steps through the ticks in order; a delay-1 edge reads its source's
+    previous tick, the last tick of the previous chunk (or the rest value) for the chunk's first. Sources in an
+    earlier stage are read from ``full`` (all ticks); the outputs of ``keep`` are stored there. Every value
+    equals the tick-major walk's (:func:`_run_ticks`)."""
     batch, ticks = x_all.shape[0], x_all.shape[1]
+    for name in keep:
+        full[name] = np.empty((ticks, batch, *runners_shape(runners, name, rest)), dtype=rest[name].dtype)
     last = dict(rest)  # each node's output in the tick before the chunk, (batch, *shape)
     for t0 in range(0, ticks, span):
         t1 = min(ticks, t0 + span)
         n = t1 - t0
         cur: Dict[str, np.ndarray] = {}
+
+        def source(src: str) -> np.ndarray:
+            return cur[src] if src in cur else full[src][t0:t1]
+
         for name in order:
             if name == inp_name:
                 out = np.ascontiguousarray(x_all[:, t0:t1].swapaxes(0, 1))
             else:
                 x = None
                 for src, d in preds[name]:
-                    val = cur[src]
+                    val = source(src)
                     if d:
-                        val = np.concatenate([np.broadcast_to(last[src], val.shape[1:])[None], val[:-1]])
+                        before = last[src] if src in cur or t0 == 0 else full[src][t0 - 1]
+                        val = np.concatenate([np.broadcast_to(before, val.shape[1:])[None], val[:-1]])
                     x = val if x is None else x + val
                 if name in stateful:
                     out = _run_stateful(runners[name], x, rec, name, t0)
@@ -369,9 +411,16 @@ def _run_layers(order: List[str], preds: Mapping[str, List[Tuple[str, int]]], ru
                     flat_out = runners[name](x.reshape((n * batch, *x.shape[2:])))
                     out = flat_out.reshape((n, batch, *flat_out.shape[1:]))
             cur[name] = out
+            if name in keep:
+                full[name][t0:t1] = out
             if name in recorded_nodes:
                 _store_chunk(rec, name, t0, out)
         last = {k: v[-1] for k, v in cur.items()}
+
+
+def runners_shape(runners: Mapping[str, Any], name: str, rest: Mapping[str, np.ndarray]) -> Tuple[int, ...]:
+    """A node's per-sample shape, read from its rest value (batch, *shape)."""
+    return tuple(rest[name].shape[1:])
 
 
 def _run_stateful(runner: Any, x: np.ndarray, rec: Dict[Tuple[str, str], np.ndarray], name: str, t0: int) -> np.ndarray:
@@ -399,7 +448,7 @@ def _run_stateful(runner: Any, x: np.ndarray, rec: Dict[Tuple[str, str], np.ndar
 def _store_chunk(rec: Dict[Tuple[str, str], np.ndarray], name: str, t0: int, out: np.ndarray) -> None:
     t1 = t0 + out.shape[0]
     if (name, "spikes") in rec:
-        rec[(name, "spikes")][:, t0:t1] = (out != 0).swapaxes(0, 1)
+        np.not_equal(out.swapaxes(0, 1), 0, out=rec[(name, "spikes")][:, t0:t1])
     if (name, "output") in rec:
         rec[(name, "output")][:, t0:t1] = out.swapaxes(0, 1)
 

@@ -29,23 +29,23 @@ def wide_weights(rng, shape):
 
 
 def conv_by_hand(x, w, b, pad):
-    """One row: each output starts at 0 and adds w * x over the non-zero inputs in increasing (c, y, x), then b."""
+    """One row: each output starts at 0 and adds w * x over the non-zero inputs of its window in (kernel row,
+    input channel, kernel column) order, then b."""
     c_in, h, wd = x.shape
     c_out, _, kh, kw = w.shape
     oh, ow = h + 2 * pad - kh + 1, wd + 2 * pad - kw + 1
     out = np.zeros((c_out, oh, ow))
-    for c in range(c_in):
-        for y in range(h):
-            for xx in range(wd):
-                v = x[c, y, xx]
-                if v == 0:
-                    continue
+    for o in range(c_out):
+        for a in range(oh):
+            for bb in range(ow):
+                acc = 0.0
                 for i in range(kh):
-                    for j in range(kw):
-                        a, bb = y + pad - i, xx + pad - j
-                        if 0 <= a < oh and 0 <= bb < ow:
-                            for o in range(c_out):
-                                out[o, a, bb] = out[o, a, bb] + v * w[o, c, i, j]
+                    for c in range(c_in):
+                        for j in range(kw):
+                            y, z = a + i - pad, bb + j - pad
+                            if 0 <= y < h and 0 <= z < wd and x[c, y, z] != 0:
+                                acc = acc + x[c, y, z] * w[o, c, i, j]
+                out[o, a, bb] = acc
     return out + b[:, None, None]
 
 
