@@ -107,22 +107,25 @@ def _kernels() -> Dict[str, Callable[..., Any]]:
         return out
 
     @jit
-    def spiking_ticks(x, v, k, a, gl, folded, th, v_reset, zero, leaky, k_is_one, has_folded, ge, reset, clamp, out):  # pragma: no cover
-        # compiled; zero: a (1,) array of the run's dtype (a literal 0 would widen float32 to float64). x, out (T, B, N); v (B, N) updated in place; the rest (N,).
+    def spiking_ticks(x, first, shifted, v, k, a, gl, folded, th, v_reset, zero, leaky, k_is_one, has_folded, ge, reset,
+                      clamp, out):  # pragma: no cover
+        # compiled; zero: a (1,) array of the run's dtype (a literal 0 would widen float32 to float64).
+        # shifted: tick t's input is x[t - 1], first (B, N) for t = 0 (an edge of one tick's delay). x, out (T, B, N); v (B, N) updated in place; the rest (N,).
         # per element and tick, the numpy expressions of reference.neurons in the same order:
         # IF  v = v + (x | k*x) (+ folded);  LIF  v = ((a*v) + gl) + k*x (+ folded)
         # z = v > th (>= with ge); reset 0: v - th, 1: 0, 2: v_reset where z; clamp (IF): v = max(v, -th)
         ticks, batch, n = x.shape
         for t in range(ticks):
+            xt = first if (shifted and t == 0) else x[t - 1 if shifted else t]
             for bb in range(batch):
                 for i in range(n):
                     if leaky:
                         nv = a[i] * v[bb, i] + gl[i]
-                        nv = nv + k[i] * x[t, bb, i]
+                        nv = nv + k[i] * xt[bb, i]
                     elif k_is_one:
-                        nv = v[bb, i] + x[t, bb, i]
+                        nv = v[bb, i] + xt[bb, i]
                     else:
-                        nv = v[bb, i] + k[i] * x[t, bb, i]
+                        nv = v[bb, i] + k[i] * xt[bb, i]
                     if has_folded:
                         nv = nv + folded[i]
                     fired = nv >= th[i] if ge else nv > th[i]
@@ -201,11 +204,16 @@ def matvec_events(x: np.ndarray, wt: np.ndarray, sparse: np.ndarray, out: np.nda
     return _kernels()["matvec_events"](np.ascontiguousarray(x), wt, sparse, out)
 
 
-def spiking_ticks(x: np.ndarray, v: np.ndarray, p: Dict[str, Any], out: np.ndarray) -> np.ndarray:
+def spiking_ticks(x: np.ndarray, v: np.ndarray, p: Dict[str, Any], out: np.ndarray,
+                  first: "np.ndarray | None" = None) -> np.ndarray:
     """IF/LIF (spike from the new voltage, reset in the same tick) over a chunk: ``x`` (ticks, batch, N) the
     summed inputs, ``v`` (batch, N) the voltage (updated in place), ``p`` the flattened (N,) coefficients and
-    flags (see :meth:`reference.neurons._Spiking.run_ticks`); writes spikes 0/1 into ``out`` (ticks, batch, N)."""
-    return _kernels()["spiking_ticks"](np.ascontiguousarray(x), v, p["k"], p["a"], p["gl"], p["folded"], p["th"],
+    flags (see :meth:`reference.neurons._Spiking.run_ticks`); writes spikes 0/1 into ``out`` (ticks, batch, N).
+    With ``first`` (batch, N), tick t's input is ``x[t - 1]`` and tick 0's is ``first`` (a one-tick delay)."""
+    x = np.ascontiguousarray(x)
+    shifted = first is not None
+    f = np.ascontiguousarray(first, dtype=x.dtype) if shifted else x[0]
+    return _kernels()["spiking_ticks"](x, f, shifted, v, p["k"], p["a"], p["gl"], p["folded"], p["th"],
                                        p["v_reset"], np.zeros(1, x.dtype), p["leaky"], p["k_is_one"], p["has_folded"], p["ge"], p["reset"],
                                        p["clamp"], out)
 

@@ -398,15 +398,18 @@ def _run_layers(order: List[str], preds: Mapping[str, List[Tuple[str, int]]], ru
             if name == inp_name:
                 out = np.ascontiguousarray(x_all[:, t0:t1].swapaxes(0, 1))
             else:
-                x = None
+                x, first = None, None
                 for src, d in preds[name]:
                     val = source(src)
                     if d:
                         before = last[src] if src in cur or t0 == 0 else full[src][t0 - 1]
+                        if len(preds[name]) == 1 and name in stateful:
+                            x, first = val, before      # the node reads x[t - 1] itself (no shifted copy)
+                            continue
                         val = np.concatenate([np.broadcast_to(before, val.shape[1:])[None], val[:-1]])
                     x = val if x is None else x + val
                 if name in stateful:
-                    out = _run_stateful(runners[name], x, rec, name, t0)
+                    out = _run_stateful(runners[name], x, rec, name, t0, first)
                 else:
                     flat_out = runners[name](x.reshape((n * batch, *x.shape[2:])))
                     out = flat_out.reshape((n, batch, *flat_out.shape[1:]))
@@ -423,15 +426,19 @@ def runners_shape(runners: Mapping[str, Any], name: str, rest: Mapping[str, np.n
     return tuple(rest[name].shape[1:])
 
 
-def _run_stateful(runner: Any, x: np.ndarray, rec: Dict[Tuple[str, str], np.ndarray], name: str, t0: int) -> np.ndarray:
-    """A stateful node over a chunk ``x`` (ticks, batch, *shape): its fused loop when it has one and no state is
-    recorded, else :meth:`step` tick by tick (recording ``v``/``i`` after each)."""
+def _run_stateful(runner: Any, x: np.ndarray, rec: Dict[Tuple[str, str], np.ndarray], name: str, t0: int,
+                  first: "np.ndarray | None" = None) -> np.ndarray:
+    """A stateful node over a chunk ``x`` (ticks, batch, *shape) (with ``first`` (batch, *shape): its input is
+    ``first`` then ``x[:-1]``): its fused loop when it has one and no state is recorded, else :meth:`step`
+    tick by tick (recording ``v``/``i`` after each)."""
     wants_state = (name, "v") in rec or (name, "i") in rec
     fused = None if wants_state else getattr(runner, "run_ticks", None)
     if fused is not None:
-        out = fused(x)
+        out = fused(x, first)
         if out is not None:
             return out
+    if first is not None:
+        x = np.concatenate([np.broadcast_to(first, x.shape[1:])[None], x[:-1]])
     out = None
     for k in range(x.shape[0]):
         z = runner.step(x[k])
