@@ -115,8 +115,17 @@ def _kernels() -> Dict[str, Callable[..., Any]]:
         # IF  v = v + (x | k*x) (+ folded);  LIF  v = ((a*v) + gl) + k*x (+ folded)
         # z = v > th (>= with ge); reset 0: v - th, 1: 0, 2: v_reset where z; clamp (IF): v = max(v, -th)
         ticks, batch, n = x.shape
+        plain = not leaky and k_is_one and not has_folded and not ge and reset == 0 and not clamp
         for t in range(ticks):
             xt = first if (shifted and t == 0) else x[t - 1 if shifted else t]
+            if plain:  # IF, r = 1, no bias, ">", reset by subtraction: the same operations, without branches
+                for bb in range(batch):
+                    for i in range(n):
+                        nv = v[bb, i] + xt[bb, i]
+                        fired = nv > th[i]
+                        v[bb, i] = nv - th[i] if fired else nv
+                        out[t, bb, i] = 1 if fired else 0
+                continue
             for bb in range(batch):
                 for i in range(n):
                     if leaky:
@@ -146,6 +155,16 @@ def _kernels() -> Dict[str, Callable[..., Any]]:
     def pool_sum(x, zero, kh, kw, sh, sw, oh, ow, out):  # pragma: no cover - compiled
         # x (R, C, H, W) already padded; out (R, C, OH, OW): 0 + the window's values in row-major window order
         rows, chans = x.shape[0], x.shape[1]
+        if kh == 2 and kw == 2 and sh == 2 and sw == 2:  # the common 2x2 window, the same four additions
+            for r in range(rows):
+                for c in range(chans):
+                    for a in range(oh):
+                        for b in range(ow):
+                            acc = zero[0] + x[r, c, 2 * a, 2 * b]
+                            acc = acc + x[r, c, 2 * a, 2 * b + 1]
+                            acc = acc + x[r, c, 2 * a + 1, 2 * b]
+                            out[r, c, a, b] = acc + x[r, c, 2 * a + 1, 2 * b + 1]
+            return out
         for r in range(rows):
             for c in range(chans):
                 for a in range(oh):
