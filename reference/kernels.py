@@ -108,7 +108,7 @@ def _kernels() -> Dict[str, Callable[..., Any]]:
 
     @jit
     def spiking_ticks(x, first, shifted, v, k, a, gl, folded, th, v_reset, zero, leaky, k_is_one, has_folded, ge, reset,
-                      clamp, out):  # pragma: no cover
+                      clamp, out, spk, record):  # pragma: no cover
         # compiled; zero: a (1,) array of the run's dtype (a literal 0 would widen float32 to float64).
         # shifted: tick t's input is x[t - 1], first (B, N) for t = 0 (an edge of one tick's delay). x, out (T, B, N); v (B, N) updated in place; the rest (N,).
         # per element and tick, the numpy expressions of reference.neurons in the same order:
@@ -125,6 +125,8 @@ def _kernels() -> Dict[str, Callable[..., Any]]:
                         fired = nv > th[i]
                         v[bb, i] = nv - th[i] if fired else nv
                         out[t, bb, i] = 1 if fired else 0
+                        if record:
+                            spk[bb, t, i] = fired
                 continue
             for bb in range(batch):
                 for i in range(n):
@@ -149,6 +151,8 @@ def _kernels() -> Dict[str, Callable[..., Any]]:
                         nv = -th[i]
                     v[bb, i] = nv
                     out[t, bb, i] = 1 if fired else 0
+                    if record:
+                        spk[bb, t, i] = fired
         return out
 
     @jit
@@ -178,22 +182,19 @@ def _kernels() -> Dict[str, Callable[..., Any]]:
 
     @jit
     def row_stats(x, nnz):  # pragma: no cover - compiled
-        # x (R, N): non-zeros per row into nnz; returns (largest |x|, every value a whole number)
+        # x (R, N): non-zeros per row into nnz; returns (largest |x|, every value a whole number). No branches
+        # in the inner loop (sparse spikes would mispredict them).
         top = 0.0
-        whole = True
+        frac = 0.0
         for r in range(x.shape[0]):
             k = 0
             for j in range(x.shape[1]):
                 v = x[r, j]
-                if v != 0:
-                    k += 1
-                    a = abs(v)
-                    if a > top:
-                        top = a
-                    if whole and np.floor(v) != v:
-                        whole = False
+                k += v != 0
+                top = max(top, abs(v))
+                frac = max(frac, abs(v - np.floor(v)))
             nnz[r] = k
-        return top, whole
+        return top, frac == 0
 
     _CACHE["row_stats"] = row_stats
     _CACHE["spiking_ticks"] = spiking_ticks
@@ -224,17 +225,19 @@ def matvec_events(x: np.ndarray, wt: np.ndarray, sparse: np.ndarray, out: np.nda
 
 
 def spiking_ticks(x: np.ndarray, v: np.ndarray, p: Dict[str, Any], out: np.ndarray,
-                  first: "np.ndarray | None" = None) -> np.ndarray:
+                  first: "np.ndarray | None" = None, spikes: "np.ndarray | None" = None) -> np.ndarray:
     """IF/LIF (spike from the new voltage, reset in the same tick) over a chunk: ``x`` (ticks, batch, N) the
     summed inputs, ``v`` (batch, N) the voltage (updated in place), ``p`` the flattened (N,) coefficients and
     flags (see :meth:`reference.neurons._Spiking.run_ticks`); writes spikes 0/1 into ``out`` (ticks, batch, N).
-    With ``first`` (batch, N), tick t's input is ``x[t - 1]`` and tick 0's is ``first`` (a one-tick delay)."""
+    With ``first`` (batch, N), tick t's input is ``x[t - 1]`` and tick 0's is ``first`` (a one-tick delay).
+    With ``spikes`` (batch, ticks, N) bool (a view into a recording), the spikes are written there too."""
     x = np.ascontiguousarray(x)
     shifted = first is not None
     f = np.ascontiguousarray(first, dtype=x.dtype) if shifted else x[0]
     return _kernels()["spiking_ticks"](x, f, shifted, v, p["k"], p["a"], p["gl"], p["folded"], p["th"],
                                        p["v_reset"], np.zeros(1, x.dtype), p["leaky"], p["k_is_one"], p["has_folded"], p["ge"], p["reset"],
-                                       p["clamp"], out)
+                                       p["clamp"], out, spikes if spikes is not None else np.zeros((1, 1, 1), bool),
+                                       spikes is not None)
 
 
 def pool_sum(x: np.ndarray, kernel: tuple, stride: tuple, out_hw: tuple) -> np.ndarray:

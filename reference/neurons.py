@@ -132,10 +132,12 @@ class _Spiking(Neuron):
         super().reset_state(batch, ticks)
         self.z = np.zeros((batch, *self.shape), dtype=bool)
 
-    def run_ticks(self, x: np.ndarray, first: "np.ndarray | None" = None) -> "np.ndarray | None":
+    def run_ticks(self, x: np.ndarray, first: "np.ndarray | None" = None,
+                  spikes: "np.ndarray | None" = None) -> "np.ndarray | None":
         """Several ticks at once: ``x`` (ticks, batch, *shape) the summed inputs (with ``first`` (batch, *shape):
         tick t gets ``x[t - 1]``, tick 0 ``first``); returns the spikes (ticks, batch, *shape) as :meth:`step`
-        would tick by tick, or None (then the caller steps). One compiled pass
+        would tick by tick, or None (then the caller steps). ``spikes`` (batch, ticks, *shape) bool, if given,
+        receives them too (a recording's slice). One compiled pass
         (:func:`reference.kernels.spiking_ticks`) for IF and LIF with the spike from the new voltage and the
         reset in its tick, the same operations in the same order as :meth:`step`; other variants return None."""
         if self.typ not in ("IF", "LIF") or self.disc.spike_from != "new" or self.disc.reset_delay == "next_tick":
@@ -162,7 +164,8 @@ class _Spiking(Neuron):
         v = np.ascontiguousarray(self.v.reshape(batch, -1), dtype=self.dtype)
         out = np.empty((ticks, batch, v.shape[1]), dtype=self.dtype)
         spiking_ticks(np.asarray(x, dtype=self.dtype).reshape(ticks, batch, -1), v, p, out,
-                      None if first is None else np.broadcast_to(first, (batch, *self.shape)).reshape(batch, -1))
+                      None if first is None else np.broadcast_to(first, (batch, *self.shape)).reshape(batch, -1),
+                      None if spikes is None else _flat_view(spikes, (batch, ticks, v.shape[1])))
         self.v = v.reshape((batch, *self.shape))
         self.z = out[-1].reshape((batch, *self.shape)) != 0
         return out.reshape((ticks, batch, *self.shape))
@@ -192,6 +195,13 @@ class _Spiking(Neuron):
             self.v = self._reset_in_place(v, z)
         self.z = z
         return z.astype(self.dtype)
+
+
+def _flat_view(arr: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
+    """``arr`` reshaped without a copy (raises if that needs one)."""
+    view = arr.view()
+    view.shape = shape
+    return view
 
 
 class _Integrating:

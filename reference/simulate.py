@@ -409,7 +409,7 @@ def _run_layers(order: List[str], preds: Mapping[str, List[Tuple[str, int]]], ru
                         val = np.concatenate([np.broadcast_to(before, val.shape[1:])[None], val[:-1]])
                     x = val if x is None else x + val
                 if name in stateful:
-                    out = _run_stateful(runners[name], x, rec, name, t0, first)
+                    out, stored = _run_stateful(runners[name], x, rec, name, t0, first)
                 else:
                     flat_out = runners[name](x.reshape((n * batch, *x.shape[2:])))
                     out = flat_out.reshape((n, batch, *flat_out.shape[1:]))
@@ -417,7 +417,7 @@ def _run_layers(order: List[str], preds: Mapping[str, List[Tuple[str, int]]], ru
             if name in keep:
                 full[name][t0:t1] = out
             if name in recorded_nodes:
-                _store_chunk(rec, name, t0, out)
+                _store_chunk(rec, name, t0, out, spikes=not (name in stateful and stored))
         last = {k: v[-1] for k, v in cur.items()}
 
 
@@ -429,14 +429,16 @@ def runners_shape(runners: Mapping[str, Any], name: str, rest: Mapping[str, np.n
 def _run_stateful(runner: Any, x: np.ndarray, rec: Dict[Tuple[str, str], np.ndarray], name: str, t0: int,
                   first: "np.ndarray | None" = None) -> np.ndarray:
     """A stateful node over a chunk ``x`` (ticks, batch, *shape) (with ``first`` (batch, *shape): its input is
-    ``first`` then ``x[:-1]``): its fused loop when it has one and no state is recorded, else :meth:`step`
-    tick by tick (recording ``v``/``i`` after each)."""
+    ``first`` then ``x[:-1]``): its fused loop when it has one and no state is recorded (which also writes the
+    recorded spikes), else :meth:`step` tick by tick (recording ``v``/``i`` after each). Returns (outputs,
+    whether the spikes are recorded already)."""
     wants_state = (name, "v") in rec or (name, "i") in rec
     fused = None if wants_state else getattr(runner, "run_ticks", None)
     if fused is not None:
-        out = fused(x, first)
+        spikes = rec[(name, "spikes")][:, t0:t0 + x.shape[0]] if (name, "spikes") in rec else None
+        out = fused(x, first, spikes)
         if out is not None:
-            return out
+            return out, spikes is not None
     if first is not None:
         x = np.concatenate([np.broadcast_to(first, x.shape[1:])[None], x[:-1]])
     out = None
@@ -449,12 +451,12 @@ def _run_stateful(runner: Any, x: np.ndarray, rec: Dict[Tuple[str, str], np.ndar
             rec[(name, "v")][:, t0 + k] = runner.v
         if (name, "i") in rec:
             rec[(name, "i")][:, t0 + k] = runner.i
-    return out
+    return out, False
 
 
-def _store_chunk(rec: Dict[Tuple[str, str], np.ndarray], name: str, t0: int, out: np.ndarray) -> None:
+def _store_chunk(rec: Dict[Tuple[str, str], np.ndarray], name: str, t0: int, out: np.ndarray, spikes: bool = True) -> None:
     t1 = t0 + out.shape[0]
-    if (name, "spikes") in rec:
+    if spikes and (name, "spikes") in rec:
         np.not_equal(out.swapaxes(0, 1), 0, out=rec[(name, "spikes")][:, t0:t1])
     if (name, "output") in rec:
         rec[(name, "output")][:, t0:t1] = out.swapaxes(0, 1)
