@@ -395,6 +395,7 @@ def _run_layers(order: List[str], preds: Mapping[str, List[Tuple[str, int]]], ru
             return cur[src] if src in cur else full[src][t0:t1]
 
         for name in order:
+            stored = False  # the spikes are in the recording already
             if name == inp_name:
                 out = np.ascontiguousarray(x_all[:, t0:t1].swapaxes(0, 1))
             else:
@@ -417,7 +418,7 @@ def _run_layers(order: List[str], preds: Mapping[str, List[Tuple[str, int]]], ru
             if name in keep:
                 full[name][t0:t1] = out
             if name in recorded_nodes:
-                _store_chunk(rec, name, t0, out, spikes=not (name in stateful and stored))
+                _store_chunk(rec, name, t0, out, spikes=not stored)
         last = {k: v[-1] for k, v in cur.items()}
 
 
