@@ -201,25 +201,26 @@ def synaptic_operations(graph_or_net: Any, recording: Recording) -> SynapticOps:
 def _synops_graph(flat: Any, recording: Recording) -> SynapticOps:
     res = SynapticOps()
     batch = max(recording.batch, 1)
+    masks: Dict[str, Optional[_Active]] = {}
+    values: Dict[str, Optional[np.ndarray]] = {}
     for name in flat.order:
         node = flat.nodes[name]
         typ = type(node).__name__
         if typ not in WEIGHT_TYPES:
             continue
-        x = _node_input(flat, name, recording, {})
-        if x is None:
+        act = _input_active(flat, name, recording, masks, values)
+        if act is None:
             res.skipped.append(name)
             continue
+        active, binary = act
         w = np.asarray(node.weight)
-        # spikes or spike counts (non-negative integers) are accumulated: ACs
-        binary = x.dtype == np.bool_ or bool(np.all((x >= 0) & (x == np.round(x))))
         if typ in ("Affine", "Linear"):
             fan_eff = np.count_nonzero(w, axis=0).astype(np.float64)  # per input element
             fan_dense = np.full(w.shape[1], float(w.shape[0]))
         else:
             fan_eff, fan_dense = _conv_fanout(flat, name, node)
-        eff = float(_active_counts(x) @ fan_eff.reshape(-1)) / batch
-        dense = float(fan_dense.sum()) * x.shape[1] * x.shape[0] / batch
+        eff = float(_active_counts(active) @ fan_eff.reshape(-1)) / batch
+        dense = float(fan_dense.sum()) * active.shape[1] * active.shape[0] / batch
         row = {"effective_acs": eff if binary else 0.0, "effective_macs": 0.0 if binary else eff, "dense": dense}
         res.per_node[name] = row
         res.effective_acs += row["effective_acs"]
@@ -228,16 +229,128 @@ def _synops_graph(flat: Any, recording: Recording) -> SynapticOps:
     return res
 
 
-def _active_counts(x: np.ndarray) -> np.ndarray:
-    """Per input element (flat), how many (sample, tick) entries are non-zero; float64."""
-    flat = x.reshape(x.shape[0] * x.shape[1], -1)
+#: what a node sends per tick, as far as operation counts need it: ``(active, binary)`` with
+#: ``active`` bool (batch, time, *shape) = "value non-zero" and ``binary`` = every value is a
+#: non-negative integer (spikes or spike counts: accumulates, not multiply-accumulates)
+_Active = tuple
+
+
+def _input_active(flat: Any, name: str, recording: Recording, masks: Dict[str, Optional[_Active]],
+                  values: Dict[str, Optional[np.ndarray]]) -> Optional[_Active]:
+    """``(active, binary)`` of what ``name`` receives (None: not traceable to a recording).
+
+    Spikes and spike counts are non-negative, so a sum (several predecessors, a sum pool) is
+    non-zero exactly where one of its terms is: the boolean masks are pooled and joined with
+    OR and the counts themselves are never formed (a pooled float copy of every recorded
+    spike map cost ~100 s per seed-scale gate). Signed or fractional values go through the
+    value path (:func:`_node_input`), where cancellation can make a sum zero."""
+    act = _node_input_active(flat, name, recording, masks)
+    if act is not None or not _has_signed(flat, name, masks):
+        return act
+    x = _node_input(flat, name, recording, values)
+    if x is None:
+        return None
+    binary = x.dtype == np.bool_ or bool(np.all((x >= 0) & (x == np.round(x))))
+    return (x != 0, binary)
+
+
+def _has_signed(flat: Any, name: str, masks: Dict[str, Any]) -> bool:
+    """True if mask tracing met a recorded node with signed or fractional values upstream of ``name``."""
+    return any(masks.get(p) == "signed" for p in _ancestors(flat, name))
+
+
+def _ancestors(flat: Any, name: str) -> List[str]:
+    seen: List[str] = []
+    stack = list(flat.predecessors(name))
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.append(n)
+        stack.extend(flat.predecessors(n))
+    return seen
+
+
+def _node_input_active(flat: Any, name: str, recording: Recording, masks: Dict[str, Any]) -> Optional[_Active]:
+    """``(active, True)`` of the input of ``name`` when every contributing value is a spike or
+    spike count; None if it is not recorded or (then ``masks`` marks a node ``"signed"``) not binary."""
+    parts = []
+    for pred in flat.predecessors(name):
+        out = _node_output_active(flat, pred, recording, masks)
+        if out is None:
+            return None
+        active = out[0]
+        if (pred, name) in flat.back_edges:  # arrives one tick later
+            active = np.concatenate([np.zeros_like(active[:, :1]), active[:, :-1]], axis=1)
+        parts.append(active)
+    if not parts:
+        return None
+    total = parts[0]
+    for p in parts[1:]:
+        total = total | p
+    return (total, True)
+
+
+def _node_output_active(flat: Any, name: str, recording: Recording, masks: Dict[str, Any]) -> Optional[_Active]:
+    if name in masks:
+        got = masks[name]
+        return None if got == "signed" else got
+    masks[name] = None  # guards cycles through stateless nodes (rejected by flatten_graph anyway)
+    node = flat.nodes[name]
+    typ = type(node).__name__
+    rec = recording.get(name, "spikes")
+    out: Any = None
+    if rec is not None:
+        x = np.asarray(rec)
+        if x.dtype == np.bool_:
+            out = (x, True)
+        elif bool(np.all((x >= 0) & (x == np.round(x)))):
+            out = (x != 0, True)
+        else:
+            out = "signed"
+    elif typ == "Flatten":
+        a = _node_input_active(flat, name, recording, masks)
+        out = None if a is None else (a[0].reshape(a[0].shape[0], a[0].shape[1], *flat.out_shape[name]), True)
+    elif typ in ("SumPool2d", "AvgPool2d"):
+        a = _node_input_active(flat, name, recording, masks)
+        out = None if a is None else (_or_pool(a[0], node, name, flat.out_shape[name]), True)
+    masks[name] = out
+    return None if out == "signed" else out
+
+
+def _or_pool(active: np.ndarray, node: Any, name: str, out_shape: Sequence[int]) -> np.ndarray:
+    """Where a sum pool of non-negative values is non-zero: the OR over each window (zero padding).
+
+    ``active``: bool (batch, time, C, H, W); returns bool (batch, time, *out_shape)."""
+    from s2common.graph import pair
+
+    k = pair(node.kernel_size, "kernel_size", name)
+    s = pair(node.stride, "stride", name)
+    p = pair(node.padding, "padding", name)
+    b, t, c, h, w = active.shape
+    ho, wo = int(out_shape[-2]), int(out_shape[-1])
+    if p != (0, 0):
+        padded = np.zeros((b, t, c, h + 2 * p[0], w + 2 * p[1]), dtype=bool)
+        padded[..., p[0]:p[0] + h, p[1]:p[1] + w] = active
+        active = padded
+    out = np.zeros((b, t, c, ho, wo), dtype=bool)
+    for dy in range(k[0]):
+        for dx in range(k[1]):
+            out |= active[..., dy:dy + s[0] * (ho - 1) + 1:s[0], dx:dx + s[1] * (wo - 1) + 1:s[1]]
+    return out
+
+
+def _active_counts(active: np.ndarray) -> np.ndarray:
+    """Per input element (flat), in how many (sample, tick) entries it is non-zero; float64."""
+    flat = active.reshape(active.shape[0] * active.shape[1], -1)
     if flat.dtype != np.bool_:
         flat = flat != 0
     return flat.sum(axis=0, dtype=np.int64).astype(np.float64)
 
 
 def _node_input(flat: Any, name: str, recording: Recording, cache: Dict[str, Optional[np.ndarray]]) -> Optional[np.ndarray]:
-    """What ``name`` receives per tick, (batch, time, *in_shape), traced from recorded spikes."""
+    """What ``name`` receives per tick, (batch, time, *in_shape), traced from recorded values
+    (the path for signed or fractional values, see :func:`_input_active`)."""
     parts = []
     for pred in flat.predecessors(name):
         out = _node_output(flat, pred, recording, cache)
@@ -278,6 +391,8 @@ def _node_output(flat: Any, name: str, recording: Recording, cache: Dict[str, Op
 
 
 def _sum_pool(x: np.ndarray, node: Any, name: str) -> np.ndarray:
+    """Sum pool of recorded values (batch, time, C, H, W), zero padding; float64 (rounded to whole
+    numbers when the input is whole: avg x k*k is then an integer up to rounding)."""
     import torch
 
     from s2common.graph import pair
@@ -286,10 +401,11 @@ def _sum_pool(x: np.ndarray, node: Any, name: str) -> np.ndarray:
     k = pair(node.kernel_size, "kernel_size", name)
     s = pair(node.stride, "stride", name)
     p = pair(node.padding, "padding", name)
-    # float32 holds spike counts exactly (< 2**24)
-    xt = torch.from_numpy(np.ascontiguousarray(x.reshape(b * t, *x.shape[2:]), dtype=np.float32))
-    y = torch.nn.functional.avg_pool2d(xt, k, s, p, count_include_pad=True) * (k[0] * k[1])
-    return np.rint(y.numpy()).reshape(b, t, *y.shape[1:])
+    xt = torch.from_numpy(np.ascontiguousarray(x.reshape(b * t, *x.shape[2:]), dtype=np.float64))
+    y = (torch.nn.functional.avg_pool2d(xt, k, s, p, count_include_pad=True) * (k[0] * k[1])).numpy()
+    if bool(np.all(x == np.round(x))):
+        y = np.rint(y)
+    return y.reshape(b, t, *y.shape[1:])
 
 
 def _conv_fanout(flat: Any, name: str, node: Any):
@@ -346,9 +462,11 @@ def _synops_net(net: Any, recording: Recording) -> SynapticOps:
             res.skipped.append(proj.name)
             continue
         x = np.asarray(pre)
+        x = x if x.dtype == np.bool_ else x != 0  # spikes: only where they are non-zero counts
         if proj.pool:
             node = type("Pool", (), {"kernel_size": proj.pool, "stride": proj.pool, "padding": (0, 0)})()
-            x = _sum_pool(x, node, proj.name)
+            shape = (x.shape[2], x.shape[3] // proj.pool[0], x.shape[4] // proj.pool[1])
+            x = _or_pool(x, node, proj.name, shape)
         if proj.recurrent or proj.delay:
             pass  # the count over the whole run does not depend on when the spikes arrive
         w = np.asarray(proj.weight)

@@ -363,7 +363,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGro
     g.add_argument("--seed", type=int, default=_gate_default("seed"), metavar="S",
                    help="seed of the data and the sample order (default 0)")
     g.add_argument("--batch-size", type=int, default=_gate_default("batch_size"), metavar="B",
-                   help="samples per simulator call; results do not depend on it (default 64)")
+                   help="samples per simulator call; results do not depend on it (default: as many as keep a "
+                        "batch's spike record near 256 MiB, at most 64)")
     g.add_argument("--binarize", action="store_true", default=False,
                    help="accept event counts (what tonic's ToFrame gives) and turn them into spikes, x > 0 -> 1; "
                         "the report says so (default: data that is not 0/1 is refused)")

@@ -23,6 +23,12 @@ DATASETS = ("stand-in", "dvsgesture")
 BACKENDS = ("emulator", "board")
 #: Percentiles of the report's accuracy-against-percentile plot (the configured one is added).
 DEFAULT_SWEEP = (99.0, 99.9, 100.0)
+#: the automatic batch size keeps one batch's spike record (1 byte per node output, tick and sample)
+#: near this size: the gate holds about three such records at once (float view, emulator, reference on
+#: the int8 graph), and the engine's per-layer inputs of a batch are of the same order
+BATCH_RECORD_BYTES = 2 ** 28
+#: the automatic batch size is at most this (a batch of 64 already fills the int8 kernels' tiles)
+MAX_AUTO_BATCH = 64
 #: Packages whose source makes up the "code version" in the digest.
 CODE_PACKAGES = ("s2common", "reference", "s2emu", "harness")
 #: The budgets' defaults, the one place they are written (options, CLI, checks read them here).
@@ -58,7 +64,9 @@ class GateConfig:
         min_memory_reduction: smallest allowed weight-memory reduction float32 -> int8, a fraction.
         report: folder to write the report into (None: no report files).
         seed: seed of everything random (data generation, sample order).
-        batch_size: samples per simulator call; results do not depend on it.
+        batch_size: samples per simulator call; results do not depend on it. None (default): as many
+            as keep one batch's spike record of every node near :data:`BATCH_RECORD_BYTES`, at most
+            :data:`MAX_AUTO_BATCH` (:func:`harness.gate.flow.auto_batch_size`).
         sweep: percentiles of the report's accuracy-against-percentile plot (empty: no sweep).
         sweep_samples: samples used by the sweep (None = ``samples``).
         progress: show tqdm progress bars on stderr.
@@ -95,7 +103,7 @@ class GateConfig:
     min_memory_reduction: float = BUDGETS["min_memory_reduction"]
     report: Optional[str] = None
     seed: int = 0
-    batch_size: int = 64
+    batch_size: Optional[int] = None
     sweep: Tuple[float, ...] = DEFAULT_SWEEP
     sweep_samples: Optional[int] = None
     progress: bool = False

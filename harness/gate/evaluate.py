@@ -452,9 +452,21 @@ def _run_flows(s: _Sections, cfg: GateConfig, builds: Dict[str, _Build], sweep_f
         if f is not None:
             f.samples = min(n, cfg.sweep_samples or n)
             runs[f.name] = FlowRun(f, guard=s, threads=threads)
+    batch = batch_size(cfg, [r.flow for r in runs.values()], spikes)
     with tqdm(total=n, desc="s2gate evaluate", unit="sample", disable=not cfg.progress, leave=False) as bar:
-        (runner or run_batches)(list(runs.values()), spikes, cfg.batch_size, progress=bar.update)
+        (runner or run_batches)(list(runs.values()), spikes, batch, progress=bar.update)
     return runs
+
+
+def batch_size(cfg: GateConfig, flows: Sequence[Any], spikes: np.ndarray) -> int:
+    """``cfg.batch_size``, or when None the automatic one (:func:`harness.gate.flow.auto_batch_size`)
+    over the flows' graphs and float views at the data's ticks."""
+    if cfg.batch_size is not None:
+        return max(1, int(cfg.batch_size))
+    from .flow import auto_batch_size
+
+    flats = [f for flow in flows for f in (flow.flat, flow.float_flat)]
+    return auto_batch_size(flats, int(spikes.shape[1]) if spikes.ndim > 1 else 1)
 
 
 def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] = None,
@@ -572,7 +584,7 @@ def threshold_ablation_section(cfg: GateConfig, float_graph: Any, spikes: np.nda
     n = int(cfg.threshold_ablation_samples)
     calib, where = ablation_calibration(cfg, int(spikes.shape[1]))
     t = threshold_ablation(float_graph, spikes[:n], labels[:n], calib, model=os.path.basename(cfg.model),
-                           percentile=float(cfg.percentile), chunk=max(1, int(cfg.batch_size)))
+                           percentile=float(cfg.percentile), chunk=batch_size(cfg, [], spikes))
     return ThresholdAblationResult(
         samples=int(t.samples), calibration_samples=int(t.calibration_samples), calibration_source=where,
         percentile=float(t.percentile), preset=str(t.preset), populations=list(t.populations),
@@ -674,7 +686,7 @@ def _collect(s: _Sections, runs: Dict[str, FlowRun], builds: Dict[str, _Build], 
 
 def _hil(s: _Sections, cfg: GateConfig, build: Optional[_Build], spikes: Optional[np.ndarray]) -> Hil:
     """Hardware in the loop: the PTQ graph (the board flow) on the board against the emulator, spike for
-    spike and voltage bit for voltage bit, on the first ``batch_size`` samples (tier: exact)."""
+    spike and voltage bit for voltage bit, on the first batch of samples (tier: exact)."""
     from harness.flags import flag
 
     if cfg.backend != "board":
@@ -692,7 +704,7 @@ def _hil(s: _Sections, cfg: GateConfig, build: Optional[_Build], spikes: Optiona
         from harness.compare import compare_recordings, tally_trains
         from harness.run import BoardBackend, EmulatorBackend
 
-        x = spikes[: min(len(spikes), cfg.batch_size)]
+        x = spikes[: min(len(spikes), batch_size(cfg, [flow], spikes))]
         board = BoardBackend(host=cfg.board_host, max_atoms_per_core=build.atoms or None).run(flow.graph, x, record="all")
         emu = EmulatorBackend(network=flow.network).run(flow.graph, x, record="all")
         comp = compare_recordings(emu, board, observables=("spikes", "v"))
@@ -753,7 +765,8 @@ def sweep(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] =
         clipped[p] = sum(r.clipped_fraction * r.n_weights for r in q.layers) / n_w if n_w else 0.0
     N = int(spikes.shape[0])
     with tqdm(total=N, desc="s2gate sweep", unit="sample", disable=not config.progress, leave=False) as bar:
-        (runner or run_batches)(list(runs.values()), spikes, config.batch_size, progress=bar.update)
+        (runner or run_batches)(list(runs.values()), spikes, batch_size(config, [r.flow for r in runs.values()], spikes),
+                                progress=bar.update)
     cfg = config.as_dict()
     for key in ("report", "batch_size", "progress"):
         cfg.pop(key, None)

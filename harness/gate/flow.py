@@ -186,6 +186,7 @@ class FlowRun:
                 self.preds["float"][start] = predict(rec, f.output_population)
                 if f.activity:
                     self.act["float"].add(rec, f.float_flat, b)
+                del rec  # every layer's spikes of the batch: not kept while the emulator runs (peak memory)
         emu = None
         if f.network is not None and g.ok(sec.get("emulator", "")):
             with g.section(sec.get("emulator", ""), f.source):
@@ -364,6 +365,27 @@ def make_raster(ref: Any, emu: Any, layer: str, sample: int, flat_neuron: Option
 
     return Raster(layer=layer, ticks=[0, int(e.shape[0])], neurons=[lo, hi], emulator=pts(a), reference=pts(e),
                   divergence=list(divergence) if divergence else None, title=title)
+
+
+def auto_batch_size(flats: List[Any], ticks: int, record_bytes: Optional[int] = None,
+                    most: Optional[int] = None) -> int:
+    """Samples per batch so that one batch's spike record (1 byte per neuron or input element, tick and
+    sample, the largest of ``flats``) stays within ``record_bytes`` (default
+    :data:`harness.gate.config.BATCH_RECORD_BYTES`); between 1 and ``most`` (default
+    :data:`~harness.gate.config.MAX_AUTO_BATCH`). The bundled P-SNN (14,475 elements x 20 ticks) gets
+    64; the seed-scale CNN (123,147 x 100 ticks) gets 21."""
+    from .config import BATCH_RECORD_BYTES, MAX_AUTO_BATCH
+
+    budget = BATCH_RECORD_BYTES if record_bytes is None else int(record_bytes)
+    top = MAX_AUTO_BATCH if most is None else int(most)
+    from s2common.graph import NEURON_TYPES, node_type
+
+    def recorded(flat: Any) -> int:  # what the flows record: the Input and every neuron population
+        return sum(int(np.prod(flat.out_shape[n])) for n, node in flat.nodes.items()
+                   if n in flat.inputs or node_type(node) in NEURON_TYPES)
+
+    per_sample = max([recorded(f) for f in flats if f is not None] or [1]) * max(1, int(ticks))
+    return max(1, min(top, budget // max(1, per_sample)))
 
 
 def run_batches(runs: List[FlowRun], spikes: np.ndarray, batch_size: int,

@@ -182,3 +182,67 @@ def test_synaptic_operations_skips_unrecorded_inputs():
     rec.add("lif", "spikes", np.zeros((1, 2, 2), bool))
     ops = synaptic_operations(_dense_graph(), rec)
     assert ops.skipped == ["fc"] and ops.effective_acs == 0
+
+
+def _pool_affine_graph(k: int, s: int, p: int, size: int = 5) -> nir.NIRGraph:
+    out = (size + 2 * p - k) // s + 1
+    rng = np.random.default_rng(3)
+    w = rng.integers(-2, 3, size=(4, 2 * out * out)).astype(np.float32)
+    return nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=np.array([2, size, size])),
+               "pool": nir.SumPool2d(kernel_size=np.array([k, k]), stride=np.array([s, s]), padding=np.array([p, p])),
+               "flat": nir.Flatten(input_type={"input": np.array([2, out, out])}, start_dim=0, end_dim=-1),
+               "fc": nir.Affine(weight=w, bias=np.zeros(4, dtype=np.float32)),
+               "if": nir.IF(r=np.ones(4), v_threshold=np.ones(4), v_reset=np.zeros(4)),
+               "output": nir.Output(output_type=np.array([4]))},
+        edges=[("input", "pool"), ("pool", "flat"), ("flat", "fc"), ("fc", "if"), ("if", "output")]), w, out
+
+
+def _brute_force_acs(x: np.ndarray, w: np.ndarray, k: int, s: int, p: int, out: int) -> float:
+    """Effective ops by explicit loops: pool each window by hand, count (non-zero input, non-zero weight)."""
+    b, t, c, h, wd = x.shape
+    total = 0
+    for i in range(b):
+        for j in range(t):
+            pooled = np.zeros((c, out, out))
+            for ch in range(c):
+                for oy in range(out):
+                    for ox in range(out):
+                        for dy in range(k):
+                            for dx in range(k):
+                                y, xx = oy * s - p + dy, ox * s - p + dx
+                                if 0 <= y < h and 0 <= xx < wd:
+                                    pooled[ch, oy, ox] += x[i, j, ch, y, xx]
+            for col, v in enumerate(pooled.reshape(-1)):
+                if v != 0:
+                    total += int(np.count_nonzero(w[:, col]))
+    return total / b
+
+
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1), (3, 1, 1), (2, 3, 0)])
+def test_synaptic_operations_pool_geometry_against_loops(k, s, p):
+    """Spike masks are pooled by OR (no counts formed): the same figure as summing each window by hand,
+    for overlapping, padded and gapped windows."""
+    g, w, out = _pool_affine_graph(k, s, p)
+    x = np.random.default_rng(k * 10 + s + p).random((3, 4, 2, 5, 5)) < 0.2
+    rec = Recording(dt=1e-4)
+    rec.add("input", "spikes", x)
+    ops = synaptic_operations(g, rec)
+    assert ops.effective_acs == pytest.approx(_brute_force_acs(x.astype(float), w, k, s, p, out))
+    assert ops.effective_macs == 0
+
+
+def test_synaptic_operations_signed_values_cancel_in_a_pool():
+    """A recorded signed map (e.g. a non-spiking node's output): +1 and -1 in one window sum to 0, so that
+    pooled input is silent. An OR of non-zero masks would count it; the value path must not."""
+    g, w, out = _pool_affine_graph(2, 2, 0, size=4)
+    x = np.zeros((1, 1, 2, 4, 4))
+    x[0, 0, 0, 0, 0], x[0, 0, 0, 0, 1] = 1.0, -1.0   # window (0, 0, 0): cancels
+    x[0, 0, 1, 2, 2] = 0.5                           # window (1, 1, 1): fractional, non-zero
+    rec = Recording(dt=1e-4)
+    rec.add("input", "spikes", x)
+    ops = synaptic_operations(g, rec)
+    expected = _brute_force_acs(x, w, 2, 2, 0, out)
+    assert expected == np.count_nonzero(w[:, 1 * out * out + 1 * out + 1])
+    assert ops.effective_macs == pytest.approx(expected)
+    assert ops.effective_acs == 0
