@@ -1,25 +1,25 @@
-"""Stateless NIR nodes as batched array functions, one sample at a time where it matters.
+"""Stateless NIR nodes as batched array functions; each row's result depends on that row alone.
 
-Every function takes ``x`` of shape ``(batch, *in_shape)`` (one tick) and returns
-``(batch, *out_shape)``. Weighted sums (Affine, Linear, Conv) are computed **sample by
-sample**: BLAS and convolution kernels pick a different summation order for a different
-batch size (numpy's ``x @ W.T`` uses gemv for one row and gemm for many; oneDNN's float32
-convolution blocks over the batch), so looping keeps each sample's result bit-identical
-whatever batch it runs in. The per-call cost is about that of one sample of a batched call
-at these sizes (measured: torch conv2d 16x16x16, 35 us per sample either way).
+Every function takes ``x`` of shape ``(rows, *in_shape)`` (a row is one sample in one tick; the
+layer-major walk passes a chunk's ticks x samples as rows) and returns ``(rows, *out_shape)``.
+BLAS and convolution kernels pick a different summation order for a different number of rows
+(numpy's ``x @ W.T`` uses gemv for one row and gemm for many; oneDNN's float32 convolution blocks
+over the batch), so a weighted sum (Affine, Linear, Conv) runs batched only where its result is
+provably exact, and otherwise in an order stated per row (``reference/README.md``, "Determinism"):
+event by event for sparse rows (:mod:`reference.kernels`), one gemv / one torch convolution per
+dense row.
 
-**Exact sums run batched.** When a weighted sum is provably exact in the run's float format, its
-rounding cannot depend on the order of the additions, so the whole batch goes through one
-``x @ W.T`` (gemm) and every sample still gets the bits the per-sample loop gives (the exact sum,
-then the same bias add). Convolutions stay per sample: torch's float64 convolution already runs
-one im2col + gemm per sample (``slow_conv2d``), and one batched call measured slower on the larger
-maps (the im2col tile leaves the cache). The proof (:func:`exact_input_bound`): for one
+**Exact sums run batched.** When a weighted sum is provably exact in a float format, its
+rounding cannot depend on the order of the additions, so all rows go through one kernel call
+(Affine: ``x @ W.T`` for the provable outputs; Conv: one float32 convolution when the float32
+weights are provably exact in float32) and every row gets the bits the per-row orders give (the
+exact sum, then the same bias add). The proof (:func:`exact_input_bound`): for one
 output row with weights ``w_j`` (and its bias, when the kernel adds it inside the sum), let ``q`` be the smallest lowest-set-bit value of the non-zero terms and ``S = M * sum|w_j|
 (+ |b|)`` for integer inputs ``|x_j| <= M``. Every product ``w_j x_j`` is a multiple of ``q`` of
 magnitude ``<= S``, so is every partial sum in any order; when ``S < 2**p q`` (``p`` = 53 bits for
 float64, 24 for float32) they are all representable, so no addition rounds. The input's maximum
 and integrality are checked on every call (spikes are 0/1, sum-pooled spikes small integers);
-otherwise the per-sample loop runs.
+otherwise the per-row orders run.
 """
 from __future__ import annotations
 
@@ -98,15 +98,6 @@ def integer_within(x: np.ndarray, bound: float) -> bool:
         return False
     top = float(np.max(np.abs(x))) if x.size else 0.0
     return top <= bound and bool(np.all(np.rint(x) == x))
-
-
-def _per_sample(fn: Callable[[np.ndarray], np.ndarray], out_shape: Tuple[int, ...], dtype: np.dtype) -> Op:
-    def run(x: np.ndarray) -> np.ndarray:
-        out = np.empty((x.shape[0], *out_shape), dtype=dtype)
-        for b in range(x.shape[0]):
-            out[b] = fn(x[b])
-        return out
-    return run
 
 
 def make_op(name: str, node: object, in_shape: Tuple[int, ...], out_shape: Tuple[int, ...], dtype: np.dtype) -> Op:
