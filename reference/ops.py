@@ -146,7 +146,7 @@ def _matvec(w: np.ndarray, b: "np.ndarray | None", out_shape: Tuple[int, ...], d
     """
     import torch
 
-    from .kernels import matvec_events
+    from .kernels import matvec_events, row_stats
 
     wt = np.ascontiguousarray(w.T)
     limit = SPARSE_FRACTION * w.shape[1]
@@ -154,35 +154,40 @@ def _matvec(w: np.ndarray, b: "np.ndarray | None", out_shape: Tuple[int, ...], d
     wt_t = torch.from_numpy(wt)
     n_out = w.shape[0]
 
-    splits: Dict[bytes, Tuple[np.ndarray, Any, np.ndarray, np.ndarray]] = {}
+    splits: Dict[bytes, Tuple[np.ndarray, np.ndarray]] = {}
 
-    def split(exact: np.ndarray) -> Tuple[np.ndarray, Any, np.ndarray, np.ndarray]:
-        """(exact outputs, their W.T columns as a tensor, the other outputs, their W.T columns), cached."""
+    def split(exact: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(the outputs without a proof for this input, their W.T columns), cached."""
         key = np.packbits(exact).tobytes()
         if key not in splits:
-            ex, rest = np.flatnonzero(exact), np.flatnonzero(~exact)
-            splits[key] = (ex, torch.from_numpy(np.ascontiguousarray(wt[:, ex])), rest, np.ascontiguousarray(wt[:, rest]))
+            rest = np.flatnonzero(~exact)
+            splits[key] = (rest, np.ascontiguousarray(wt[:, rest]))
         return splits[key]
 
     def run(x: np.ndarray) -> np.ndarray:
         rows = np.ascontiguousarray(x.reshape(x.shape[0], -1), dtype=dtype)
-        top = float(np.max(np.abs(rows))) if rows.size else 0.0
-        exact = bounds >= top if (top == 0 or bool(np.all(np.rint(rows) == rows))) else np.zeros(n_out, bool)
+        nnz, top, whole = row_stats(rows)
+        exact = bounds >= top if whole else np.zeros(n_out, bool)
         if exact.all():
             # torch's matmul on the thread count `simulate` fixes (numpy's BLAS may start threads of its own,
             # which stalled for milliseconds on a loaded machine)
             y = torch.from_numpy(rows).matmul(wt_t).numpy()
         else:
-            y = np.empty((rows.shape[0], n_out), dtype=dtype)
-            ex_cols, ex_wt, rest_cols, rest_wt = split(exact)
-            sparse = np.count_nonzero(rows, axis=1) <= limit
+            rest_cols, rest_wt = split(exact)
+            sparse = nnz <= limit
             part = np.zeros((rows.shape[0], rest_cols.size), dtype=dtype)
             matvec_events(rows, rest_wt, sparse, part)   # the other outputs of the sparse rows, in the fixed order
             for r in np.flatnonzero(~sparse):
                 part[r] = (w @ rows[r])[rest_cols]         # gemv on the whole matrix, as for one row alone
+            if rest_cols.size * 2 < n_out:
+                # mostly provable: one product for every output (the provable ones are exact), the others replaced
+                y = torch.from_numpy(rows).matmul(wt_t).numpy()
+            else:
+                y = np.empty((rows.shape[0], n_out), dtype=dtype)
+                ex_cols = np.flatnonzero(exact)
+                if ex_cols.size:
+                    y[:, ex_cols] = torch.from_numpy(rows).matmul(torch.from_numpy(np.ascontiguousarray(wt[:, ex_cols]))).numpy()
             y[:, rest_cols] = part
-            if ex_cols.size:
-                y[:, ex_cols] = torch.from_numpy(rows).matmul(ex_wt).numpy()
         if b is not None:
             y = y + b.reshape(-1)
         return y.reshape((x.shape[0], *out_shape))

@@ -218,7 +218,8 @@ def simulate(graph: object, inputs: "np.ndarray | Sequence", *, preset: "str | D
                 want(name, "output", dt_)
     recorded_nodes = {n for n, _ in rec}
 
-    x_all = arr.astype(dt_, copy=False)
+    # the layer-major walk converts each chunk of the input as it reads it (no float copy of the whole batch)
+    x_all = arr if (LAYER_MAJOR and not flat.back_edges) else arr.astype(dt_, copy=False)
     uses_torch = any(flat.type_of(n) in ("Conv1d", "Conv2d", "Affine", "Linear") for n in flat.nodes)
     step = block_samples(flat, dt_)
     layer_major = LAYER_MAJOR and not flat.back_edges  # feed-forward: every edge goes forward in flat.order
@@ -397,7 +398,7 @@ def _run_layers(order: List[str], preds: Mapping[str, List[Tuple[str, int]]], ru
         for name in order:
             stored = False  # the spikes are in the recording already
             if name == inp_name:
-                out = np.ascontiguousarray(x_all[:, t0:t1].swapaxes(0, 1))
+                out = np.ascontiguousarray(x_all[:, t0:t1].swapaxes(0, 1), dtype=rest[name].dtype)
             else:
                 x, first = None, None
                 for src, d in preds[name]:
