@@ -240,11 +240,13 @@ def spiking_ticks(x: np.ndarray, v: np.ndarray, p: Dict[str, Any], out: np.ndarr
                                        spikes is not None)
 
 
-def pool_sum(x: np.ndarray, kernel: tuple, stride: tuple, out_hw: tuple) -> np.ndarray:
-    """Window sums of ``x`` (rows, C, H, W, padding included) into (rows, C, OH, OW): each starts at 0 and adds
-    the window's values row by row, left to right (the order of ``reference.ops._pool``'s slices)."""
-    out = np.empty((x.shape[0], x.shape[1], *out_hw), dtype=x.dtype)
-    return _kernels()["pool_sum"](np.ascontiguousarray(x), np.zeros(1, x.dtype), kernel[0], kernel[1], stride[0], stride[1], out_hw[0],
+def pool_sum(x: np.ndarray, kernel: tuple, stride: tuple, out_hw: tuple, dtype: Any = None) -> np.ndarray:
+    """Window sums of ``x`` (rows, C, H, W, padding included) into (rows, C, OH, OW) of ``dtype`` (default
+    ``x``'s): each starts at 0 and adds the window's values row by row, left to right (the order of
+    ``reference.ops._pool``'s slices); uint8 spikes are added as the same whole numbers."""
+    dt = np.dtype(x.dtype if dtype is None else dtype)
+    out = np.empty((x.shape[0], x.shape[1], *out_hw), dtype=dt)
+    return _kernels()["pool_sum"](np.ascontiguousarray(x), np.zeros(1, dt), kernel[0], kernel[1], stride[0], stride[1], out_hw[0],
                                   out_hw[1], out)
 
 

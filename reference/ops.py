@@ -320,7 +320,8 @@ def _pool(name: str, node: object, typ: str, in_shape: Tuple[int, ...], out_shap
         if ph or pw:
             x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
         # out = 0; out += each window offset's slice, (i, j) row-major: one pass in numba
-        out = pool_sum(np.asarray(x, dtype=dtype), (kh, kw), (sh, sw), (oh, ow))
+        src = x if x.dtype == np.uint8 else np.asarray(x, dtype=dtype)   # uint8: spikes of the layer-major walk
+        out = pool_sum(src, (kh, kw), (sh, sw), (oh, ow), dtype)
         if typ == "AvgPool2d":
             out /= np.asarray(area, dtype=dtype)
         return out

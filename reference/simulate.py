@@ -381,9 +381,11 @@ def _run_layers(order: List[str], preds: Mapping[str, List[Tuple[str, int]]], ru
     *shape). A stateless node sees the chunk's ticks x batch as one batch of rows (each row's result depends on
     that row alone), a stateful node steps through the ticks in order; a delay-1 edge reads its source's
     previous tick, the last tick of the previous chunk (or the rest value) for the chunk's first. Sources in an
-    earlier stage are read from ``full`` (all ticks); the outputs of ``keep`` are stored there. Every value
-    equals the tick-major walk's (:func:`_run_ticks`)."""
+    earlier stage are read from ``full`` (all ticks); the outputs of ``keep`` are stored there. Fused IF/LIF
+    loops emit their spikes as uint8 0/1; every consumer converts them to the run dtype (exactly) before any
+    arithmetic. Every value equals the tick-major walk's (:func:`_run_ticks`)."""
     batch, ticks = x_all.shape[0], x_all.shape[1]
+    dtype = rest[inp_name].dtype
     for name in keep:
         full[name] = np.empty((ticks, batch, *runners_shape(runners, name, rest)), dtype=rest[name].dtype)
     last = dict(rest)  # each node's output in the tick before the chunk, (batch, *shape)
@@ -409,6 +411,8 @@ def _run_layers(order: List[str], preds: Mapping[str, List[Tuple[str, int]]], ru
                             x, first = val, before      # the node reads x[t - 1] itself (no shifted copy)
                             continue
                         val = np.concatenate([np.broadcast_to(before, val.shape[1:])[None], val[:-1]])
+                    if len(preds[name]) > 1 and val.dtype != dtype:
+                        val = val.astype(dtype)   # uint8 spikes are summed as floats (no wrap-around)
                     x = val if x is None else x + val
                 if name in stateful:
                     out, stored = _run_stateful(runners[name], x, rec, name, t0, first)

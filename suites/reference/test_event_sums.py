@@ -169,7 +169,7 @@ def test_fused_spiking_loop_equals_step(typ, reset, dtype):
         b.reset_state(5, 30)
         fused = np.concatenate([a.run_ticks(x[:13]), a.run_ticks(x[13:])])
         stepped = np.stack([b.step(x[t]) for t in range(30)])
-        assert fused.dtype == stepped.dtype == dtype
+        assert fused.dtype == np.uint8 and stepped.dtype == dtype   # spikes travel as uint8 0/1 between nodes
         assert np.array_equal(fused, stepped) and np.array_equal(a.v, b.v), opts
         assert stepped.any() and not stepped.all()
 
@@ -211,3 +211,21 @@ def test_unprovable_graph_same_bits_for_any_batch_chunk_and_walk(monkeypatch, pr
         for node, obs in ref.data.items():
             for name, arr in obs.items():
                 assert np.array_equal(arr[rows], run.data[node][name]), (k, node, name)
+
+
+def test_spikes_of_several_sources_are_summed_as_numbers(monkeypatch):
+    # two IF populations feed one IF directly: their uint8 spikes add as numbers (converted to the run dtype first),
+    # as tick by tick
+    one = np.ones(5)
+    g = nir.NIRGraph(nodes={
+        "input": nir.Input(input_type={"input": np.array([5])}),
+        "a": nir.IF(r=one, v_threshold=one * 0.5, v_reset=0 * one), "b": nir.IF(r=one, v_threshold=one * 0.5, v_reset=0 * one),
+        "c": nir.IF(r=one, v_threshold=one * 1.5, v_reset=0 * one),
+        "output": nir.Output(output_type={"output": np.array([5])}),
+    }, edges=[("input", "a"), ("input", "b"), ("a", "c"), ("b", "c"), ("c", "output")])
+    x = np.random.default_rng(11).random((3, 20, 5)) < 0.5
+    layer = simulate(g, x, preset="nir")
+    monkeypatch.setattr(sim, "LAYER_MAJOR", False)
+    tick = simulate(g, x, preset="nir")
+    assert np.array_equal(layer.spikes("c"), tick.spikes("c"))
+    assert layer.spikes("c").any() and layer.spikes("a").any() != layer.spikes("c").all()
