@@ -99,3 +99,40 @@ class GoldenModel:
 
     def time_run(self, model, batch):
         self.golden.run(self.x)
+
+
+class VectorRows:
+    """Conv synapse rows built from geometry (``s2emu.vector_rows``) and their delivery, per projection.
+
+    ``time_build``: building a projection's rows (numpy over the geometry, no one-hot kernel calls)
+    and timing their delivery cost once, as the engine does on first use;
+    ``time_deliver_batch64``: adding the rows of a batch-64 tick's spikes (``DENSITY`` of the
+    sources, seeded) into NIR-order input rows, the compiled scatter with its transpose pass.
+    """
+
+    params = (MODELS,)
+    param_names = ["model"]
+    timeout = 300
+
+    def setup(self, model):
+        import numpy as np
+
+        from s2emu import Engine, events
+
+        self.engine = Engine(network(model))
+        self.convs = [c for c in self.engine.compiled if c.proj.kind == "conv2d" and c.proj.groups == 1]
+        self.rows = [self.engine._build_rows(c) for c in self.convs]
+        rng = np.random.default_rng(0)
+        self.src = [rng.random((64, 1, c.pre_size)) < DENSITY for c in self.convs]
+        self.idx = np.arange(64, dtype=np.int64)
+        self.zero = np.zeros(64, dtype=np.int64)
+        self.outs = [np.zeros((64, c.post_size), dtype=np.float32) for c in self.convs]
+        self._deliver = events.deliver
+
+    def time_build(self, model):
+        for c in self.convs:
+            self.engine._build_rows(c)
+
+    def time_deliver_batch64(self, model):
+        for rows, src, out in zip(self.rows, self.src, self.outs):
+            self._deliver(src, self.idx, self.zero, self.idx, rows, [out])

@@ -82,8 +82,16 @@ def cluster_client(workers: Optional[int] = None, scheduler: Optional[str] = Non
         finally:
             client.close()
         return
-    cluster = distributed.LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
-                                       dashboard_address=":0", silence_logs=logging.ERROR)
+    import dask
+
+    # Dask starts its workers with MALLOC_TRIM_THRESHOLD_=65536 (config distributed.nanny.pre-spawn-environ)
+    # so that freed memory goes back to the OS at once. The simulators free and allocate large per-tick
+    # temporaries, so every one of them was mapped and page-faulted anew: measured 2.7x the thread CPU
+    # time of the same numpy loop outside a worker, 2.3x for the reference. Unset here (glibc's adaptive
+    # default); a remote cluster's workers should be started the same way (harness/gate/README.md).
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        cluster = distributed.LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
+                                           dashboard_address=":0", silence_logs=logging.ERROR)
     client = distributed.Client(cluster)
     try:
         yield client

@@ -20,7 +20,11 @@ Same bits as :class:`s2emu.golden.GoldenModel` for any batch size and thread cou
   delivered ticks, and only the (sample, tick) rows with at least one source spike go through
   the conv/matmul (the others' input is exactly 0). When the source is sparse enough that
   adding each spike's synapse row costs less than the dense kernel (:func:`_prefer_events`),
-  the input is built event by event instead (:mod:`s2emu.events`; same exact integers).
+  the input is built event by event instead (:mod:`s2emu.events`; same exact integers). Conv
+  and pooled-dense projections use vector rows built from their geometry
+  (:mod:`s2emu.vector_rows`: per spike, one contiguous add over the output channels per target
+  position); when such a projection is its population's only input, delivery and neuron
+  update run as one compiled pass (:func:`s2emu.kernels.events_update`), with no input buffer.
 
 Layout (the Recording's): buffers are ``(batch, time, neurons)`` with neurons in NIR (C, H, W)
 order, so the Recording shares their memory. Spike maps are copied into channels-last float
@@ -37,15 +41,19 @@ Kernels (:mod:`s2emu.kernels`): int8 x int8 -> int32 products (``torch._int_mm``
 im2col tiles; exact by construction) where the weights are int8 codes, or the float kernels above;
 ``kernels="auto"`` keeps whichever measured cheaper on the projection's first chunks. The neuron
 update of LIF/IF populations without FMA is one compiled loop (same float32 order, same bits).
-The events-or-kernel choice compares the projection's measured dense cost per row with event
-costs timed once per process (:func:`s2emu.events.unit_costs`), not constants fitted to one CPU.
+The events-or-kernel choice compares the projection's measured dense cost per row (median of
+its recent chunks, after ``MEASURED_CHUNKS``) with event costs measured on this machine: per
+process for scalar rows (:func:`s2emu.events.unit_costs`), on the projection's own rows for
+vector rows (:func:`s2emu.vector_rows.measure`, :func:`s2emu.kernels.fused_target_cost`); not
+constants fitted to one CPU.
 """
 from __future__ import annotations
 
+import functools
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -56,6 +64,7 @@ from s2common.recording import Recording
 
 from . import events
 from . import kernels as _k
+from . import vector_rows
 from .kernels import zeros
 from .network import Population, Projection, RuleViolation, S2Network
 from .runio import Record, check_inputs, detail_set, meta
@@ -63,14 +72,19 @@ from .runio import Record, check_inputs, detail_set, meta
 FLOAT32_EXACT = 2 ** 24
 FLOAT64_EXACT = 2 ** 53
 INT32_MAX = 2 ** 31 - 1
-#: budget of one tile's synaptic input in the layer schedule (4 bytes per neuron and row): about one
-#: core's L2 cache, so the kernel's output is read back by the neuron update from cache, and far
-#: below glibc's mmap threshold (freed tile buffers are reused without page faults)
-TILE_BYTES = 2 * 2 ** 20
+#: budget of one tile's synaptic input in the layer schedule (4 bytes per neuron and row): a few
+#: cores' L2, so the kernel's output is read back by the neuron update from (L2/L3) cache, and
+#: below glibc's largest dynamic mmap threshold (32 MiB: freed tile buffers are reused without page
+#: faults). Measured 2026-12-01 (2-core AVX-512 machine, 1 thread, in one process): 8 MiB ran
+#: seed-scale / psnn / cnn_sinabs 12 % / 10 % / 1 % faster than 2 MiB (fewer, larger chunks with the
+#: fused event pass and bigger int8 GEMMs), 16 MiB slower again
+TILE_BYTES = 8 * 2 ** 20
 #: fraction of active (sample, tick) rows above which all rows go through the kernel in one slice
 #: (gathering and scattering the active rows costs about two passes over the output)
 DENSE_ROWS = 0.9
 SYNAPSE_MODES = ("auto", "dense", "events")
+#: what :meth:`Engine._deliver` returns when the chunk was delivered and updated in one fused pass
+FUSED = object()
 #: ``Engine(kernels=...)``: ``"auto"`` (int8 kernels where eligible if measured faster than the
 #: float kernel on the projection's first chunks; fused neuron update), ``"int"`` (int8 kernels
 #: wherever eligible; fused update), ``"float"`` (float32/64 kernels and the torch neuron update)
@@ -78,6 +92,8 @@ KERNEL_MODES = ("auto", "int", "float")
 #: chunks of a projection on which both dense kernels are timed before the cheaper is kept ("auto":
 #: the lower of the per-row costs measured on those chunks)
 MEASURED_CHUNKS = 3
+#: dense chunks whose median per-row cost the events-or-kernel choice compares with (:meth:`Engine.dense_ns_per_row`)
+RECENT_CHUNKS = 5
 
 
 def exactness_bound(proj: Projection, pre: Population) -> int:
@@ -111,6 +127,25 @@ class _Compiled:
     conv: Optional[dict] = None                 # im2col geometry of a conv2d projection
     #: dense kernel timings per torch thread count: {threads: {"int": [ns per row, ...], "float": [...]}}
     timings: Optional[dict] = None
+    #: (ns per target element, ns per source spike) of event delivery with ``rows``, measured when they are built
+    event_cost: Optional[Tuple[float, float]] = None
+    #: ns per target element the fused delivery-and-update pass costs beyond the plain update (vector rows)
+    fused_target: Optional[float] = None
+    #: the path of the projection's latest chunk with spikes ("dense" / "events"; None before the first)
+    last_path: Optional[str] = None
+    #: ns per target element of the plain compiled update, timed with ``fused_target``
+    plain_update_ns: Optional[float] = None
+    #: recent (timed / predicted) costs of the projection's event chunks (see :func:`_prefer_events`)
+    event_ratios: Optional[list] = None
+
+    @property
+    def event_scale(self) -> float:
+        """Median of ``event_ratios`` (1.0 before ``MEASURED_CHUNKS`` timed event chunks: one chunk is a noisy sample)."""
+        if not self.event_ratios or len(self.event_ratios) < MEASURED_CHUNKS:
+            return 1.0
+        r = sorted(self.event_ratios)
+        mid = len(r) // 2
+        return r[mid] if len(r) % 2 else 0.5 * (r[mid - 1] + r[mid])
 
     @property
     def pre_size(self) -> int:
@@ -216,11 +251,14 @@ class Engine:
         # per fused population: the sum-pool window an int8 projection out of it reads, so that the
         # update writes the pooled counts as it writes the spikes (the projection then skips pooling)
         self.pooled_by: Dict[str, Tuple[int, int]] = {}
+        self.pooled_for: Dict[str, _Compiled] = {}      # ... and that projection
         for c in self.compiled:
             pre = net.populations[c.proj.pre]
             if c.int_weights is not None and c.proj.pool is not None and self.fused.get(pre.name) is not None \
                     and len(pre.shape) == 3:
-                self.pooled_by.setdefault(pre.name, tuple(int(k) for k in c.proj.pool))
+                if pre.name not in self.pooled_by:
+                    self.pooled_by[pre.name] = tuple(int(k) for k in c.proj.pool)
+                    self.pooled_for[pre.name] = c
 
     def _fused_params(self, p: Population) -> Optional[Dict[str, np.ndarray]]:
         """(size,) float32 parameter arrays of the compiled update, or None if ``p`` keeps the torch update."""
@@ -350,8 +388,8 @@ class Engine:
         checked.add(k)
         return check
 
-    def _deliver(self, run: "_Run", k: int, c: _Compiled, t0: int, t1: int, checked: set
-                 ) -> Optional[List[torch.Tensor]]:
+    def _deliver(self, run: "_Run", k: int, c: _Compiled, t0: int, t1: int, checked: set,
+                 fuse: Optional[Callable[[], None]] = None) -> object:
         """Exact input(s) of projection ``c`` for target ticks ``t0..t1-1``: C-contiguous
         (G, (t1 - t0) * batch, S) tensors (row ``j * batch + b`` = tick ``t0 + j`` of sample ``b``,
         neuron ``g * S + s`` in NIR order; float32/64 or int32), or None if no spike is delivered
@@ -359,33 +397,58 @@ class Engine:
 
         Work follows activity: only the (sample, source tick) rows in which the source emitted at
         least one spike go through the kernel; the other rows' input is exactly 0.
+
+        ``fuse``: when given (the post population's only input is ``c`` and it has the compiled
+        update), a chunk that goes by vector rows calls ``fuse()`` instead, which delivers and
+        updates the population in one pass, and :data:`FUSED` is returned.
         """
         batch, length = run.batch, t1 - t0
         a, b = t0 - 1 - c.proj.delay, t1 - 1 - c.proj.delay      # source ticks of targets t0..t1-1
         lo = max(a, 0)
         if b <= lo:
             return None
-        counts = run.count[c.proj.pre][:, lo:b]                   # (batch, b - lo) source spikes per row
-        act = counts > 0
-        n_act = int(act.sum())
+        counts_np = run.count[c.proj.pre].numpy()[:, lo:b]      # (batch, b - lo) source spikes per row
+        n_act = int(np.count_nonzero(counts_np))                 # (numpy: ~10x less per-call overhead than torch)
         if n_act == 0:                                           # no spike in the window: no synaptic work
             return None
         check = self._check(k, checked)
         pad = lo - a                                              # first ticks of the run: no source tick yet
         all_rows = n_act >= DENSE_ROWS * batch * length           # (nearly) every row active: one slice
         dense_rows = batch * length if all_rows else n_act
-        if self._use_events(c, counts, batch * length, dense_rows):
+        if self._use_events(c, int(counts_np.sum()), n_act, batch * length, dense_rows,
+                            fusable=fuse is not None and not check):
             run.paths[c.proj.name]["events"] += 1
+            c.last_path = "events"
+            fused = fuse is not None and not check and _fusable_rows(c)
+            predicted = _events_ns(c, int(counts_np.sum()), batch * length, True, n_act, fused, scaled=False)
+            start = _now()
+            if fused:
+                fuse()          # delivery and neuron update in one compiled pass (_fused_events)
+                # the fused pass includes the update the dense path runs separately: take it out
+                spent = (_now() - start) * 1e9 - batch * length * c.post_size * (c.plain_update_ns or 0.0)
+                _record_events(c, spent, predicted)
+                return FUSED
+            act = torch.from_numpy(counts_np > 0)
             outs = self._deliver_events(run, c, act, lo, pad, length, check)
+            _record_events(c, (_now() - start) * 1e9, predicted)
             return [o.view(1, length * batch, c.post_size) for o in outs]
         run.paths[c.proj.name]["dense"] += 1
+        c.last_path = "dense"
+        act = torch.from_numpy(counts_np > 0)
         which = self._dense_kernel(c)
-        times = c.timings.setdefault(torch.get_num_threads(), {"int": [], "float": [], "last": None})
+        times = c.timings.setdefault(torch.get_num_threads(), {"int": [], "float": [], "last": None, "recent": []})
+        if not times["recent"]:
+            # first dense chunk at this thread count: run the kernel(s) once untimed (oneDNN and torch
+            # pick and JIT their kernels on a new shape; that would inflate the first measurement,
+            # and the events-or-kernel choice compares with it)
+            for kernel in ((self._dense_float, self._dense_int) if which == "measure" else
+                           (self._dense_int if which == "int" else self._dense_float,)):
+                kernel(run, c, act, lo, b, pad, length, all_rows, False)
         if which != "measure":
             start = _now()
             outs = (self._dense_int if which == "int" else self._dense_float)(run, c, act, lo, b, pad, length,
                                                                               all_rows, check)
-            times["last"] = (_now() - start) / dense_rows
+            _record_dense(times, (_now() - start) / dense_rows)
             return outs
         # measure both kernels on this chunk (same exact integers), keep the result of the int one
         start = _now()
@@ -394,7 +457,7 @@ class Engine:
         start = _now()
         outs = self._dense_int(run, c, act, lo, b, pad, length, all_rows, check)
         times["int"].append((_now() - start) / dense_rows)
-        times["last"] = min(times["int"][-1], times["float"][-1])
+        _record_dense(times, min(times["int"][-1], times["float"][-1]))
         return outs
 
     def _dense_kernel(self, c: _Compiled) -> str:
@@ -410,10 +473,16 @@ class Engine:
 
     @staticmethod
     def dense_ns_per_row(c: _Compiled) -> Optional[float]:
-        """Measured cost of ``c``'s dense kernel per (sample, tick) row on its latest chunk, in ns
-        (None before the first dense chunk at the current thread count)."""
+        """Measured cost of ``c``'s dense kernel per (sample, tick) row, in ns: the median of its
+        latest ``RECENT_CHUNKS`` dense chunks (None before ``MEASURED_CHUNKS`` dense chunks at the
+        current thread count: the kernels choice settles on those, and one chunk is a noisy sample). A median, not the latest chunk alone: once a noisy chunk made events look
+        cheaper the dense kernel would never be timed again to correct it."""
         times = c.timings.get(torch.get_num_threads())
-        return None if not times or times["last"] is None else 1e9 * times["last"]
+        if not times or len(times["recent"]) < min(MEASURED_CHUNKS, RECENT_CHUNKS):
+            return None
+        recent = sorted(times["recent"])                             # a handful: no numpy call per chunk
+        mid = len(recent) // 2
+        return 1e9 * (recent[mid] if len(recent) % 2 else 0.5 * (recent[mid - 1] + recent[mid]))
 
     def _dense_float(self, run: "_Run", c: _Compiled, act: torch.Tensor, lo: int, b: int, pad: int, length: int,
                      all_rows: bool, check: bool) -> List[torch.Tensor]:
@@ -447,8 +516,9 @@ class Engine:
         batch, ticks = run.batch, run.ticks
         src8 = run.spikes[c.proj.pre].numpy().view(np.uint8).reshape(batch * ticks, -1)
         pre_shape, pool = c.pre_shape, c.proj.pool
-        if c.proj.pre in run.pooled and tuple(pool) == self.pooled_by[c.proj.pre]:
-            # the source's update wrote its sum-pooled counts: read those
+        if c.proj.pre in run.pooled and tuple(pool) == self.pooled_by[c.proj.pre] \
+                and run.pooled_ok[c.proj.pre][:, lo:b].all():
+            # the source's update wrote its sum-pooled counts for these ticks: read those
             src8 = run.pooled[c.proj.pre].numpy().reshape(batch * ticks, -1)
             pre_shape = (pre_shape[0], pre_shape[1] // pool[0], pre_shape[2] // pool[1])
             pool = None
@@ -472,17 +542,18 @@ class Engine:
             full.append(y)
         return full
 
-    def _use_events(self, c: _Compiled, counts: torch.Tensor, rows: int, dense_rows: int) -> bool:
+    def _use_events(self, c: _Compiled, n_spikes: int, n_act: int, rows: int, dense_rows: int,
+                    fusable: bool = False) -> bool:
         """Whether this chunk's input is built from synapse rows (building them on first use).
 
-        ``counts``: source spikes per (sample, tick) row of the chunk; ``rows``: the chunk's rows;
+        ``n_spikes``: source spikes in the chunk; ``n_act``: its (sample, tick) rows with a spike;
+        ``rows``: the chunk's rows;
         ``dense_rows``: the rows the dense kernel would process. ``"events"`` mode takes rows
         wherever they can be built, ``"auto"`` where :func:`_prefer_events` predicts them cheaper.
         """
         if self.synapses == "dense" or c.rows is False:
             return False
         forced = self.synapses == "events"
-        n_spikes = int(counts.sum())
         dense_ns = self.dense_ns_per_row(c)
         if not forced:
             if dense_ns is None:    # the dense kernel has not been measured yet: run (and time) it first
@@ -491,14 +562,48 @@ class Engine:
                 return False
         if c.rows is None:
             c.rows = self._build_rows(c) or False
-        return c.rows is not False and (forced or _prefer_events(c, n_spikes, rows, dense_rows * dense_ns, built=True))
+        return c.rows is not False and (forced or _prefer_events(c, n_spikes, rows, dense_rows * dense_ns, built=True,
+                                                                 active_rows=n_act,
+                                                                 fused=fusable and _fusable_rows(c)))
 
-    def _build_rows(self, c: _Compiled) -> Optional[List[events.SynapseRows]]:
-        """Synapse rows of projection ``c``: a dense projection's ``W.T``, else its kernel on one-hot inputs (None if too large)."""
-        if c.proj.kind == "dense" and c.proj.pool is None:
-            return events.rows_from_matrices([w.t() for w in c.weights])
-        return events.synapse_rows(lambda onehot: [_rows(y, onehot.shape[0]) for y in self._apply(c, onehot, False)],
-                                   c.pre_size, c.post_size, c.dtype)
+    def _build_rows(self, c: _Compiled) -> Optional[list]:
+        """Synapse rows of projection ``c`` (None if they cannot be built), and their measured cost.
+
+        A dense projection: its ``W.T`` as scalar rows. A conv2d (groups 1, with or without a sum
+        pool before it) or a dense projection after a sum pool of a map: vector rows from the
+        geometry (:mod:`s2emu.vector_rows`). Anything else (pool-only projections, grouped convs):
+        the dense kernel on one-hot inputs (:func:`s2emu.events.synapse_rows`, size-limited).
+        Sets ``c.event_cost`` = (ns per target element, ns per source spike), measured here.
+        """
+        proj = c.proj
+        rows: Optional[list] = None
+        if proj.kind == "dense" and proj.pool is None:
+            rows = events.rows_from_matrices([w.t() for w in c.weights])
+        elif events.available() and len(c.pre_shape) == 3 and (
+                (proj.kind == "conv2d" and proj.groups == 1) or (proj.kind == "dense" and proj.pool is not None)):
+            np_dtype = np.float32 if c.dtype == torch.float32 else np.float64
+            w = proj.weight.astype(np.int64)
+            sets = [w] if not c.split else [np.clip(w, 0, None), np.clip(-w, 0, None)]
+            if proj.kind == "conv2d":
+                post_hw = tuple(int(v) for v in self.net.populations[proj.post].shape[1:])
+                rows = vector_rows.conv_rows(sets, c.pre_shape, post_hw, tuple(proj.stride), tuple(proj.padding),
+                                             tuple(proj.dilation), proj.pool, proj.pool_stride,
+                                             tuple(proj.pool_padding), np_dtype)
+            else:
+                rows = vector_rows.pooled_dense_rows(sets, c.pre_shape, tuple(proj.pool), proj.pool_stride,
+                                                     tuple(proj.pool_padding), np_dtype)
+        else:
+            rows = events.synapse_rows(lambda onehot: [_rows(y, onehot.shape[0]) for y in self._apply(c, onehot, False)],
+                                       c.pre_size, c.post_size, c.dtype)
+        if rows:
+            if isinstance(rows[0], vector_rows.VectorRows):
+                c.event_cost = vector_rows.measure(rows, c.pre_size)
+                if len(rows) == 1 and _k.available():
+                    c.fused_target, c.plain_update_ns = _k.fused_target_cost(rows[0], c.pre_size)
+            else:
+                ns_target, ns_synapse = events.unit_costs()
+                c.event_cost = (ns_target, sum(r.synapses_per_spike for r in rows) * ns_synapse)
+        return rows
 
     def _deliver_events(self, run: "_Run", c: _Compiled, act: torch.Tensor, lo: int, pad: int, length: int,
                         check: bool) -> List[torch.Tensor]:
@@ -527,6 +632,9 @@ class Engine:
             chunk = min(ticks, rows)
             tile = min(batch, max(1, rows // chunk))
             state = run.new_state(p)
+            # one projection in, compiled update, nothing but spikes recorded: vector-row chunks fuse
+            # delivery and update (_fused_events)
+            fusable = len(incoming) == 1 and self.fused[p.name] is not None and p.name not in run.detail
             for s0 in range(0, batch, tile):
                 s1 = min(batch, s0 + tile)
                 sub = run.tile(s0, s1)
@@ -535,14 +643,43 @@ class Engine:
                     t1 = min(ticks, t0 + chunk)
                     exc: List[torch.Tensor] = []
                     inh: List[torch.Tensor] = []
+                    outs: object = None
                     for k, c in incoming:
-                        outs = self._deliver(sub, k, c, t0, t1, checked)
-                        if outs is None:
+                        fuse = functools.partial(self._fused_events, sub, p, sub_state, c, t0, t1) if fusable else None
+                        outs = self._deliver(sub, k, c, t0, t1, checked, fuse)
+                        if outs is None or outs is FUSED:
                             continue
                         exc.append(outs[0])
                         if len(outs) > 1:  # a pool projection has only positive (excitatory) counts
                             inh.append(outs[1])
+                    if outs is FUSED:
+                        continue
                     self._step(sub, p, sub_state, t0, t1 - t0, exc, inh)
+
+    def _pooled_out(self, run: "_Run", p: Population, t0: int, t1: int) -> Optional[np.ndarray]:
+        """The sum-pooled counts buffer the update of ``p`` should write for ticks ``t0..t1-1``, or None.
+
+        Written (and marked in ``run.pooled_ok``) unless the int8 projection that reads them went by
+        synapse rows on its latest chunk: it then does not read them, and the pooling pass would be
+        wasted (0.2 of ~1.1 ns per neuron-tick on psnn's if1). A chunk of that projection that
+        goes through the kernel after all finds them missing and pools the raw spikes itself.
+        """
+        if p.name not in run.pooled or self.pooled_for[p.name].last_path == "events":
+            return None
+        run.pooled_ok[p.name][:, t0:t1] = True
+        return run.pooled[p.name].numpy()
+
+    def _fused_events(self, run: "_Run", p: Population, state: Dict[str, torch.Tensor], c: _Compiled,
+                      t0: int, t1: int) -> None:
+        """Ticks ``t0 .. t1 - 1`` of ``p`` from its only projection ``c``'s vector rows, delivery and
+        update in one compiled pass (:func:`s2emu.kernels.events_update`; same bits as
+        :meth:`_deliver_events` followed by :meth:`_step`)."""
+        fused = self.fused[p.name]
+        pooled = self._pooled_out(run, p, t0, t1)
+        _k.events_update(c.rows[0], run.spikes[c.proj.pre].numpy(), -1 - c.proj.delay, state["v"].numpy(),
+                         fused["alpha"], fused["thr"], fused["off"], fused["v_reset"], p.reset == "subtract",
+                         run.spikes[p.name].numpy(), run.count[p.name].numpy(), t0, t1 - t0, pooled,
+                         tuple(p.shape) + self.pooled_by[p.name] if pooled is not None else (0, 0, 0, 1, 1))
 
     def _run_ticks(self, run: "_Run") -> None:
         batch = run.batch
@@ -570,13 +707,13 @@ class Engine:
         fused = self.fused[p.name]
         if fused is not None:
             e = _combine(exc, shape)
+            pooled = self._pooled_out(run, p, t0, t0 + length)
             with _one_thread():
                 _k.neuron_update(e.numpy(), state["v"].numpy(), fused["alpha"], fused["thr"], fused["off"],
                                       fused["v_reset"], p.reset == "subtract", run.spikes[p.name].numpy(),
                                       run.count[p.name].numpy(), t0,
                                       run.v_rec[p.name].numpy() if want_int else None,
-                                      run.pooled[p.name].numpy() if p.name in run.pooled else None,
-                                      tuple(p.shape) + self.pooled_by[p.name] if p.name in run.pooled else (0, 0, 0, 1, 1))
+                                      pooled, tuple(p.shape) + self.pooled_by[p.name] if pooled is not None else (0, 0, 0, 1, 1))
             if want_int:
                 run.i_rec[p.name][:, t0:t0 + length].copy_(_tick_major(e, shape).transpose(0, 1))
             return
@@ -688,25 +825,58 @@ def macs_per_row(proj: Projection, pre: Population, post: Population) -> int:
     return pool + post.size * int(np.prod(w.shape[1:]))
 
 
-def _prefer_events(c: _Compiled, n_spikes: int, rows: int, dense_ns: float, built: bool) -> bool:
+def _fusable_rows(c: _Compiled) -> bool:
+    """True if ``c``'s rows can be delivered fused with the post's update (one weight set of vector rows)."""
+    return bool(c.rows) and len(c.rows) == 1 and isinstance(c.rows[0], vector_rows.VectorRows)
+
+
+def _prefer_events(c: _Compiled, n_spikes: int, rows: int, dense_ns: float, built: bool,
+                   active_rows: Optional[int] = None, fused: bool = False) -> bool:
     """True if the synapse rows are predicted to be cheaper than the dense kernel for this chunk.
 
     Both sides are measured on this machine, in this process: ``dense_ns`` is the projection's
     dense kernel cost per row on its latest chunk (:meth:`Engine.dense_ns_per_row`) times the rows
-    it would process; the event side is ``rows x post x (ns per target) + spikes x synapses per
-    spike x (ns per synapse)`` with both unit costs timed once per process
-    (:func:`s2emu.events.unit_costs`).
+    it would process; the event side is ``rows x post x (ns per target) + spikes x (ns per spike)``,
+    both measured on the projection's own rows when they are built (``c.event_cost``: scalar rows
+    from the per-process unit costs of :func:`s2emu.events.unit_costs` times the mean row length;
+    vector rows timed on their own delivery, :func:`s2emu.vector_rows.measure`, where only the
+    ``active_rows`` with a spike pay the per-target pass).
+
+    The unit costs are timed on synthetic spikes with the caches warm; the real chunks' costs are
+    timed too and the prediction is scaled by their median ratio to it (``c.event_scale``), so a
+    projection whose rows run slower in the real run than on the synthetic spikes moves back to
+    the kernel.
 
     Args:
         n_spikes: source spikes delivered in the chunk; rows: (sample, tick) rows of the chunk;
+        active_rows: of those, the rows with at least one source spike (default: all);
+        fused: the chunk would be delivered fused with the post's update (:func:`s2emu.kernels.events_update`):
+            the per-target cost is then ``c.fused_target``, measured against the plain update;
         dense_ns: predicted dense cost of the chunk (ns); built: whether ``c.rows`` exists (before
             the rows are built their length is unknown, and a spike adds at least one synapse, so
             ``built=False`` answers whether events could pay at all and the rows are worth building).
     """
-    ns_target, ns_synapse = events.unit_costs()
-    per_spike = sum(r.synapses_per_spike for r in c.rows) if built else 1.0
-    events_ns = rows * c.post_size * ns_target + n_spikes * per_spike * ns_synapse
-    return events_ns < dense_ns
+    return _events_ns(c, n_spikes, rows, built, active_rows, fused) < dense_ns
+
+
+def _events_ns(c: _Compiled, n_spikes: int, rows: int, built: bool, active_rows: Optional[int] = None,
+               fused: bool = False, scaled: bool = True) -> float:
+    """Predicted ns of delivering a chunk by synapse rows (see :func:`_prefer_events`), times the
+    projection's measured correction ``c.event_scale`` (``scaled``; built rows only)."""
+    targets = rows
+    active_rows = rows if active_rows is None else active_rows
+    if built:
+        ns_target, ns_spike = c.event_cost
+        if isinstance(c.rows[0], vector_rows.VectorRows):
+            targets = active_rows   # vector rows pass only the rows with a spike through their scratch
+            if fused:
+                # delivered inside the post's update: per target only what the fused pass costs
+                # beyond the plain update that the dense path runs as well (c.fused_target)
+                ns_target, targets = c.fused_target, rows
+    else:
+        ns_target, ns_spike = events.unit_costs()
+    events_ns = targets * c.post_size * ns_target + n_spikes * ns_spike
+    return events_ns * (c.event_scale if built and scaled else 1.0)
 
 
 @contextmanager
@@ -726,6 +896,21 @@ def _one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def _record_dense(times: dict, seconds_per_row: float) -> None:
+    """Note one dense chunk's cost per row (``last`` and the ``recent`` window of :meth:`Engine.dense_ns_per_row`)."""
+    times["last"] = seconds_per_row
+    times["recent"] = (times["recent"] + [seconds_per_row])[-RECENT_CHUNKS:]
+
+
+def _record_events(c: _Compiled, spent_ns: float, predicted_ns: float) -> None:
+    """Note one event chunk's timed cost against its prediction (``c.event_ratios``, the latest
+    RECENT_CHUNKS). The projection's first event chunk is not noted: it loads the compiled loops."""
+    if c.event_ratios is None:
+        c.event_ratios = []
+    elif predicted_ns > 0:
+        c.event_ratios = (c.event_ratios + [max(spent_ns, 0.0) / predicted_ns])[-RECENT_CHUNKS:]
 
 
 def _denormals_flushed() -> bool:
@@ -792,13 +977,15 @@ class _Run:
         for name, (ph, pw) in engine.pooled_by.items():
             c, h, w = net.populations[name].shape
             self.pooled[name] = torch.empty((batch, ticks, c * (h // ph) * (w // pw)), dtype=torch.int8)
+        #: per pooled population: (batch, time) bool, True where ``pooled`` was written
+        self.pooled_ok: Dict[str, np.ndarray] = {name: np.zeros((batch, ticks), dtype=bool) for name in self.pooled}
 
     def tile(self, s0: int, s1: int) -> "_Run":
         """The same run restricted to samples ``s0 .. s1 - 1``: every buffer is a view (batch is the leading axis)."""
         sub = object.__new__(_Run)
         sub.__dict__.update(self.__dict__)
         sub.batch = s1 - s0
-        for key in ("spikes", "count", "i_rec", "v_rec", "pooled"):
+        for key in ("spikes", "count", "i_rec", "v_rec", "pooled", "pooled_ok"):
             setattr(sub, key, {k: v[s0:s1] for k, v in getattr(self, key).items()})
         return sub
 

@@ -11,11 +11,16 @@ bound (``s2emu.engine.exactness_bound``, below 2**24 resp. 2**53), so adding the
 order gives exactly the integer sum the dense kernel gives. The zero-initialised buffer is
 +0.0 and no row holds a zero (zeros are not stored), so no -0.0 can appear either.
 
-Rows are built from the projection's own dense kernel applied to one-hot inputs
-(:func:`synapse_rows`), so pooling, padding, stride, dilation and groups mean exactly what
-they mean on the dense path; a dense projection without pooling takes its rows straight from
-its weight matrix (:func:`rows_from_matrices`). The scatter loop is compiled with numba (one thread, no Python
-per spike); without numba the engine keeps its dense path (:data:`AVAILABLE`).
+Two row formats. **Scalar rows** (:class:`SynapseRows`, one (target, weight) pair per synapse):
+a dense projection without pooling takes them straight from its weight matrix
+(:func:`rows_from_matrices`); pool-only projections and grouped convolutions get them from
+the projection's own dense kernel applied to one-hot inputs (:func:`synapse_rows`, limited
+to ``MAX_BUILD_ELEMENTS``), so pooling, padding, stride, dilation and groups mean exactly what
+they mean on the dense path. **Vector rows** (:class:`s2emu.vector_rows.VectorRows`): conv2d
+(groups 1, with or without a sum pool) and pooled dense projections, built from the
+projection's geometry, each entry one contiguous add over the output channels; no size
+limit. :func:`deliver` takes either. The scatter loops are compiled with numba (one thread,
+no Python per spike); without numba the engine keeps its dense path (:data:`AVAILABLE`).
 """
 from __future__ import annotations
 
@@ -31,10 +36,10 @@ import torch
 #: an import), and if it cannot be imported the engine keeps its dense path (see :func:`available`)
 AVAILABLE = importlib.util.find_spec("numba") is not None
 
-#: largest ``pre x max(pre, post)`` (neurons) for which synapse rows are built from one-hot inputs:
-#: building runs the dense kernel on ``pre`` one-hot rows of ``pre`` elements each, producing
-#: ``post`` outputs each (about 0.1-0.3 s at this size; cnn_sinabs and the bundled P-SNN are
-#: below it, a conv over a full 2 x 128 x 128 DVS frame is not and stays on the dense kernel)
+#: largest ``pre x max(pre, post)`` (neurons) for which synapse rows are built from one-hot inputs
+#: (pool-only projections and grouped convs; convs and pooled dense projections get vector rows
+#: from their geometry, without this limit): building runs the dense kernel on ``pre`` one-hot
+#: rows of ``pre`` elements each, producing ``post`` outputs each (about 0.1-0.3 s at this size)
 MAX_BUILD_ELEMENTS = 2 ** 26
 #: largest number of stored synapses per weight set (8 bytes each: int32 target + weight)
 MAX_SYNAPSES = 2 ** 24
@@ -143,7 +148,7 @@ def deliver(spikes: np.ndarray, samples: np.ndarray, ticks: np.ndarray, out_rows
         spikes: (batch, time, pre) bool, C-contiguous: the source's spike record.
         samples, ticks: (m,) int64: the (sample, tick) rows to read (rows without spikes may be listed).
         out_rows: (m,) int64: the output row each (sample, tick) row adds into.
-        rows: synapse rows, one per weight set.
+        rows: synapse rows, one per weight set (:class:`SynapseRows` or vector rows).
         outs: (n, post) arrays of the rows' dtype, C-contiguous, one per weight set; added into.
     """
     src8 = spikes.view(np.uint8)
@@ -152,7 +157,10 @@ def deliver(spikes: np.ndarray, samples: np.ndarray, ticks: np.ndarray, out_rows
     src64 = src8.view(np.uint64) if pre % 8 == 0 else np.zeros((src8.shape[0], src8.shape[1], 0), np.uint64)
     kernel = _kernel()
     for r, out in zip(rows, outs):
-        kernel(src8, src64, samples, ticks, out_rows, r.indptr, r.indices, r.weights, out)
+        if isinstance(r, SynapseRows):
+            kernel(src8, src64, samples, ticks, out_rows, r.indptr, r.indices, r.weights, out)
+        else:  # s2emu.vector_rows.VectorRows: contiguous runs over the output channels
+            r.deliver_into(src8, src64, samples, ticks, out_rows, out)
 
 
 def available() -> bool:

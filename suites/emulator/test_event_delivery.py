@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from s2emu import ConversionOptions, Engine, GoldenModel, events, lower
+from s2emu import ConversionOptions, Engine, GoldenModel, events, lower, vector_rows
 from suites.fixtures import third_party
+
+from s2emu.engine import MEASURED_CHUNKS
 
 from .bits import assert_same_bits
 
@@ -30,11 +32,21 @@ def _engine_rows(engine: Engine, proj_name: str):
     return c, engine._build_rows(c)
 
 
-def _dense_matrix(rows: events.SynapseRows, pre: int) -> np.ndarray:
+def _dense_matrix(rows, pre: int) -> np.ndarray:
+    """(pre, post) int64 matrix of scalar rows (``events.SynapseRows``) or vector rows
+    (``vector_rows.VectorRows``: per source position, (target position, pattern) entries, the
+    vector ``table[ci * n_patterns + pattern]`` over output channels, NIR post ``co * positions + pos``)."""
     m = np.zeros((pre, rows.post_size), dtype=np.int64)
+    if isinstance(rows, events.SynapseRows):
+        for j in range(pre):
+            sl = slice(rows.indptr[j], rows.indptr[j + 1])
+            m[j, rows.indices[sl]] = rows.weights[sl].astype(np.int64)
+        return m
+    co = np.arange(rows.channels) * rows.positions
     for j in range(pre):
-        sl = slice(rows.indptr[j], rows.indptr[j + 1])
-        m[j, rows.indices[sl]] = rows.weights[sl].astype(np.int64)
+        ci, s = divmod(j, rows.in_positions)
+        for e in range(rows.indptr[s], rows.indptr[s + 1]):
+            m[j, co + rows.pos[e]] += rows.table[ci * rows.n_patterns + rows.pat[e]].astype(np.int64)
     return m
 
 
@@ -59,10 +71,10 @@ def test_synapse_rows_of_the_first_conv_are_the_integer_convolution() -> None:
     onehot[np.arange(len(picks)), picks] = 1
     expect = _conv_int64(onehot.reshape((-1,) + c.pre_shape), proj.weight.astype(np.int64), 2, 1)
     assert np.array_equal(m[picks], expect.reshape(len(picks), -1))
-    # a row holds only the synapses with a non-zero weight: 16 channels x at most 3 x 3 taps (5x5 kernel, stride 2)
-    lengths = np.diff(rows[0].indptr)
-    assert lengths.max() <= 16 * 9 and np.all(rows[0].weights != 0)
-    assert int(lengths.sum()) == int(np.count_nonzero(m))
+    # vector rows: a source pixel reaches at most 3 x 3 output positions (5x5 kernel, stride 2), each
+    # one contiguous vector over the 16 output channels
+    assert isinstance(rows[0], vector_rows.VectorRows) and rows[0].channels == 16
+    assert np.diff(rows[0].indptr).max() == 9
 
 
 def test_synapse_rows_through_a_sum_pool_are_pool_then_conv() -> None:
@@ -128,11 +140,14 @@ def test_the_cost_model_takes_events_for_a_few_spikes_and_the_kernel_for_all_inp
     assert paths["dense"] >= 1                       # nothing measured yet: the kernel runs first, timed
     c = next(c for c in engine.compiled if c.proj.name == first)
     assert c.timings[1]["last"] > 0                  # seconds per row, measured on one thread
+    for _ in range(MEASURED_CHUNKS - 1):             # one chunk per run here: the kernel is measured on a few
+        engine.run(sparse)
     rec = engine.run(sparse)
     assert rec.meta["synapse_paths"][first]["dense"] == 0 and rec.meta["synapse_paths"][first]["events"] >= 1
     full = np.ones((4, 5) + shape, dtype=bool)  # 2,312 spikes x 81 synapses per row: the kernel is cheaper
     engine = Engine(net, threads=1)
-    engine.run(full)
+    for _ in range(MEASURED_CHUNKS):
+        engine.run(full)
     rec = engine.run(full)
     assert rec.meta["synapse_paths"][first]["events"] == 0 and rec.meta["synapse_paths"][first]["dense"] >= 1
 
@@ -157,16 +172,37 @@ def test_a_projection_too_large_for_rows_stays_on_the_kernel(monkeypatch) -> Non
     assert all(rec.meta["synapse_paths"][c.proj.name]["events"] == 0 for c in big)
 
 
-def test_a_conv_too_large_to_build_rows_for_stays_on_the_kernel(monkeypatch) -> None:
-    monkeypatch.setattr(events, "MAX_BUILD_ELEMENTS", 2312 * 4096 - 1)  # cnn_sinabs first conv: 2,312 x max(2,312, 4,096)
+def test_conv_rows_come_from_geometry_whatever_the_one_hot_build_limit(monkeypatch) -> None:
+    """Vector rows are built from the conv's geometry, not from one-hot kernel calls: the one-hot
+    size limit (which still guards pool-only and grouped projections) does not apply to them."""
+    monkeypatch.setattr(events, "MAX_BUILD_ELEMENTS", 1)
     net = _cnn()
     x = np.zeros((2, 4) + net.populations[net.input_name].shape, dtype=bool)
     x[:, :, 1, 3, 4] = True
     engine = Engine(net, synapses="events")
     rec = engine.run(x, record="all")
     first = next(c for c in engine.compiled if c.proj.pre == net.input_name)
-    assert first.rows is False and rec.meta["synapse_paths"][first.proj.name]["events"] == 0
+    assert isinstance(first.rows[0], vector_rows.VectorRows) and rec.meta["synapse_paths"][first.proj.name]["events"] > 0
     assert_same_bits(rec, Engine(net, synapses="dense").run(x, record="all"))
+
+
+def test_a_pool_projection_too_large_to_build_rows_for_stays_on_the_kernel(monkeypatch) -> None:
+    """A pool-only projection still gets its rows from one-hot kernel calls, under the size limit."""
+    import nir
+
+    graph = nir.NIRGraph.from_list(nir.Input(np.array([1, 8, 8])), nir.SumPool2d(np.array([2, 2]), np.array([2, 2]),
+                                                                                np.array([0, 0])),
+                                   nir.IF(r=np.ones((1, 4, 4)), v_threshold=np.full((1, 4, 4), 1.5)),
+                                   nir.Output(np.array([1, 4, 4])))
+    net = lower(graph, ConversionOptions(scale_weights=False))
+    assert net.projections[0].kind == "pool"
+    monkeypatch.setattr(events, "MAX_BUILD_ELEMENTS", 64 * 64 - 1)
+    rng = np.random.default_rng(1)
+    x = rng.random((2, 5, 1, 8, 8)) < 0.3
+    engine = Engine(net, synapses="events")
+    rec = engine.run(x, record="all")
+    assert engine.compiled[0].rows is False and rec.meta["synapse_paths"][net.projections[0].name]["events"] == 0
+    assert_same_bits(rec, GoldenModel(net).run(x, record="all"))
 
 
 def test_without_numba_the_engine_uses_the_kernel(monkeypatch) -> None:
@@ -204,3 +240,40 @@ def test_rows_in_float64_for_a_projection_beyond_the_float32_bound() -> None:
     assert i[0, 1].tolist() == [17_779_873, -127]
     # sample 1: inputs 1..139,999 on: neuron 1 sees 70,000 odd (+127) and 69,999 even (-127)
     assert i[1, 2].tolist() == [17_779_873, 127]
+
+
+def test_pooled_counts_skipped_for_an_events_consumer_are_pooled_again_when_it_turns_dense() -> None:
+    """The update skips writing sum-pooled counts while the int8 projection that reads them goes by
+    synapse rows; a chunk of that projection that then goes through the kernel must pool the raw
+    spikes itself (the skipped buffer is uninitialised memory), giving the same bits."""
+    net = _cnn()
+    rng = np.random.default_rng(9)
+    x = rng.random((3, 9) + net.populations[net.input_name].shape) < 0.05
+    engine = Engine(net, kernels="int")
+    assert engine.pooled_for, "cnn_sinabs has an int8 conv after a SumPool"
+    for name, c in engine.pooled_for.items():
+        c.last_path = "events"   # as if its latest chunk went by rows: the update skips the pooling
+        c.rows = False           # ... but now every chunk goes through the kernel
+    rec = engine.run(x, record="all")
+    assert all(rec.meta["synapse_paths"][c.proj.name]["dense"] > 0 for c in engine.pooled_for.values())
+    assert_same_bits(rec, Engine(net, synapses="dense", kernels="float").run(x, record="all"))
+
+
+def test_event_chunks_are_timed_and_a_slower_than_predicted_projection_returns_to_the_kernel() -> None:
+    """The event side's prediction is scaled by the timed cost of the projection's real event chunks:
+    after a few event chunks the ratios are recorded; if they say the rows run 1000x slower than
+    predicted, the next chunks go through the kernel."""
+    net = _cnn()
+    first = next(p for p in net.projections if p.pre == net.input_name).name
+    shape = net.populations[net.input_name].shape
+    sparse = np.zeros((4, 5) + shape, dtype=bool)
+    sparse[:, :, 0, 10, 10] = True
+    engine = Engine(net, threads=1)
+    c = next(c for c in engine.compiled if c.proj.name == first)
+    for _ in range(MEASURED_CHUNKS + 4):
+        rec = engine.run(sparse)
+    assert rec.meta["synapse_paths"][first]["events"] >= 1
+    assert c.event_ratios and len(c.event_ratios) >= MEASURED_CHUNKS and all(r > 0 for r in c.event_ratios)
+    c.event_ratios = [1000.0] * MEASURED_CHUNKS
+    rec = engine.run(sparse)
+    assert rec.meta["synapse_paths"][first] == {"dense": 1, "events": 0}
