@@ -387,7 +387,7 @@ def _run_layers(order: List[str], preds: Mapping[str, List[Tuple[str, int]]], ru
     batch, ticks = x_all.shape[0], x_all.shape[1]
     dtype = rest[inp_name].dtype
     for name in keep:
-        full[name] = np.empty((ticks, batch, *runners_shape(runners, name, rest)), dtype=rest[name].dtype)
+        full[name] = np.empty((ticks, batch, *_node_shape(name, rest)), dtype=rest[name].dtype)
     last = dict(rest)  # each node's output in the tick before the chunk, (batch, *shape)
     for t0 in range(0, ticks, span):
         t1 = min(ticks, t0 + span)
@@ -427,7 +427,7 @@ def _run_layers(order: List[str], preds: Mapping[str, List[Tuple[str, int]]], ru
         last = {k: v[-1] for k, v in cur.items()}
 
 
-def runners_shape(runners: Mapping[str, Any], name: str, rest: Mapping[str, np.ndarray]) -> Tuple[int, ...]:
+def _node_shape(name: str, rest: Mapping[str, np.ndarray]) -> Tuple[int, ...]:
     """A node's per-sample shape, read from its rest value (batch, *shape)."""
     return tuple(rest[name].shape[1:])
 
