@@ -1,30 +1,30 @@
-"""Stateless NIR nodes as batched array functions, one sample at a time where it matters.
+"""Stateless NIR nodes as batched array functions; each row's result depends on that row alone.
 
-Every function takes ``x`` of shape ``(batch, *in_shape)`` (one tick) and returns
-``(batch, *out_shape)``. Weighted sums (Affine, Linear, Conv) are computed **sample by
-sample**: BLAS and convolution kernels pick a different summation order for a different
-batch size (numpy's ``x @ W.T`` uses gemv for one row and gemm for many; oneDNN's float32
-convolution blocks over the batch), so looping keeps each sample's result bit-identical
-whatever batch it runs in. The per-call cost is about that of one sample of a batched call
-at these sizes (measured: torch conv2d 16x16x16, 35 us per sample either way).
+Every function takes ``x`` of shape ``(rows, *in_shape)`` (a row is one sample in one tick; the
+layer-major walk passes a chunk's ticks x samples as rows) and returns ``(rows, *out_shape)``.
+BLAS and convolution kernels pick a different summation order for a different number of rows
+(numpy's ``x @ W.T`` uses gemv for one row and gemm for many; oneDNN's float32 convolution blocks
+over the batch), so a weighted sum (Affine, Linear, Conv) runs batched only where its result is
+provably exact, and otherwise in an order stated per row (``reference/README.md``, "Determinism"):
+event by event for sparse rows (:mod:`reference.kernels`), one gemv / one torch convolution per
+dense row.
 
-**Exact sums run batched.** When a weighted sum is provably exact in the run's float format, its
-rounding cannot depend on the order of the additions, so the whole batch goes through one
-``x @ W.T`` (gemm) and every sample still gets the bits the per-sample loop gives (the exact sum,
-then the same bias add). Convolutions stay per sample: torch's float64 convolution already runs
-one im2col + gemm per sample (``slow_conv2d``), and one batched call measured slower on the larger
-maps (the im2col tile leaves the cache). The proof (:func:`exact_input_bound`): for one
+**Exact sums run batched.** When a weighted sum is provably exact in a float format, its
+rounding cannot depend on the order of the additions, so all rows go through one kernel call
+(Affine: ``x @ W.T`` for the provable outputs; Conv: one float32 convolution when the float32
+weights are provably exact in float32) and every row gets the bits the per-row orders give (the
+exact sum, then the same bias add). The proof (:func:`exact_input_bound`): for one
 output row with weights ``w_j`` (and its bias, when the kernel adds it inside the sum), let ``q`` be the smallest lowest-set-bit value of the non-zero terms and ``S = M * sum|w_j|
 (+ |b|)`` for integer inputs ``|x_j| <= M``. Every product ``w_j x_j`` is a multiple of ``q`` of
 magnitude ``<= S``, so is every partial sum in any order; when ``S < 2**p q`` (``p`` = 53 bits for
 float64, 24 for float32) they are all representable, so no addition rounds. The input's maximum
 and integrality are checked on every call (spikes are 0/1, sum-pooled spikes small integers);
-otherwise the per-sample loop runs.
+otherwise the per-row orders run.
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator, Tuple
+from typing import Any, Callable, Dict, Iterator, Tuple
 
 import numpy as np
 
@@ -71,6 +71,12 @@ def exact_input_bound(w2d: np.ndarray, bias: "np.ndarray | None", dtype: np.dtyp
     """Largest integer input magnitude ``M`` for which every row sum ``sum_j w[r, j] x_j (+ b_r)``
     with integer ``|x_j| <= M`` is exact in ``dtype`` in any summation order (0 if none; see the
     module docstring). ``w2d``: (rows, terms) as cast to ``dtype``; ``bias``: (rows,) or None."""
+    bounds = exact_row_bounds(w2d, bias, dtype)
+    return float(bounds.min()) if bounds.size else np.inf
+
+
+def exact_row_bounds(w2d: np.ndarray, bias: "np.ndarray | None", dtype: np.dtype) -> np.ndarray:
+    """:func:`exact_input_bound` of each row on its own: (rows,) float64, ``inf`` for an all-zero row."""
     w = np.asarray(w2d, dtype=np.float64)
     bits = 53 if np.dtype(dtype) == np.float64 else 24
     terms = lowest_bit(w)
@@ -83,8 +89,7 @@ def exact_input_bound(w2d: np.ndarray, bias: "np.ndarray | None", dtype: np.dtyp
     with np.errstate(divide="ignore", invalid="ignore"):
         m = np.where(s > 0, room / s, np.inf)
     m = np.where(np.isfinite(q), m, np.inf)     # an all-zero row sums to 0 exactly
-    bound = float(np.floor(m.min())) if m.size else np.inf
-    return max(bound, 0.0)
+    return np.maximum(np.floor(m), 0.0)
 
 
 def integer_within(x: np.ndarray, bound: float) -> bool:
@@ -93,15 +98,6 @@ def integer_within(x: np.ndarray, bound: float) -> bool:
         return False
     top = float(np.max(np.abs(x))) if x.size else 0.0
     return top <= bound and bool(np.all(np.rint(x) == x))
-
-
-def _per_sample(fn: Callable[[np.ndarray], np.ndarray], out_shape: Tuple[int, ...], dtype: np.dtype) -> Op:
-    def run(x: np.ndarray) -> np.ndarray:
-        out = np.empty((x.shape[0], *out_shape), dtype=dtype)
-        for b in range(x.shape[0]):
-            out[b] = fn(x[b])
-        return out
-    return run
 
 
 def make_op(name: str, node: object, in_shape: Tuple[int, ...], out_shape: Tuple[int, ...], dtype: np.dtype) -> Op:
@@ -139,56 +135,112 @@ def _matvec(w: np.ndarray, b: "np.ndarray | None", out_shape: Tuple[int, ...], d
 
     Spike inputs are sparse: a row with at most ``SPARSE_FRACTION`` non-zeros is computed as
     ``sum over the non-zero j, in increasing j, of W[:, j] * s_j`` (the columns of W are rows of
-    the stored ``W.T``, added one after another), denser rows as ``W @ s`` (BLAS gemv). Which
-    of the two, and every rounding, follows from the row's own values, so a sample's result
-    does not depend on the batch it runs in; the sparse form skips the columns of silent
-    inputs (the fully connected layers' weights are megabytes, read once per row by gemv).
+    the stored ``W.T``, added one after another from 0: :func:`reference.kernels.matvec_events`),
+    denser rows as ``W @ s`` (BLAS gemv, the whole matrix). Which of the two, and every rounding,
+    follows from the row's own values, so a sample's result does not depend on the batch it runs
+    in; the sparse form skips the columns of silent inputs.
+
+    Outputs whose sum is provably exact for this call's inputs (integers within the output's
+    :func:`exact_row_bounds`) are computed for all rows at once by one matrix product instead:
+    the exact sum is what either order gives, so the bits are the same.
     """
-    wt = np.ascontiguousarray(w.T)
-    limit = SPARSE_FRACTION * w.shape[1]
-    bound = exact_input_bound(w, None, dtype)  # y = W s exact for integer |s| <= bound
     import torch
 
+    from .kernels import matvec_events, row_stats
+
+    wt = np.ascontiguousarray(w.T)
+    limit = SPARSE_FRACTION * w.shape[1]
+    bounds = exact_row_bounds(w, None, dtype)  # (W s)_i exact for integer |s| <= bounds[i]
     wt_t = torch.from_numpy(wt)
+    n_out = w.shape[0]
 
-    def one(s: np.ndarray) -> np.ndarray:
-        nz = np.flatnonzero(s)
-        if nz.size > limit:
-            y = w @ s
-        else:
-            y = np.zeros(w.shape[0], dtype=dtype)
-            cols = wt[nz]
-            vals = s[nz]
-            if nz.size and not np.all(vals == 1):
-                cols = cols * vals[:, None]
-            for k in range(nz.size):       # row by row, increasing j: a fixed order
-                y += cols[k]
-        return y + b if b is not None else y
+    splits: Dict[bytes, Tuple[np.ndarray, np.ndarray]] = {}
 
-    loop = _per_sample(lambda s: one(s.reshape(-1)), out_shape, dtype)
+    def split(exact: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(the outputs without a proof for this input, their W.T columns), cached."""
+        key = np.packbits(exact).tobytes()
+        if key not in splits:
+            rest = np.flatnonzero(~exact)
+            splits[key] = (rest, np.ascontiguousarray(wt[:, rest]))
+        return splits[key]
 
     def run(x: np.ndarray) -> np.ndarray:
-        rows = x.reshape(x.shape[0], -1)
-        if x.shape[0] > 1 and integer_within(rows, bound):
-            # exact: the bits of `one` for every row. torch's matmul on the thread count `simulate` fixes
-            # (numpy's BLAS may start threads of its own, which stalled for milliseconds on a loaded machine)
-            y = torch.from_numpy(np.ascontiguousarray(rows, dtype=dtype)).matmul(wt_t).numpy()
-            if b is not None:
-                y = y + b.reshape(-1)
-            return y.reshape((x.shape[0], *out_shape))
-        return loop(x)
+        rows = np.ascontiguousarray(x.reshape(x.shape[0], -1), dtype=dtype)
+        nnz, top, whole = row_stats(rows)
+        exact = bounds >= top if whole else np.zeros(n_out, bool)
+        if exact.all():
+            # torch's matmul on the thread count `simulate` fixes (numpy's BLAS may start threads of its own,
+            # which stalled for milliseconds on a loaded machine)
+            y = torch.from_numpy(rows).matmul(wt_t).numpy()
+        else:
+            rest_cols, rest_wt = split(exact)
+            sparse = nnz <= limit
+            part = np.zeros((rows.shape[0], rest_cols.size), dtype=dtype)
+            matvec_events(rows, rest_wt, sparse, part)   # the other outputs of the sparse rows, in the fixed order
+            for r in np.flatnonzero(~sparse):
+                part[r] = (w @ rows[r])[rest_cols]         # gemv on the whole matrix, as for one row alone
+            if rest_cols.size * 2 < n_out:
+                # mostly provable: one product for every output (the provable ones are exact), the others replaced
+                y = torch.from_numpy(rows).matmul(wt_t).numpy()
+            else:
+                y = np.empty((rows.shape[0], n_out), dtype=dtype)
+                ex_cols = np.flatnonzero(exact)
+                if ex_cols.size:
+                    y[:, ex_cols] = torch.from_numpy(rows).matmul(torch.from_numpy(np.ascontiguousarray(wt[:, ex_cols]))).numpy()
+            y[:, rest_cols] = part
+        if b is not None:
+            y = y + b.reshape(-1)
+        return y.reshape((x.shape[0], *out_shape))
 
     return run
 
 
-def _conv(name: str, node: object, in_shape: Tuple[int, ...], out_shape: Tuple[int, ...], dtype: np.dtype) -> Op:
+#: a conv with at most this many input channels on sparse rows takes the event loop even where float32 is exact
+EVENTS_MAX_CHANNELS = 4
+#: a Conv input row with at most this fraction of non-zero entries is summed event by event
+CONV_SPARSE_FRACTION = 0.25
+
+
+def _float32_exact_bound(w: np.ndarray, bias: np.ndarray) -> float:
+    """:func:`exact_input_bound` in float32 of a conv's weights (C_out, ...) and bias, 0 unless both are
+    float32 values (so a float32 kernel sees exactly the run's weights)."""
+    w64 = np.asarray(w, dtype=np.float64)
+    b64 = np.asarray(bias, dtype=np.float64)
+    if not (np.array_equal(w64.astype(np.float32), w64) and np.array_equal(b64.astype(np.float32), b64)):
+        return 0.0
+    return exact_input_bound(w64.reshape(w64.shape[0], -1), b64 if np.any(b64) else None, np.float32)
+
+
+def _float32_conv_is_ieee() -> bool:
+    """True unless torch was told to run float32 convolutions at a lower internal precision (bf16/tf32)."""
     import torch
+
+    prec = getattr(getattr(torch.backends.mkldnn, "conv", None), "fp32_precision", "none")
+    return prec in ("none", "ieee")
+
+
+def _conv(name: str, node: object, in_shape: Tuple[int, ...], out_shape: Tuple[int, ...], dtype: np.dtype) -> Op:
+    """Conv1d/Conv2d of each row (rows, C, *spatial), in an order that depends on the row alone.
+
+    * Provably exact in float32 (integer inputs within :func:`exact_input_bound` of the float32 weights and
+      bias, e.g. a quantized graph's integer weights on spikes or pooled spikes): one float32 torch call
+      for all rows; the exact sum is what any kernel and order gives, so the bits are those of the other
+      two paths.
+    * Otherwise, groups 1: a row with at most ``CONV_SPARSE_FRACTION`` non-zeros is summed event by event
+      (:func:`reference.kernels.conv2d_events`: terms in (kernel row, input channel, kernel column) order, then
+      the bias); denser rows and
+      grouped convolutions run one torch call per row (one im2col + gemm each, ``slow_conv2d`` in float64).
+    """
+    import torch
+
+    from .kernels import conv2d_events, row_stats
 
     typ = node_type(node)
     tdtype = torch.float64 if np.dtype(dtype) == np.float64 else torch.float32
-    w = torch.as_tensor(np.asarray(node.weight, dtype=dtype), dtype=tdtype)
-    bias = np.asarray(node.bias, dtype=dtype)
-    b = torch.as_tensor(np.broadcast_to(bias, (w.shape[0],)).copy(), dtype=tdtype)
+    w_np = np.asarray(node.weight, dtype=dtype)
+    w = torch.as_tensor(w_np, dtype=tdtype)
+    bias = np.broadcast_to(np.asarray(node.bias, dtype=dtype), (w.shape[0],)).copy()
+    b = torch.as_tensor(bias, dtype=tdtype)
     groups = int(np.asarray(node.groups).ravel()[0])
     pad = conv_padding(node, name, in_shape[1:])
     if typ == "Conv2d":
@@ -199,31 +251,77 @@ def _conv(name: str, node: object, in_shape: Tuple[int, ...], out_shape: Tuple[i
         stride = (int(np.atleast_1d(node.stride)[0]),)
         dil = (int(np.atleast_1d(node.dilation)[0]),)
         fn = torch.nn.functional.conv1d
+    bound32 = _float32_exact_bound(w_np, bias)
+    w32, b32 = w.to(torch.float32), b.to(torch.float32)
+    # the event kernel works on 2-d maps: a Conv1d is a Conv2d of height 1
+    w4 = w_np if typ == "Conv2d" else w_np[:, :, None, :]
+    wt = np.ascontiguousarray(w4.transpose(1, 2, 3, 0))     # (C_in, KH, KW, C_out)
+    ev_stride, ev_pad, ev_dil = ((stride, pad, dil) if typ == "Conv2d" else ((1, *stride), (0, *pad), (1, *dil)))
+    ev_out = tuple(out_shape[1:]) if typ == "Conv2d" else (1, out_shape[1])
+    ev_bias = bias if np.any(bias) else None
+    size = int(np.prod(in_shape))
+    # few input channels: the float32 kernel gains little over the event loop (measured: 2 -> 16 channels)
+    ev_cheaper = w_np.shape[1] <= EVENTS_MAX_CHANNELS
 
     def one(s: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(np.ascontiguousarray(s))[None]
         return fn(t, w, b, stride=stride, padding=pad, dilation=dil, groups=groups)[0].numpy()
 
-    return _per_sample(one, out_shape, dtype)
+    def run(x: np.ndarray) -> np.ndarray:
+        n = x.shape[0]
+        x = np.ascontiguousarray(x, dtype=dtype)
+        if groups == 1 and bound32 == 0:
+            # no float32 path: the event loop on every row (it counts each row's non-zeros), dense rows again by torch
+            nnz = np.empty(n, dtype=np.int64)
+            out = conv2d_events(x if typ == "Conv2d" else x[:, :, None, :], wt, ev_bias, ev_stride, ev_pad, ev_dil,
+                                ev_out, nnz).reshape((n, *out_shape))
+            for r in np.flatnonzero(nnz > CONV_SPARSE_FRACTION * size):
+                out[r] = one(x[r])
+            return out
+        nnz, top, whole = row_stats(x)
+        sparse = nnz <= CONV_SPARSE_FRACTION * size
+        if n and whole and top <= bound32 and not (groups == 1 and sparse.all() and ev_cheaper) and _float32_conv_is_ieee():
+            t = torch.from_numpy(x.astype(np.float32))
+            y = fn(t, w32, b32, stride=stride, padding=pad, dilation=dil, groups=groups)
+            return y.numpy().astype(dtype)
+        if groups == 1 and sparse.all():
+            got = conv2d_events(x if typ == "Conv2d" else x[:, :, None, :], wt, ev_bias, ev_stride, ev_pad, ev_dil, ev_out)
+            return got.reshape((n, *out_shape))
+        out = np.empty((n, *out_shape), dtype=dtype)
+        if groups == 1 and sparse.any():
+            idx = np.flatnonzero(sparse)
+            rows = x[idx]
+            if typ == "Conv1d":
+                rows = rows[:, :, None, :]
+            got = conv2d_events(rows, wt, ev_bias, ev_stride, ev_pad, ev_dil, ev_out)
+            out[idx] = got.reshape((idx.size, *out_shape))
+        else:
+            sparse[:] = False
+        for r in np.flatnonzero(~sparse):
+            out[r] = one(x[r])
+        return out
+
+    return run
 
 
 def _pool(name: str, node: object, typ: str, in_shape: Tuple[int, ...], out_shape: Tuple[int, ...], dtype: np.dtype) -> Op:
     """Sum/average pooling with zero padding; AvgPool divides by the full kernel area
-    (padding counted, PyTorch's ``count_include_pad=True``). Pure numpy, exact order:
-    the window is summed row by row in a fixed order, independent of the batch."""
+    (padding counted, PyTorch's ``count_include_pad=True``). Exact order: the window is summed
+    row by row in a fixed order, independent of the batch (:func:`reference.kernels.pool_sum`)."""
     kh, kw = pair(node.kernel_size, "kernel_size", name)
     sh, sw = pair(node.stride, "stride", name)
     ph, pw = pair(node.padding, "padding", name)
     _, oh, ow = out_shape
     area = float(kh * kw)
 
+    from .kernels import pool_sum
+
     def run(x: np.ndarray) -> np.ndarray:
         if ph or pw:
             x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        out = np.zeros((x.shape[0], *out_shape), dtype=dtype)
-        for i in range(kh):
-            for j in range(kw):
-                out += x[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw]
+        # out = 0; out += each window offset's slice, (i, j) row-major: one pass in numba
+        src = x if x.dtype == np.uint8 else np.asarray(x, dtype=dtype)   # uint8: spikes of the layer-major walk
+        out = pool_sum(src, (kh, kw), (sh, sw), (oh, ow), dtype)
         if typ == "AvgPool2d":
             out /= np.asarray(area, dtype=dtype)
         return out

@@ -218,16 +218,26 @@ def simulate(graph: object, inputs: "np.ndarray | Sequence", *, preset: "str | D
                 want(name, "output", dt_)
     recorded_nodes = {n for n, _ in rec}
 
-    x_all = arr.astype(dt_, copy=False)
+    # the layer-major walk converts each chunk of the input as it reads it (no float copy of the whole batch)
+    x_all = arr if (LAYER_MAJOR and not flat.back_edges) else arr.astype(dt_, copy=False)
     uses_torch = any(flat.type_of(n) in ("Conv1d", "Conv2d", "Affine", "Linear") for n in flat.nodes)
     step = block_samples(flat, dt_)
+    layer_major = LAYER_MAJOR and not flat.back_edges  # feed-forward: every edge goes forward in flat.order
+    stages = layer_stages(flat, dt_, step, ticks) if layer_major else []
     with (torch_single_thread() if uses_torch else contextlib.nullcontext()):
         for lo in range(0, batch, step):  # every sample's values are independent of its block
             hi = min(batch, lo + step)
             for n in stateful:
                 runners[n].reset_state(hi - lo, ticks)
-            _run_ticks(order, preds, runners, stateful, {n: v[lo:hi] for n, v in rest.items()}, x_all[lo:hi],
-                       inp_name, {k: v[lo:hi] for k, v in rec.items()}, recorded_nodes)
+            blk_rest = {n: v[lo:hi] for n, v in rest.items()}
+            blk_rec = {k: v[lo:hi] for k, v in rec.items()}
+            if layer_major:
+                full: Dict[str, np.ndarray] = {}
+                for nodes_, span, keep in stages:
+                    _run_layers(nodes_, preds, runners, stateful, blk_rest, x_all[lo:hi], inp_name, blk_rec,
+                                recorded_nodes, span, full, keep)
+            else:
+                _run_ticks(order, preds, runners, stateful, blk_rest, x_all[lo:hi], inp_name, blk_rec, recorded_nodes)
 
     result = Recording(dt=disc.dt, meta={
         "backend": "reference",
@@ -258,6 +268,52 @@ def block_samples(flat: FlatGraph, dtype: np.dtype) -> int:
     operation elementwise), so blocking changes no bit."""
     largest = max((int(np.prod(shape, dtype=np.int64)) for shape in flat.out_shape.values()), default=1)
     return max(1, BLOCK_BYTES // max(1, largest * np.dtype(dtype).itemsize))
+
+
+#: run graphs without back-edges layer by layer (:func:`_run_layers`); False: tick by tick (the same bits)
+LAYER_MAJOR = True
+#: bytes of the largest node's values in one chunk of a block (its samples times the chunk's ticks)
+CHUNK_BYTES = 2 ** 22
+
+
+#: a node whose per-sample values are at most this fraction of the largest node's may run in a later stage
+SMALL_FRACTION = 1 / 16
+
+
+def chunk_ticks(sizes: Iterable[int], dtype: np.dtype, block: int) -> int:
+    """Ticks per chunk of a layer-major stage whose nodes hold ``sizes`` values per sample and tick: the
+    largest node's values for ``block`` samples and that many ticks take about :data:`CHUNK_BYTES`
+    (at least 1). Like the block size it changes no bit: a stateless node's rows are independent, a
+    stateful node steps tick by tick whatever the chunk."""
+    largest = max(sizes, default=1)
+    return max(1, CHUNK_BYTES // max(1, block * largest * np.dtype(dtype).itemsize))
+
+
+def layer_stages(flat: FlatGraph, dtype: np.dtype, block: int, ticks: int) -> List[Tuple[List[str], int, Set[str]]]:
+    """The layer-major walk's stages: ``(nodes, ticks per chunk, nodes whose whole output a later stage reads)``.
+
+    One stage, unless a tail of ``flat.order`` holds only small nodes (at most :data:`SMALL_FRACTION` of the
+    largest node's size) and reads only small nodes before it: the tail then runs after the head has run
+    all ticks, in longer chunks (a fully connected layer's weight matrix is read once per chunk, so it wants
+    many rows per call; the large maps want short chunks that stay in cache). The head's outputs that the
+    tail reads are kept for all ticks. No bit depends on the stages (see :func:`chunk_ticks`)."""
+    size = {n: int(np.prod(flat.out_shape[n], dtype=np.int64)) for n in flat.order}
+    small_limit = max(size.values()) * SMALL_FRACTION
+    order = list(flat.order)
+    cut = len(order)
+    for k in range(len(order) - 1, 0, -1):
+        if size[order[k]] > small_limit:
+            break
+        tail = set(order[k:])
+        if all(size[s] <= small_limit for s, t in flat.edges if t in tail and s not in tail):
+            cut = k
+    head, tail_nodes = order[:cut], order[cut:]
+    if not tail_nodes:
+        return [(head, chunk_ticks(size.values(), dtype, block), set())]
+    tail = set(tail_nodes)
+    keep = {s for s, t in flat.edges if t in tail and s not in tail}
+    return [(head, chunk_ticks((size[n] for n in head), dtype, block), keep),
+            (tail_nodes, chunk_ticks((size[n] for n in tail_nodes), dtype, block), set())]
 
 
 def fold_biases(flat: FlatGraph) -> Tuple[Dict[str, np.ndarray], Dict[str, object]]:
@@ -314,6 +370,102 @@ def _run_ticks(order: List[str], preds: Mapping[str, List[Tuple[str, int]]], run
                 _store(rec, name, t, out, runners.get(name))
         prev = cur
     return prev
+
+
+def _run_layers(order: List[str], preds: Mapping[str, List[Tuple[str, int]]], runners: Mapping[str, Any],
+                stateful: Set[str], rest: Dict[str, np.ndarray], x_all: np.ndarray, inp_name: str,
+                rec: Dict[Tuple[str, str], np.ndarray], recorded_nodes: Set[str], span: int,
+                full: Dict[str, np.ndarray], keep: Set[str]) -> None:
+    """One stage of the layer-major walk of a graph without back-edges: ticks in chunks of ``span``; within a
+    chunk each node of ``order`` (topological over all edges) runs once on all its ticks, arrays (ticks, batch,
+    *shape). A stateless node sees the chunk's ticks x batch as one batch of rows (each row's result depends on
+    that row alone), a stateful node steps through the ticks in order; a delay-1 edge reads its source's
+    previous tick, the last tick of the previous chunk (or the rest value) for the chunk's first. Sources in an
+    earlier stage are read from ``full`` (all ticks); the outputs of ``keep`` are stored there. Fused IF/LIF
+    loops emit their spikes as uint8 0/1; every consumer converts them to the run dtype (exactly) before any
+    arithmetic. Every value equals the tick-major walk's (:func:`_run_ticks`)."""
+    batch, ticks = x_all.shape[0], x_all.shape[1]
+    dtype = rest[inp_name].dtype
+    for name in keep:
+        full[name] = np.empty((ticks, batch, *_node_shape(name, rest)), dtype=rest[name].dtype)
+    last = dict(rest)  # each node's output in the tick before the chunk, (batch, *shape)
+    for t0 in range(0, ticks, span):
+        t1 = min(ticks, t0 + span)
+        n = t1 - t0
+        cur: Dict[str, np.ndarray] = {}
+
+        def source(src: str) -> np.ndarray:
+            return cur[src] if src in cur else full[src][t0:t1]
+
+        for name in order:
+            stored = False  # the spikes are in the recording already
+            if name == inp_name:
+                out = np.ascontiguousarray(x_all[:, t0:t1].swapaxes(0, 1), dtype=rest[name].dtype)
+            else:
+                x, first = None, None
+                for src, d in preds[name]:
+                    val = source(src)
+                    if d:
+                        before = last[src] if src in cur or t0 == 0 else full[src][t0 - 1]
+                        if len(preds[name]) == 1 and name in stateful:
+                            x, first = val, before      # the node reads x[t - 1] itself (no shifted copy)
+                            continue
+                        val = np.concatenate([np.broadcast_to(before, val.shape[1:])[None], val[:-1]])
+                    if len(preds[name]) > 1 and val.dtype != dtype:
+                        val = val.astype(dtype)   # uint8 spikes are summed as floats (no wrap-around)
+                    x = val if x is None else x + val
+                if name in stateful:
+                    out, stored = _run_stateful(runners[name], x, rec, name, t0, first)
+                else:
+                    flat_out = runners[name](x.reshape((n * batch, *x.shape[2:])))
+                    out = flat_out.reshape((n, batch, *flat_out.shape[1:]))
+            cur[name] = out
+            if name in keep:
+                full[name][t0:t1] = out
+            if name in recorded_nodes:
+                _store_chunk(rec, name, t0, out, spikes=not stored)
+        last = {k: v[-1] for k, v in cur.items()}
+
+
+def _node_shape(name: str, rest: Mapping[str, np.ndarray]) -> Tuple[int, ...]:
+    """A node's per-sample shape, read from its rest value (batch, *shape)."""
+    return tuple(rest[name].shape[1:])
+
+
+def _run_stateful(runner: Any, x: np.ndarray, rec: Dict[Tuple[str, str], np.ndarray], name: str, t0: int,
+                  first: "np.ndarray | None" = None) -> np.ndarray:
+    """A stateful node over a chunk ``x`` (ticks, batch, *shape) (with ``first`` (batch, *shape): its input is
+    ``first`` then ``x[:-1]``): its fused loop when it has one and no state is recorded (which also writes the
+    recorded spikes), else :meth:`step` tick by tick (recording ``v``/``i`` after each). Returns (outputs,
+    whether the spikes are recorded already)."""
+    wants_state = (name, "v") in rec or (name, "i") in rec
+    fused = None if wants_state else getattr(runner, "run_ticks", None)
+    if fused is not None:
+        spikes = rec[(name, "spikes")][:, t0:t0 + x.shape[0]] if (name, "spikes") in rec else None
+        out = fused(x, first, spikes)
+        if out is not None:
+            return out, spikes is not None
+    if first is not None:
+        x = np.concatenate([np.broadcast_to(first, x.shape[1:])[None], x[:-1]])
+    out = None
+    for k in range(x.shape[0]):
+        z = runner.step(x[k])
+        if out is None:
+            out = np.empty((x.shape[0], *z.shape), dtype=z.dtype)
+        out[k] = z
+        if (name, "v") in rec:
+            rec[(name, "v")][:, t0 + k] = runner.v
+        if (name, "i") in rec:
+            rec[(name, "i")][:, t0 + k] = runner.i
+    return out, False
+
+
+def _store_chunk(rec: Dict[Tuple[str, str], np.ndarray], name: str, t0: int, out: np.ndarray, spikes: bool = True) -> None:
+    t1 = t0 + out.shape[0]
+    if spikes and (name, "spikes") in rec:
+        np.not_equal(out.swapaxes(0, 1), 0, out=rec[(name, "spikes")][:, t0:t1])
+    if (name, "output") in rec:
+        rec[(name, "output")][:, t0:t1] = out.swapaxes(0, 1)
 
 
 def _store(rec: Dict[Tuple[str, str], np.ndarray], name: str, t: int, out: np.ndarray, runner: object) -> None:

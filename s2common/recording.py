@@ -31,6 +31,11 @@ from .atomic import atomic_path
 from .errors import InvalidGraphError
 
 OBSERVABLES = ("spikes", "v", "i", "output")
+#: meta keys that describe how a run went rather than what it computed (the emulator's per-projection
+#: count of kernel and event chunks, chosen from timings measured on this machine): kept in memory
+#: for benchmarks and diagnostics, never written to a file, so that a file is a function of the model,
+#: the input and the options alone (the same seed gives the same bytes)
+RUN_DIAGNOSTICS = ("synapse_paths",)
 
 
 @dataclass
@@ -122,7 +127,8 @@ class Recording:
         with atomic_path(path, suffix=".h5") as tmp:
             nir.write_data(tmp, graph_data)
             with h5py.File(tmp, "a") as f:
-                f.attrs["s2gate_meta_json"] = json.dumps(self.meta, sort_keys=True, default=_json_default)
+                stored = {k: v for k, v in self.meta.items() if k not in RUN_DIAGNOSTICS}
+                f.attrs["s2gate_meta_json"] = json.dumps(stored, sort_keys=True, default=_json_default)
                 f.attrs["s2gate_dt"] = float(self.dt)
                 f.attrs["s2gate_node_order_json"] = json.dumps(list(self.data))
                 for node, obs in self.data.items():
