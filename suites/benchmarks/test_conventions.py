@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PREFIXES = ("time_", "timeraw_", "mem_", "peakmem_", "track_")
 HOOKS = {"setup", "teardown", "setup_cache"}
 # benchmarks/ modules that are scripts, not asv benchmark modules
-SCRIPTS = {"common", "throughput", "reference_vs_norse", "gate_regression"}
+SCRIPTS = {"common", "throughput", "reference_vs_norse", "reference_vs_commit", "gate_regression"}
 
 
 def _modules():
