@@ -350,7 +350,6 @@ def _events_update(src8, src64, src_offset, indptr, pos, pat, table, in_position
                    v, alpha, thr, off, v_reset, subtract, per_neuron, spikes, sp64, count, t0, length,
                    pooled, pooling, pool_index, pairs, sp16, pc, ph_, pw_, pky):  # pragma: no cover - compiled
     B = v.shape[0]
-    words = src64.shape[2]
     pre = src8.shape[2]
     positions, channels = scratch.shape
     a0, th0, o0, r0 = alpha[0], thr[0], off[0], v_reset[0]
@@ -364,29 +363,9 @@ def _events_update(src8, src64, src_offset, indptr, pos, pat, table, in_position
         for j in range(length):
             t = t0 + j
             ts = t + src_offset
-            n_act = 0
-            if ts >= 0:
-                for wd in range(words):
-                    if src64[b, ts, wd] != 0:
-                        for q in range(wd * 8, wd * 8 + 8):
-                            if src8[b, ts, q]:
-                                active[n_act] = q
-                                n_act += 1
-                for q in range(words * 8, pre):
-                    if src8[b, ts, q]:
-                        active[n_act] = q
-                        n_act += 1
+            n_act = _spiking_sources(src8, src64, b, ts, active) if ts >= 0 else 0
             for a_ in range(n_act):
-                q = active[a_]
-                ci = q // in_positions
-                base = np.uint64(ci * n_patterns)         # unsigned indices: no negative-index check
-                sq = q - ci * in_positions
-                for e in range(indptr[sq], indptr[sq + 1]):
-                    # 2-D indexing (not row views): numba/LLVM then vectorises the run over channels
-                    tp = pos[e]
-                    tv = base + pat[e]
-                    for c in range(channels):
-                        scratch[tp, c] += table[tv, c]
+                _add_source_vectors(active[a_], in_positions, n_patterns, indptr, pos, pat, table, scratch)
             sp = spikes[b, t]
             cnt = 0
             # golden order (see _update): fl32(alpha * v); + fl32(I); + i_offset; v > threshold; reset.
@@ -522,10 +501,13 @@ def _compiled():
         from numba import njit
     except Exception:  # pragma: no cover - a broken numba install: torch paths only
         return None
+    from .vector_rows import compiled_helpers
+
     jit = njit(cache=True, nogil=True)
-    global _pool_tick, _pool_pairs
+    global _pool_tick, _pool_pairs, _spiking_sources, _add_source_vectors
     _pool_tick = jit(_pool_tick_py)      # called by the loops below (bound before they compile)
     _pool_pairs = jit(_pool_pairs_py)
+    _spiking_sources, _add_source_vectors = compiled_helpers()
     return {"update": jit(_update), "events_update": jit(_events_update), "cols": jit(_cols_py)}
 
 
