@@ -547,7 +547,6 @@ def measure_seed_gate(samples: int = 264, timeout: float = 1800.0, threads: Opti
             except psutil.Error:
                 pass
             time.sleep(0.1)
-        peak_total = peak_total or 0
         stdout, stderr = proc.communicate()
         wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -556,8 +555,7 @@ def measure_seed_gate(samples: int = 264, timeout: float = 1800.0, threads: Opti
                            # the subprocess itself (and what it waited for); Dask's workers are seen only by the sampler
                            "process_cpu_seconds": max(cpu, sum(cpu_tree.values())),
                            "exit": proc.returncode,
-                           "peak_rss_mib": (peak_total / 2 ** 20) if peak_total else resource.getrusage(
-                               resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0,
+                           "peak_rss_mib": (peak_total / 2 ** 20) if peak_total else after.ru_maxrss / 1024.0,
                            # sampled: ru_maxrss of the children would count the resident memory a forked child
                            # shares with this (large) benchmark process until it execs (read 11 GiB once)
                            "peak_single_process_rss_mib": (peak_single / 2 ** 20) if peak_single else None}

@@ -26,7 +26,7 @@ operations from the float reference's recording vs the emulator's.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -232,7 +232,9 @@ def _synops_graph(flat: Any, recording: Recording) -> SynapticOps:
 #: what a node sends per tick, as far as operation counts need it: ``(active, binary)`` with
 #: ``active`` bool (batch, time, *shape) = "value non-zero" and ``binary`` = every value is a
 #: non-negative integer (spikes or spike counts: accumulates, not multiply-accumulates)
-_Active = tuple
+_Active = Tuple[np.ndarray, bool]
+#: marks, in the mask cache, a recorded node whose values are signed or fractional (mask tracing stops there)
+_SIGNED = object()
 
 
 def _input_active(flat: Any, name: str, recording: Recording, masks: Dict[str, Optional[_Active]],
@@ -256,7 +258,7 @@ def _input_active(flat: Any, name: str, recording: Recording, masks: Dict[str, O
 
 def _has_signed(flat: Any, name: str, masks: Dict[str, Any]) -> bool:
     """True if mask tracing met a recorded node with signed or fractional values upstream of ``name``."""
-    return any(masks.get(p) == "signed" for p in _ancestors(flat, name))
+    return any(masks.get(p) is _SIGNED for p in _ancestors(flat, name))
 
 
 def _ancestors(flat: Any, name: str) -> List[str]:
@@ -273,7 +275,7 @@ def _ancestors(flat: Any, name: str) -> List[str]:
 
 def _node_input_active(flat: Any, name: str, recording: Recording, masks: Dict[str, Any]) -> Optional[_Active]:
     """``(active, True)`` of the input of ``name`` when every contributing value is a spike or
-    spike count; None if it is not recorded or (then ``masks`` marks a node ``"signed"``) not binary."""
+    spike count; None if it is not recorded or (then ``masks`` marks a node :data:`_SIGNED`) not binary."""
     parts = []
     for pred in flat.predecessors(name):
         out = _node_output_active(flat, pred, recording, masks)
@@ -294,7 +296,7 @@ def _node_input_active(flat: Any, name: str, recording: Recording, masks: Dict[s
 def _node_output_active(flat: Any, name: str, recording: Recording, masks: Dict[str, Any]) -> Optional[_Active]:
     if name in masks:
         got = masks[name]
-        return None if got == "signed" else got
+        return None if got is _SIGNED else got
     masks[name] = None  # guards cycles through stateless nodes (rejected by flatten_graph anyway)
     node = flat.nodes[name]
     typ = type(node).__name__
@@ -307,7 +309,7 @@ def _node_output_active(flat: Any, name: str, recording: Recording, masks: Dict[
         elif bool(np.all((x >= 0) & (x == np.round(x)))):
             out = (x != 0, True)
         else:
-            out = "signed"
+            out = _SIGNED
     elif typ == "Flatten":
         a = _node_input_active(flat, name, recording, masks)
         out = None if a is None else (a[0].reshape(a[0].shape[0], a[0].shape[1], *flat.out_shape[name]), True)
@@ -315,7 +317,7 @@ def _node_output_active(flat: Any, name: str, recording: Recording, masks: Dict[
         a = _node_input_active(flat, name, recording, masks)
         out = None if a is None else (_or_pool(a[0], node, name, flat.out_shape[name]), True)
     masks[name] = out
-    return None if out == "signed" else out
+    return None if out is _SIGNED else out
 
 
 def _or_pool(active: np.ndarray, node: Any, name: str, out_shape: Sequence[int]) -> np.ndarray:

@@ -257,16 +257,6 @@ def add_conversion_arguments(parser: argparse.ArgumentParser, title: str = "disc
     return g
 
 
-def add_profile_argument(parser: "argparse._ActionsContainer") -> None:
-    """``--profile NAME``: a vendor profile (``s2emu.profiles``), for run, map and gate."""
-    from s2emu.profiles import PROFILES
-
-    parser.add_argument("--profile", default=None, choices=list(PROFILES), metavar="NAME",
-                        help="a vendor profile: the py-spinnaker2 conversion settings of one public run "
-                             f"({', '.join(PROFILES)}; see s2emu/profiles.py); flags given override it "
-                             "(default: the model's s2gate.profile metadata, else none)")
-
-
 def conversion_options(args: argparse.Namespace, graph: Any = None):
     """The :class:`~s2emu.network.ConversionOptions` of :func:`add_conversion_arguments`' flags.
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -452,21 +452,25 @@ def _run_flows(s: _Sections, cfg: GateConfig, builds: Dict[str, _Build], sweep_f
         if f is not None:
             f.samples = min(n, cfg.sweep_samples or n)
             runs[f.name] = FlowRun(f, guard=s, threads=threads)
-    batch = batch_size(cfg, [r.flow for r in runs.values()], spikes)
+    batch = batch_size(cfg, flow_graphs(r.flow for r in runs.values()), int(spikes.shape[1]))
     with tqdm(total=n, desc="s2gate evaluate", unit="sample", disable=not cfg.progress, leave=False) as bar:
         (runner or run_batches)(list(runs.values()), spikes, batch, progress=bar.update)
     return runs
 
 
-def batch_size(cfg: GateConfig, flows: Sequence[Any], spikes: np.ndarray) -> int:
+def batch_size(cfg: GateConfig, flats: Sequence[Any], ticks: int) -> int:
     """``cfg.batch_size``, or when None the automatic one (:func:`harness.gate.flow.auto_batch_size`)
-    over the flows' graphs and float views at the data's ticks."""
+    over the flattened graphs ``flats`` (None entries ignored) at ``ticks`` ticks."""
     if cfg.batch_size is not None:
         return max(1, int(cfg.batch_size))
     from .flow import auto_batch_size
 
-    flats = [f for flow in flows for f in (flow.flat, flow.float_flat)]
-    return auto_batch_size(flats, int(spikes.shape[1]) if spikes.ndim > 1 else 1)
+    return auto_batch_size(list(flats), ticks)
+
+
+def flow_graphs(flows: Iterable[Any]) -> List[Any]:
+    """The flattened int8 graphs and float views of ``flows`` (what their runs record)."""
+    return [f for flow in flows for f in (flow.flat, flow.float_flat)]
 
 
 def evaluate(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] = None,
@@ -578,13 +582,15 @@ def threshold_ablation_section(cfg: GateConfig, float_graph: Any, spikes: np.nda
     graph at ``cfg.percentile`` on the first ``cfg.threshold_ablation_samples`` test samples, the search
     on as many calibration samples (:func:`ablation_calibration`)."""
     from harness.quantize.thresholds import threshold_ablation
+    from s2common.graph import as_flat
 
     from .results import AblationVariant, ThresholdAblationResult
 
     n = int(cfg.threshold_ablation_samples)
     calib, where = ablation_calibration(cfg, int(spikes.shape[1]))
     t = threshold_ablation(float_graph, spikes[:n], labels[:n], calib, model=os.path.basename(cfg.model),
-                           percentile=float(cfg.percentile), chunk=batch_size(cfg, [], spikes))
+                           percentile=float(cfg.percentile),
+                           chunk=batch_size(cfg, [as_flat(float_graph)], int(spikes.shape[1])))
     return ThresholdAblationResult(
         samples=int(t.samples), calibration_samples=int(t.calibration_samples), calibration_source=where,
         percentile=float(t.percentile), preset=str(t.preset), populations=list(t.populations),
@@ -704,7 +710,7 @@ def _hil(s: _Sections, cfg: GateConfig, build: Optional[_Build], spikes: Optiona
         from harness.compare import compare_recordings, tally_trains
         from harness.run import BoardBackend, EmulatorBackend
 
-        x = spikes[: min(len(spikes), batch_size(cfg, [flow], spikes))]
+        x = spikes[: min(len(spikes), batch_size(cfg, flow_graphs([flow]), int(spikes.shape[1])))]
         board = BoardBackend(host=cfg.board_host, max_atoms_per_core=build.atoms or None).run(flow.graph, x, record="all")
         emu = EmulatorBackend(network=flow.network).run(flow.graph, x, record="all")
         comp = compare_recordings(emu, board, observables=("spikes", "v"))
@@ -765,7 +771,7 @@ def sweep(config: GateConfig, *, data: Optional[Tuple[np.ndarray, np.ndarray]] =
         clipped[p] = sum(r.clipped_fraction * r.n_weights for r in q.layers) / n_w if n_w else 0.0
     N = int(spikes.shape[0])
     with tqdm(total=N, desc="s2gate sweep", unit="sample", disable=not config.progress, leave=False) as bar:
-        (runner or run_batches)(list(runs.values()), spikes, batch_size(config, [r.flow for r in runs.values()], spikes),
+        (runner or run_batches)(list(runs.values()), spikes, batch_size(config, flow_graphs(r.flow for r in runs.values()), int(spikes.shape[1])),
                                 progress=bar.update)
     cfg = config.as_dict()
     for key in ("report", "batch_size", "progress"):

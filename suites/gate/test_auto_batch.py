@@ -1,10 +1,8 @@
 """The gate's automatic batch size: bounded by one batch's spike record, never above 64, never 0."""
 from __future__ import annotations
 
-import numpy as np
-
 from harness.gate.config import BATCH_RECORD_BYTES, GateConfig
-from harness.gate.evaluate import batch_size
+from harness.gate.evaluate import batch_size, flow_graphs
 from harness.gate.flow import auto_batch_size
 from harness.models import seedscale
 from s2common.graph import flatten_graph
@@ -26,13 +24,15 @@ def test_seed_scale_batch_from_its_neuron_count():
 
 def test_config_batch_size_wins_over_the_automatic_one():
     flat = flatten_graph(seedscale.graph())
-
-    class F:  # the two graphs a flow carries
-        def __init__(self, flat):
-            self.flat, self.float_flat = flat, None
-
-    x = np.zeros((3, 100, 2, 64, 64), bool)
-    assert batch_size(GateConfig(batch_size=7), [F(flat)], x) == 7
-    assert batch_size(GateConfig(), [F(flat)], x) == 21
+    assert batch_size(GateConfig(batch_size=7), [flat], 100) == 7
+    assert batch_size(GateConfig(), [flat, None], 100) == 21
     # the largest graph of all flows decides
-    assert batch_size(GateConfig(), [F(flatten_graph(seedscale.quantized_graph())), F(flat)], x) == 21
+    assert batch_size(GateConfig(), [flatten_graph(seedscale.quantized_graph()), None, flat], 100) == 21
+
+
+def test_flow_graphs_are_the_int8_graphs_and_float_views():
+    class F:  # the two graphs a flow carries
+        def __init__(self, flat, float_flat):
+            self.flat, self.float_flat = flat, float_flat
+
+    assert flow_graphs([F("q1", "f1"), F("q2", None)]) == ["q1", "f1", "q2", None]
